@@ -1,0 +1,86 @@
+//! The Burn backend a run uses, chosen at run time among those compiled in.
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+/// A Burn execution backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Pure-Rust CPU backend (Burn's default CPU backend since 0.22).
+    Flex,
+    /// The deprecated burn-ndarray CPU backend.
+    Ndarray,
+    /// wgpu (Vulkan, Metal, DirectX or WebGPU).
+    Wgpu,
+    /// CUDA.
+    Cuda,
+}
+
+impl Backend {
+    /// Every backend flatland knows, compiled in or not.
+    pub const ALL: [Backend; 4] = [Backend::Flex, Backend::Ndarray, Backend::Wgpu, Backend::Cuda];
+
+    /// Name used on the command line and in records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Flex => "flex",
+            Backend::Ndarray => "ndarray",
+            Backend::Wgpu => "wgpu",
+            Backend::Cuda => "cuda",
+        }
+    }
+
+    /// Cargo feature that compiles this backend in.
+    pub fn is_compiled(self) -> bool {
+        match self {
+            Backend::Flex => cfg!(feature = "flex"),
+            Backend::Ndarray => cfg!(feature = "ndarray"),
+            Backend::Wgpu => cfg!(feature = "wgpu"),
+            Backend::Cuda => cfg!(feature = "cuda"),
+        }
+    }
+
+    /// The backends compiled into this build.
+    pub fn compiled() -> Vec<Backend> {
+        Self::ALL.into_iter().filter(|b| b.is_compiled()).collect()
+    }
+
+    /// The device (without autodiff) of this backend, or `None` when it is not compiled in.
+    #[allow(unreachable_code)]
+    pub fn device(self) -> Option<Device> {
+        match self {
+            #[cfg(feature = "flex")]
+            Backend::Flex => Some(Device::flex()),
+            #[cfg(feature = "ndarray")]
+            #[allow(deprecated)] // kept selectable on purpose: the issue asks for it
+            Backend::Ndarray => Some(Device::ndarray()),
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu => Some(Device::wgpu(Default::default())),
+            #[cfg(feature = "cuda")]
+            Backend::Cuda => Some(Device::cuda(0)),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Backend {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|b| b.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Self::ALL.iter().map(|b| b.name()).collect();
+            format!("unknown backend '{s}'; accepted: {}", names.join(", "))
+        })
+    }
+}

@@ -1,0 +1,235 @@
+//! Adam training and evaluation, shared by every study.
+//!
+//! Keskar et al. train SB and LB alike with Adam (§2.2); the paper's metric is accuracy on the
+//! train and test sets. Evaluation always runs the model in inference mode (batch norm on its
+//! running statistics, no dropout), on the whole split, in fixed-size chunks.
+
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use datasets::{Dataset, Split};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::mlp::MlpSpec;
+use crate::shallow::ShallowSpec;
+use crate::vgg::VggSpec;
+use crate::{Classifier, DropoutRng};
+
+/// Any network flatland can build, as stored in a record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "family", rename_all = "lowercase")]
+pub enum NetSpec {
+    /// F1/F2 family.
+    Mlp(MlpSpec),
+    /// C1/C3 family.
+    Shallow(ShallowSpec),
+    /// C2/C4 family.
+    Vgg(VggSpec),
+}
+
+/// How one run trains.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Minibatch size (samples per Adam step).
+    pub batch_size: usize,
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Adam step size (Keras' default 1e-3 in Keskar's code).
+    pub learning_rate: f64,
+    /// Samples per forward pass when evaluating (does not change the result: inference mode).
+    pub eval_batch: usize,
+}
+
+/// Seeds of one run, derived by the caller from the master seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSeeds {
+    /// Initial weights.
+    pub init: u64,
+    /// Batch order and dropout masks.
+    pub order: u64,
+}
+
+/// Metrics after an epoch (epoch 0 is the initialization). Losses are mean cross-entropy,
+/// accuracies percent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Mean cross-entropy on the training set.
+    pub train_loss: f64,
+    /// Accuracy on the training set, %.
+    pub train_acc: f64,
+    /// Mean cross-entropy on the test set.
+    pub test_loss: f64,
+    /// Accuracy on the test set, %.
+    pub test_acc: f64,
+}
+
+impl NetSpec {
+    /// Trainable parameters of this network.
+    pub fn parameter_count(&self, device: &Device) -> usize {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        match self {
+            NetSpec::Mlp(s) => s.init(&mut rng, device).num_params(),
+            NetSpec::Shallow(s) => s.init(&mut rng, device).num_params(),
+            NetSpec::Vgg(s) => s.init(&mut rng, device).num_params(),
+        }
+    }
+
+    /// Builds the network from `seeds.init` and trains it with Adam on `data`, calling `on_epoch`
+    /// after the initial evaluation and after every epoch. `device` is a plain (non-autodiff)
+    /// device; training runs on its autodiff wrapper.
+    pub fn train(
+        &self,
+        data: &Dataset,
+        config: &TrainConfig,
+        seeds: RunSeeds,
+        device: &Device,
+        on_epoch: &mut dyn FnMut(&EpochMetrics),
+    ) -> Vec<EpochMetrics> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seeds.init);
+        let ad = device.clone().autodiff();
+        match self {
+            NetSpec::Mlp(s) => train(s.init(&mut rng, &ad), data, config, seeds, device, on_epoch).1,
+            NetSpec::Shallow(s) => train(s.init(&mut rng, &ad), data, config, seeds, device, on_epoch).1,
+            NetSpec::Vgg(s) => train(s.init(&mut rng, &ad), data, config, seeds, device, on_epoch).1,
+        }
+    }
+}
+
+/// Training throughput of `spec` in samples per second: `steps` Adam steps at `batch_size` on
+/// random inputs, timed after one untimed warm-up step. `device` is a plain device.
+pub fn throughput(spec: &NetSpec, batch_size: usize, steps: usize, device: &Device) -> f64 {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let ad = device.clone().autodiff();
+    match spec {
+        NetSpec::Mlp(s) => time_steps(s.init(&mut rng, &ad), s.input, s.classes, batch_size, steps, &ad),
+        NetSpec::Shallow(s) => time_steps(s.init(&mut rng, &ad), s.input.iter().product(), s.classes, batch_size, steps, &ad),
+        NetSpec::Vgg(s) => time_steps(s.init(&mut rng, &ad), s.input.iter().product(), s.classes, batch_size, steps, &ad),
+    }
+}
+
+fn time_steps<M: Classifier>(mut model: M, features: usize, classes: usize, batch_size: usize, steps: usize, ad: &Device) -> f64 {
+    use rand::Rng;
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let x: Vec<f32> = (0..batch_size * features).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let y: Vec<i64> = (0..batch_size).map(|i| (i % classes) as i64).collect();
+    let loss_fn = CrossEntropyLossConfig::new().init(ad);
+    let mut optimizer = AdamConfig::new().init();
+    let mut start = std::time::Instant::now();
+    for step in 0..=steps {
+        if step == 1 {
+            start = std::time::Instant::now();
+        }
+        let xb = Tensor::<2>::from_data(TensorData::new(x.clone(), [batch_size, features]), ad);
+        let yb = Tensor::<1, Int>::from_data(TensorData::new(y.clone(), [batch_size]), ad);
+        let loss = loss_fn.forward(model.forward(xb, Some(&mut rng)), yb);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(1e-3, model, grads);
+        // Wait for the step to finish (asynchronous GPU backends), so the timing is the work's.
+        ad.sync().expect("device synchronizes");
+    }
+    (steps * batch_size) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Rows `idx` of `split` as a feature tensor `[n, features]` and a label tensor `[n]`.
+pub fn batch(split: &Split, idx: &[usize], sample_len: usize, device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
+    let mut x = Vec::with_capacity(idx.len() * sample_len);
+    for &i in idx {
+        x.extend_from_slice(&split.features[i * sample_len..(i + 1) * sample_len]);
+    }
+    let y: Vec<i64> = idx.iter().map(|&i| split.labels[i] as i64).collect();
+    (
+        Tensor::from_data(TensorData::new(x, [idx.len(), sample_len]), device),
+        Tensor::from_data(TensorData::new(y, [idx.len()]), device),
+    )
+}
+
+/// Trains `model` (built on the autodiff wrapper of `device`) and returns it with its curves.
+pub fn train<M: Classifier>(
+    mut model: M,
+    data: &Dataset,
+    config: &TrainConfig,
+    seeds: RunSeeds,
+    device: &Device,
+    on_epoch: &mut dyn FnMut(&EpochMetrics),
+) -> (M, Vec<EpochMetrics>) {
+    let ad = device.clone().autodiff();
+    let sample_len = data.sample_len();
+    let loss_fn = CrossEntropyLossConfig::new().init(&ad);
+    let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut rng: DropoutRng = ChaCha8Rng::seed_from_u64(seeds.order);
+    let mut order: Vec<usize> = (0..data.train.len()).collect();
+
+    let mut curves = vec![evaluate_epoch(&model, data, config, device, 0)];
+    on_epoch(&curves[0]);
+    for epoch in 1..=config.epochs {
+        order.shuffle(&mut rng);
+        for idx in order.chunks(config.batch_size) {
+            let (x, y) = batch(&data.train, idx, sample_len, &ad);
+            let logits = model.forward(x, Some(&mut rng));
+            let loss = loss_fn.forward(logits, y);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optimizer.step(config.learning_rate, model, grads);
+        }
+        curves.push(evaluate_epoch(&model, data, config, device, epoch));
+        on_epoch(curves.last().expect("just pushed"));
+    }
+    (model, curves)
+}
+
+fn evaluate_epoch<M: Classifier>(model: &M, data: &Dataset, config: &TrainConfig, device: &Device, epoch: usize) -> EpochMetrics {
+    let eval = model.valid();
+    let (train_loss, train_acc) = evaluate(&eval, &data.train, data.sample_len(), config.eval_batch, device);
+    let (test_loss, test_acc) = evaluate(&eval, &data.test, data.sample_len(), config.eval_batch, device);
+    EpochMetrics { epoch, train_loss, train_acc, test_loss, test_acc }
+}
+
+/// Mean cross-entropy and accuracy (%) of `model` on `split`, in inference mode: `model` should be
+/// a [`valid`](burn::module::Module::valid) snapshot and `device` a plain device.
+pub fn evaluate<M: Classifier>(model: &M, split: &Split, sample_len: usize, chunk: usize, device: &Device) -> (f64, f64) {
+    let idx: Vec<usize> = (0..split.len()).collect();
+    let (mut loss, mut correct) = (0.0, 0usize);
+    for part in idx.chunks(chunk.max(1)) {
+        let (x, _) = batch(split, part, sample_len, device);
+        let logits: Vec<f32> = model.forward(x, None).into_data().try_to_vec().expect("f32 logits");
+        let classes = logits.len() / part.len();
+        for (row, &i) in logits.chunks(classes).zip(part) {
+            let (l, hit) = cross_entropy(row, split.labels[i] as usize);
+            loss += l;
+            correct += usize::from(hit);
+        }
+    }
+    let n = split.len().max(1) as f64;
+    (loss / n, 100.0 * correct as f64 / n)
+}
+
+/// Cross-entropy of one row of logits against `label` (log-sum-exp in f64), and whether the
+/// arg-max (first on ties) is the label.
+pub fn cross_entropy(logits: &[f32], label: usize) -> (f64, bool) {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+    let lse = max + logits.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+    let argmax = logits.iter().enumerate().fold(0, |best, (i, &v)| if v > logits[best] { i } else { best });
+    (lse - logits[label] as f64, argmax == label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cross_entropy_of_uniform_logits_is_log_classes() {
+        // Four equal logits: −log(1/4) = log 4; ties go to the first class.
+        let (l, hit) = cross_entropy(&[0.0; 4], 0);
+        assert!((l - 4f64.ln()).abs() < 1e-12);
+        assert!(hit);
+        // logits [2, 0]: loss of class 1 = log(e² + 1) ≈ 2.126928.
+        let (l, hit) = cross_entropy(&[2.0, 0.0], 1);
+        assert!((l - 2.1269280110429727).abs() < 1e-9);
+        assert!(!hit);
+    }
+}

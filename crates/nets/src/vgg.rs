@@ -1,0 +1,124 @@
+//! C2 and C4 of Keskar et al.: VGG-16 with batch norm and dropout, as in the official code
+//! (`network_zoo.deepnet`, the well-known "VGG + BN + dropout for CIFAR" recipe): stacks of 3×3
+//! 'same' convs (2×64, 2×128, 3×256, 3×512, 3×512), each conv → BN → ReLU → dropout (0.3 in the
+//! first stack, 0.4 after, none after a stack's last conv), a 2×2 max-pool after each stack, then
+//! dropout ½ → dense 512 → BN → ReLU → dropout ½ → classes.
+
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
+use burn::nn::{BatchNorm, Linear};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::shallow::{pool, window};
+use crate::{Classifier, DropoutRng, init};
+
+/// Shape of a net of the C2/C4 family. A 1-D signal is an input of height 1 (1 × 3 kernels,
+/// 1 × 2 pools).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VggSpec {
+    /// Input `[channels, height, width]`.
+    pub input: [usize; 3],
+    /// Each stack as (channels, convs): VGG-16 is (64, 2), (128, 2), (256, 3), (512, 3), (512, 3).
+    pub stacks: Vec<(usize, usize)>,
+    /// Width of the dense layer (512).
+    pub dense: usize,
+    /// Output classes.
+    pub classes: usize,
+}
+
+/// C2: CIFAR-10, 14,991,946 parameters.
+pub fn c2() -> VggSpec {
+    VggSpec { input: [3, 32, 32], stacks: vec![(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)], dense: 512, classes: 10 }
+}
+
+/// C4: C2's architecture on CIFAR-100, 15,038,116 parameters.
+pub fn c4() -> VggSpec {
+    VggSpec { classes: 100, ..c2() }
+}
+
+/// conv → BN → ReLU → dropout `p` (0 for a stack's last conv).
+#[derive(Module, Debug)]
+pub struct VggConv {
+    conv: Conv2d,
+    norm: BatchNorm,
+    dropout: f64,
+}
+
+/// A stack of convs closed by a 2×2 max-pool.
+#[derive(Module, Debug)]
+pub struct VggStack {
+    convs: Vec<VggConv>,
+    pool: MaxPool2d,
+}
+
+/// A network of the C2/C4 family.
+#[derive(Module, Debug)]
+pub struct Vgg {
+    stacks: Vec<VggStack>,
+    dense: Linear,
+    norm: BatchNorm,
+    output: Linear,
+    input: [usize; 3],
+}
+
+impl VggSpec {
+    /// Builds the network with weights drawn from `rng`.
+    pub fn init(&self, rng: &mut impl Rng, device: &Device) -> Vgg {
+        let [mut c_in, mut h, mut w] = self.input;
+        let height = h;
+        let mut stacks = Vec::new();
+        for (s, &(channels, convs)) in self.stacks.iter().enumerate() {
+            let p = if s == 0 { 0.3 } else { 0.4 };
+            let convs = (0..convs)
+                .map(|i| {
+                    let conv = VggConv {
+                        conv: init::conv(c_in, channels, window(height, 3), rng, device),
+                        norm: init::batch_norm(channels, device),
+                        dropout: if i + 1 == convs { 0.0 } else { p },
+                    };
+                    c_in = channels;
+                    conv
+                })
+                .collect();
+            stacks.push(VggStack { convs, pool: pool(height, 2, false) });
+            if height != 1 {
+                h /= 2;
+            }
+            w /= 2;
+        }
+        let flat = c_in * h * w;
+        Vgg {
+            stacks,
+            dense: init::linear(flat, self.dense, rng, device),
+            norm: init::batch_norm(self.dense, device),
+            output: init::linear(self.dense, self.classes, rng, device),
+            input: self.input,
+        }
+    }
+}
+
+impl Classifier for Vgg {
+    /// # Shapes
+    /// - `x`: `[batch, c·h·w]` → `[batch, classes]`
+    fn forward(&self, x: Tensor<2>, mut dropout: Option<&mut DropoutRng>) -> Tensor<2> {
+        let [batch, _] = x.dims();
+        let [c, h, w] = self.input;
+        let mut x = x.reshape([batch, c, h, w]);
+        for stack in &self.stacks {
+            for layer in &stack.convs {
+                x = relu(layer.norm.forward(layer.conv.forward(x))); // [batch, channels, h, w]
+                x = init::dropout(x, layer.dropout, dropout.as_deref_mut());
+            }
+            x = stack.pool.forward(x); // [batch, channels, h/2, w/2]
+        }
+        let x = x.flatten::<2>(1, 3); // [batch, 512 · h/32 · w/32]
+        let x = init::dropout(x, 0.5, dropout.as_deref_mut());
+        let x = relu(self.norm.forward(self.dense.forward(x))); // [batch, 512]
+        let x = init::dropout(x, 0.5, dropout.as_deref_mut());
+        self.output.forward(x)
+    }
+}

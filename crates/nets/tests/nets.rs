@@ -1,0 +1,97 @@
+//! Parameter counts of the paper's networks, shapes of the scaled variants, determinism of
+//! training, and agreement between the flex and ndarray backends.
+
+use datasets::mnist1d;
+use nets::mlp::{self, MlpSpec};
+use nets::shallow::{self, ShallowSpec};
+use nets::train::{NetSpec, RunSeeds, TrainConfig};
+use nets::vgg::{self, VggSpec};
+use nets::{Backend, Classifier};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+fn flex() -> nets::Device {
+    Backend::Flex.device().expect("flex is a default feature")
+}
+
+#[test]
+fn paper_parameter_counts() {
+    // Weights, biases, BN scale and shift (Keskar nets as in the official code; our counts).
+    let d = flex();
+    assert_eq!(NetSpec::Mlp(mlp::f1()).parameter_count(&d), 1_462_794);
+    assert_eq!(NetSpec::Shallow(shallow::c1()).parameter_count(&d), 1_757_834);
+    assert_eq!(NetSpec::Shallow(shallow::c3()).parameter_count(&d), 1_775_204);
+    assert_eq!(NetSpec::Vgg(vgg::c2()).parameter_count(&d), 14_991_946);
+    assert_eq!(NetSpec::Vgg(vgg::c4()).parameter_count(&d), 15_038_116);
+    // F2 as commonly given: 360·512+512 + 6·(512·512+512) + 7·1024 + 512·1973+1973.
+    assert_eq!(NetSpec::Mlp(mlp::f2()).parameter_count(&d), 184_832 + 1_575_936 + 7_168 + 1_012_149);
+}
+
+fn logits_shape<M: Classifier>(model: &M, features: usize, device: &nets::Device) -> [usize; 2] {
+    let x = burn::tensor::Tensor::<2>::zeros([3, features], device);
+    model.valid().forward(x, None).dims()
+}
+
+#[test]
+fn one_d_variants_map_signals_to_logits() {
+    let d = flex();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let signal = [1, 1, 40];
+    let c1 = ShallowSpec { input: signal, channels: 8, kernel: 5, dense: [16, 8], dropout: 0.5, classes: 10 }.init(&mut rng, &d);
+    assert_eq!(logits_shape(&c1, 40, &d), [3, 10]);
+    let c2 = VggSpec { input: signal, stacks: vec![(4, 2), (8, 1)], dense: 8, classes: 10 }.init(&mut rng, &d);
+    assert_eq!(logits_shape(&c2, 40, &d), [3, 10]);
+    let f1 = MlpSpec { input: 40, width: 16, depth: 2, classes: 10 }.init(&mut rng, &d);
+    assert_eq!(logits_shape(&f1, 40, &d), [3, 10]);
+    // A 1-D C1 block has 1×5 kernels: 1·8·5+8 + 2·8 + 8·8·5+8 + 2·8 + (8·10)·16+16 + 32 + 16·8+8 + 16 + 8·10+10.
+    let expected = 48 + 16 + 328 + 16 + 1296 + 32 + 136 + 16 + 90;
+    assert_eq!(NetSpec::Shallow(ShallowSpec { input: signal, channels: 8, kernel: 5, dense: [16, 8], dropout: 0.5, classes: 10 }).parameter_count(&d), expected);
+}
+
+fn tiny_run(backend: Backend, spec: &NetSpec, epochs: usize) -> Vec<nets::train::EpochMetrics> {
+    let data = mnist1d::generate(&mnist1d::Config { train: 128, test: 64, ..Default::default() });
+    let config = TrainConfig { batch_size: 32, epochs, learning_rate: 1e-3, eval_batch: 64 };
+    let device = backend.device().expect("backend compiled in");
+    spec.train(&data, &config, RunSeeds { init: 3, order: 4 }, &device, &mut |_| {})
+}
+
+fn tiny_mlp() -> NetSpec {
+    NetSpec::Mlp(MlpSpec { input: 40, width: 16, depth: 2, classes: 10 })
+}
+
+#[test]
+fn training_is_deterministic_and_learns() {
+    let a = tiny_run(Backend::Flex, &tiny_mlp(), 5);
+    let b = tiny_run(Backend::Flex, &tiny_mlp(), 5);
+    assert_eq!(a, b, "same seeds, same curves");
+    assert_eq!(a.len(), 6, "epoch 0 plus five epochs");
+    assert!(a[5].train_loss < a[0].train_loss, "training lowers the loss: {} -> {}", a[0].train_loss, a[5].train_loss);
+}
+
+#[test]
+fn dropout_nets_are_deterministic_in_parallel_threads() {
+    // Each run draws dropout masks from its own generator, so threads do not interfere.
+    let spec = NetSpec::Shallow(ShallowSpec { input: [1, 1, 40], channels: 4, kernel: 5, dense: [16, 8], dropout: 0.5, classes: 10 });
+    let alone = tiny_run(Backend::Flex, &spec, 2);
+    let together: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3).map(|_| s.spawn(|| tiny_run(Backend::Flex, &spec, 2))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for run in together {
+        assert_eq!(run, alone);
+    }
+}
+
+#[cfg(feature = "ndarray")]
+#[test]
+fn flex_and_ndarray_train_alike() {
+    // Same initial weights, batches and dropout masks; only float rounding differs.
+    for spec in [tiny_mlp(), NetSpec::Shallow(ShallowSpec { input: [1, 1, 40], channels: 4, kernel: 5, dense: [16, 8], dropout: 0.5, classes: 10 })] {
+        let flex = tiny_run(Backend::Flex, &spec, 3);
+        let ndarray = tiny_run(Backend::Ndarray, &spec, 3);
+        for (f, n) in flex.iter().zip(&ndarray) {
+            assert!((f.train_loss - n.train_loss).abs() < 1e-3, "epoch {}: flex {} vs ndarray {}", f.epoch, f.train_loss, n.train_loss);
+            assert!((f.test_loss - n.test_loss).abs() < 1e-3, "epoch {}: flex {} vs ndarray {}", f.epoch, f.test_loss, n.test_loss);
+        }
+    }
+}

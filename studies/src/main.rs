@@ -1,0 +1,69 @@
+//! `studies`: flatland's command line. Each study is a module behind the [`harness::Study`] trait;
+//! this file only parses arguments and dispatches.
+
+mod bench;
+mod env;
+mod harness;
+mod keskar;
+mod plot;
+mod stats;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Reproducible studies of how neural networks train: where optimizers land, sharp or flat
+/// minima, and why it matters for generalization.
+#[derive(Parser)]
+#[command(name = "studies", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the studies with a one-line description.
+    List,
+    /// Keskar et al. 2017, Table 2: small- vs large-batch Adam, train/test accuracy over seeds.
+    Keskar(keskar::Args),
+    /// Training throughput of F1 and parallel efficiency of the default grid.
+    Bench(bench::Args),
+}
+
+/// Studies and their one-line descriptions, as `studies list` prints them.
+const STUDIES: &[(&str, &str)] = &[
+    ("keskar", "Keskar et al. 2017 Table 2: SB vs LB Adam on F1/F2/C1-C4, mean ± std over seeds, with the paper's numbers"),
+    ("bench", "F1 training throughput (samples/s) at batch 256 and 6000, default-grid wall time at --jobs 1 vs 2"),
+];
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::List => {
+            for (name, about) in STUDIES {
+                println!("{name:<8} {about}");
+            }
+            Ok(())
+        }
+        Command::Keskar(args) => keskar::run(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,61 @@
+//! Summary statistics over seeds.
+
+use statrs::distribution::{ContinuousCDF, StudentsT};
+
+/// Mean of `xs` (NaN when empty).
+pub fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len() as f64
+}
+
+/// Sample standard deviation (n − 1 in the denominator; 0 for a single value), as papers report
+/// "mean ± std over runs".
+pub fn std(xs: &[f64]) -> f64 {
+    if xs.len() < 2 {
+        return 0.0;
+    }
+    let m = mean(xs);
+    (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() - 1) as f64).sqrt()
+}
+
+/// Welch's two-sample t-test: the statistic and the two-sided p-value of "mean(a) = mean(b)".
+/// `None` when either sample has fewer than two values or both have zero variance.
+pub fn welch_t_test(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
+    if a.len() < 2 || b.len() < 2 {
+        return None;
+    }
+    let (va, vb) = (std(a).powi(2) / a.len() as f64, std(b).powi(2) / b.len() as f64);
+    if va + vb == 0.0 {
+        return None;
+    }
+    let t = (mean(a) - mean(b)) / (va + vb).sqrt();
+    // Welch–Satterthwaite degrees of freedom.
+    let df = (va + vb).powi(2) / (va.powi(2) / (a.len() - 1) as f64 + vb.powi(2) / (b.len() - 1) as f64);
+    let dist = StudentsT::new(0.0, 1.0, df).ok()?;
+    Some((t, 2.0 * (1.0 - dist.cdf(t.abs()))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_and_sample_std() {
+        // 2, 4, 4, 4, 5, 5, 7, 9: mean 5, sum of squares 32, sample variance 32/7.
+        let xs = [2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0];
+        assert_eq!(mean(&xs), 5.0);
+        assert!((std(&xs) - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
+        assert_eq!(std(&[3.0]), 0.0);
+    }
+
+    #[test]
+    fn welch_matches_scipy() {
+        // scipy.stats.ttest_ind([1,2,3,4,5], [3,4,5,6,8], equal_var=False):
+        // statistic −1.8898223650461359, pvalue 0.09644...
+        let (t, p) = welch_t_test(&[1., 2., 3., 4., 5.], &[3., 4., 5., 6., 8.]).unwrap();
+        assert!((t + 1.8898223650461359).abs() < 1e-12, "t = {t}");
+        // df = (0.5 + 0.74)² / (0.5²/4 + 0.74²/4) = 7.4476...; p by Student-t with that df.
+        assert!((p - 0.0975).abs() < 0.003, "p = {p}");
+        assert!(welch_t_test(&[1.0], &[2.0, 3.0]).is_none());
+        assert!(welch_t_test(&[1.0, 1.0], &[1.0, 1.0]).is_none());
+    }
+}

@@ -1,0 +1,193 @@
+//! End-to-end tests of the `studies` binary: the smoke grid, resume after kill -9,
+//! determinism, and clear errors for bad input.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn studies() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_studies"))
+}
+
+fn run(args: &[&str]) -> Output {
+    studies().args(args).stdin(Stdio::null()).output().expect("studies runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn smoke(out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["keskar", "--scale", "smoke", "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+fn records(out: &Path) -> Vec<PathBuf> {
+    let dir = out.join("keskar/records");
+    let mut files: Vec<_> = fs::read_dir(&dir).map(|d| d.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect()).unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// A record without its timings, which are the only fields allowed to differ between runs.
+fn without_timings(path: &Path) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_slice(&fs::read(path).unwrap()).unwrap();
+    let obj = v.as_object_mut().unwrap();
+    obj.remove("wall_time_s");
+    obj.remove("finished_unix_s");
+    v
+}
+
+#[test]
+fn help_and_list_name_the_studies() {
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("keskar"));
+    let out = run(&["list"]);
+    assert!(out.status.success());
+    let listed = text(&out.stdout);
+    assert!(listed.lines().any(|l| l.starts_with("keskar") && l.contains("Table 2")), "{listed}");
+}
+
+#[test]
+fn smoke_grid_writes_table_plot_and_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = smoke(dir.path(), &[]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    // F1 and C1, SB and LB, 5 seeds.
+    assert_eq!(records(dir.path()).len(), 20);
+    let csv = fs::read_to_string(dir.path().join("keskar/table2.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "net,dataset,regime,runs,train_acc_mean,train_acc_std,test_acc_mean,test_acc_std,paper_train_acc,paper_test_acc"
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[0][..4], ["F1", "mnist1d", "SB", "5"]);
+    assert_eq!(rows[1][..4], ["F1", "mnist1d", "LB", "5"]);
+    assert_eq!(rows[2][8..], ["99.89", "80.04"], "C1 SB paper numbers");
+    for row in &rows {
+        let acc: f64 = row[6].parse().unwrap();
+        assert!((0.0..=100.0).contains(&acc));
+    }
+    let md = fs::read_to_string(dir.path().join("keskar/table2.md")).unwrap();
+    assert!(md.contains("Welch t"), "{md}");
+    assert_eq!(text(&out.stdout).trim(), md.trim(), "the table is printed at the end");
+    let png = fs::read(dir.path().join("keskar/curves.png")).unwrap();
+    assert_eq!(&png[..4], b"\x89PNG");
+    assert!(dir.path().join("keskar/curves.svg").exists());
+
+    // A record holds the config, seeds, environment and curves.
+    let record = without_timings(&records(dir.path())[0]);
+    for key in ["config", "master_seed", "env", "outcome"] {
+        assert!(record.get(key).is_some(), "record has {key}");
+    }
+    let env = &record["env"];
+    assert_eq!(env["burn_version"], "0.22.1");
+    assert_eq!(env["backend"], "flex");
+    assert!(env["git_commit"].is_string() && env["git_dirty"].is_boolean());
+    assert_eq!(record["outcome"]["curves"].as_array().unwrap().len(), 4, "epoch 0 and 3 epochs");
+}
+
+#[test]
+fn same_seed_same_records_other_seed_other_records() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let c = tempfile::tempdir().unwrap();
+    let args = ["--nets", "F1", "--seeds", "2", "--jobs", "2"];
+    assert!(smoke(a.path(), &args).status.success());
+    assert!(smoke(b.path(), &["--nets", "F1", "--seeds", "2", "--jobs", "1"]).status.success());
+    assert!(smoke(c.path(), &[&args[..], &["--seed", "9"]].concat()).status.success());
+    let (ra, rb, rc) = (records(a.path()), records(b.path()), records(c.path()));
+    assert_eq!(ra.len(), 4);
+    for (x, y) in ra.iter().zip(&rb) {
+        assert_eq!(x.file_name(), y.file_name());
+        let (mut vx, mut vy) = (without_timings(x), without_timings(y));
+        // --jobs is part of the environment, not of the result.
+        vx["env"]["jobs"] = 0.into();
+        vy["env"]["jobs"] = 0.into();
+        assert_eq!(vx, vy, "{} differs between runs", x.display());
+    }
+    let curves = |p: &Path| without_timings(p)["outcome"]["curves"].clone();
+    assert_ne!(curves(&ra[0]), curves(&rc[0]), "another master seed gives another run");
+}
+
+#[test]
+fn rerun_after_kill_completes_without_redoing_finished_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = studies()
+        .args(["keskar", "--scale", "smoke", "--jobs", "1", "--out", dir.path().to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for a few finished cells, then kill -9 in the middle of the grid.
+    let start = Instant::now();
+    while records(dir.path()).len() < 3 && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before: Vec<(PathBuf, Vec<u8>)> = records(dir.path()).into_iter().map(|p| (p.clone(), fs::read(&p).unwrap())).collect();
+    assert!(before.len() >= 3 && before.len() < 20, "killed mid-grid with {} records", before.len());
+    // No half-written record is left behind as a record.
+    for (p, bytes) in &before {
+        assert!(serde_json::from_slice::<serde_json::Value>(bytes).is_ok(), "{} is complete JSON", p.display());
+    }
+
+    let out = smoke(dir.path(), &[]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(&format!("{} of 20 cells already have records", before.len())), "{}", text(&out.stderr));
+    assert_eq!(records(dir.path()).len(), 20);
+    for (p, bytes) in before {
+        assert_eq!(fs::read(&p).unwrap(), bytes, "{} was not redone", p.display());
+    }
+}
+
+fn assert_refused(args: &[&str], needles: &[&str]) {
+    let out = run(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let err = text(&out.stderr);
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: error should mention {n:?}, got: {err}");
+    }
+}
+
+#[test]
+fn bad_values_are_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    let o = out.to_str().unwrap();
+    assert_refused(&["keskar", "--scale", "huge", "--out", o], &["huge", "smoke", "default", "paper"]);
+    assert_refused(&["keskar", "--scale", "smoke", "--nets", "F1,X9", "--out", o], &["X9", "F1", "C1"]);
+    assert_refused(&["keskar", "--scale", "smoke", "--backend", "tpu", "--out", o], &["tpu", "flex", "ndarray"]);
+    assert_refused(&["keskar", "--scale", "smoke", "--seeds", "0", "--out", o], &["--seeds 0"]);
+    assert_refused(&["keskar", "--scale", "smoke", "--jobs", "0", "--out", o], &["--jobs 0"]);
+    assert_refused(&["keskar", "--scale", "smoke", "--epochs", "0", "--out", o], &["--epochs 0"]);
+    assert!(!out.exists(), "nothing written for refused arguments");
+
+    // An out dir that is a file cannot be created.
+    let file = dir.path().join("file");
+    fs::write(&file, "keep me").unwrap();
+    assert_refused(&["keskar", "--scale", "smoke", "--out", file.to_str().unwrap()], &[file.to_str().unwrap()]);
+    assert_eq!(fs::read_to_string(&file).unwrap(), "keep me");
+}
+
+#[test]
+fn paper_scale_names_the_missing_datasets() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_refused(&["keskar", "--scale", "paper", "--nets", "F1,C3", "--out", dir.path().to_str().unwrap()], &["MNIST", "CIFAR-100"]);
+}
+
+#[test]
+fn existing_results_survive_a_refused_run() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(smoke(dir.path(), &["--nets", "F1", "--seeds", "1"]).status.success());
+    let table = fs::read(dir.path().join("keskar/table2.csv")).unwrap();
+    assert_refused(&["keskar", "--scale", "smoke", "--nets", "nope", "--out", dir.path().to_str().unwrap()], &["nope"]);
+    assert_eq!(fs::read(dir.path().join("keskar/table2.csv")).unwrap(), table);
+}
