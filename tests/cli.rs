@@ -119,7 +119,7 @@ fn same_seed_same_records_other_seed_other_records() {
 fn rerun_after_kill_completes_without_redoing_finished_cells() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = studies()
-        .args(["keskar", "--scale", "smoke", "--jobs", "1", "--out", dir.path().to_str().unwrap()])
+        .args(["keskar", "--scale", "smoke", "--epochs", "10", "--jobs", "1", "--out", dir.path().to_str().unwrap()])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -139,7 +139,7 @@ fn rerun_after_kill_completes_without_redoing_finished_cells() {
         assert!(serde_json::from_slice::<serde_json::Value>(bytes).is_ok(), "{} is complete JSON", p.display());
     }
 
-    let out = smoke(dir.path(), &[]);
+    let out = smoke(dir.path(), &["--epochs", "10"]);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     assert!(text(&out.stderr).contains(&format!("{} of 20 cells already have records", before.len())), "{}", text(&out.stderr));
     assert_eq!(records(dir.path()).len(), 20);

@@ -265,13 +265,16 @@ impl Study for Keskar {
 pub fn run(args: Args) -> Result<()> {
     let spec = scale_spec(args.scale);
     let known: Vec<&str> = spec.nets.iter().map(|(n, _)| *n).collect();
-    let names: Vec<String> = match &args.nets {
-        Some(list) => list.iter().map(|n| n.trim().to_uppercase()).collect(),
+    let given: Vec<String> = match &args.nets {
+        Some(list) => list.iter().map(|n| n.trim().to_string()).collect(),
         None => spec.default_nets.iter().map(|s| s.to_string()).collect(),
     };
-    for n in &names {
-        if !known.contains(&n.as_str()) {
-            bail!("--nets: unknown network '{n}' at scale {:?}; accepted: {}", args.scale, known.join(", "));
+    let scale = format!("{:?}", args.scale).to_lowercase();
+    let mut names = Vec::new();
+    for n in &given {
+        match known.iter().find(|k| k.eq_ignore_ascii_case(n)) {
+            Some(k) => names.push(k.to_string()),
+            None => bail!("--nets: unknown network '{n}' at scale {scale}; accepted: {}", known.join(", ")),
         }
     }
     if names.is_empty() {

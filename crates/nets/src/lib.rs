@@ -20,7 +20,7 @@ pub mod shallow;
 pub mod train;
 pub mod vgg;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 
 pub use backend::Backend;
@@ -34,9 +34,21 @@ pub trait Classifier: Module + 'static {
     fn forward(&self, x: Tensor<2>, dropout: Option<&mut DropoutRng>) -> Tensor<2>;
 }
 
-/// Number of trainable scalars: weights, biases, batch-norm scale and shift (running statistics
-/// are state, not parameters).
+/// Number of trainable scalars: weights, biases, batch-norm scale and shift. Burn's
+/// `num_params` also counts batch norm's running statistics, which are state, not parameters;
+/// this counts only tensors that take gradients, so `model` must live on an autodiff device.
 pub fn parameter_count<M: Module>(model: &M) -> usize {
-    model.num_params()
+    struct Trainable(usize);
+    impl ModuleVisitor for Trainable {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let value = param.val();
+            if value.is_require_grad() {
+                self.0 += value.shape().num_elements();
+            }
+        }
+    }
+    let mut count = Trainable(0);
+    model.visit(&mut count);
+    count.0
 }
 pub use burn::tensor::Device;

@@ -5,7 +5,6 @@
 //! running statistics, no dropout), on the whole split, in fixed-size chunks.
 
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use datasets::{Dataset, Split};
@@ -17,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::mlp::MlpSpec;
 use crate::shallow::ShallowSpec;
 use crate::vgg::VggSpec;
-use crate::{Classifier, DropoutRng};
+use crate::{Classifier, DropoutRng, parameter_count};
 
 /// Any network flatland can build, as stored in a record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,10 +72,11 @@ impl NetSpec {
     /// Trainable parameters of this network.
     pub fn parameter_count(&self, device: &Device) -> usize {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let ad = device.clone().autodiff();
         match self {
-            NetSpec::Mlp(s) => s.init(&mut rng, device).num_params(),
-            NetSpec::Shallow(s) => s.init(&mut rng, device).num_params(),
-            NetSpec::Vgg(s) => s.init(&mut rng, device).num_params(),
+            NetSpec::Mlp(s) => parameter_count(&s.init(&mut rng, &ad)),
+            NetSpec::Shallow(s) => parameter_count(&s.init(&mut rng, &ad)),
+            NetSpec::Vgg(s) => parameter_count(&s.init(&mut rng, &ad)),
         }
     }
 
