@@ -175,7 +175,7 @@ fn scale_spec(scale: Scale) -> ScaleSpec {
             default_nets: &["F1", "C1"],
             sb: 32,
             lb: 512,
-            epochs: 40,
+            epochs: 60,
             learning_rate: 1e-3,
         },
         // The paper: SB 256, LB 10 % of the training set.
