@@ -291,7 +291,7 @@ impl Progress {
 }
 
 /// Seed of one part of a run, derived from the master seed and a path of names
-/// (SplitMix64 over an FNV-1a hash of the names).
+/// (SplitMix64 over an FNV-1a hash of the names), below 2⁵³.
 pub fn derive_seed(master: u64, parts: &[&str]) -> u64 {
     // 0xff never occurs in UTF-8, so it separates the parts unambiguously.
     let joined: Vec<u8> = parts.iter().flat_map(|p| p.bytes().chain(std::iter::once(0xff))).collect();
@@ -299,7 +299,8 @@ pub fn derive_seed(master: u64, parts: &[&str]) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    // 53 bits, so the seed survives a round trip through JSON readers that use doubles.
+    (z ^ (z >> 31)) >> 11
 }
 
 /// FNV-1a, a hash that is stable across Rust versions (record names must not change with the

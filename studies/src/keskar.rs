@@ -347,6 +347,7 @@ struct Row<'a> {
     dataset: &'a str,
     regime: Regime,
     batch: usize,
+    parameters: usize,
     train: Vec<f64>,
     test: Vec<f64>,
 }
@@ -370,6 +371,7 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
                 dataset: first.config.data.name(),
                 regime,
                 batch: first.config.train.batch_size,
+                parameters: first.outcome.parameters,
                 train: runs.iter().map(|r| r.outcome.last().train_acc).collect(),
                 test: runs.iter().map(|r| r.outcome.last().test_acc).collect(),
             });
@@ -401,14 +403,14 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
         &first.env.git_commit[..first.env.git_commit.len().min(10)],
         if first.env.git_dirty { " (dirty)" } else { "" }
     )?;
-    writeln!(md, "| net | data | regime | batch | runs | train acc | test acc | paper train | paper test |")?;
-    writeln!(md, "|---|---|---|---:|---:|---:|---:|---:|---:|")?;
+    writeln!(md, "| net | params | data | regime | batch | runs | train acc | test acc | paper train | paper test |")?;
+    writeln!(md, "|---|---:|---|---|---:|---:|---:|---:|---:|---:|")?;
     for r in &rows {
         let (ptrain, ptest) = paper_row(r.net, r.regime);
         writeln!(
             md,
-            "| {} | {} | {:?} | {} | {} | {:.2} ± {:.2} | {:.2} ± {:.2} | {:.2} | {:.2} |",
-            r.net, r.dataset, r.regime, r.batch, r.train.len(), mean(&r.train), std(&r.train), mean(&r.test), std(&r.test), ptrain, ptest
+            "| {} | {} | {} | {:?} | {} | {} | {:.2} ± {:.2} | {:.2} ± {:.2} | {:.2} | {:.2} |",
+            r.net, r.parameters, r.dataset, r.regime, r.batch, r.train.len(), mean(&r.train), std(&r.train), mean(&r.test), std(&r.test), ptrain, ptest
         )?;
     }
     let paper_data: Vec<String> = nets
