@@ -191,3 +191,20 @@ fn existing_results_survive_a_refused_run() {
     assert_refused(&["keskar", "--scale", "smoke", "--nets", "nope", "--out", dir.path().to_str().unwrap()], &["nope"]);
     assert_eq!(fs::read(dir.path().join("keskar/table2.csv")).unwrap(), table);
 }
+
+#[test]
+fn mnist1d_fidelity_reports_and_flags_a_miss() {
+    // Two epochs are far too few to reach the reference accuracies: the table is still written,
+    // and the command fails saying the generator check missed.
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&["mnist1d", "--seeds", "1", "--epochs", "2", "--out", dir.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("more than 3 points from its reference"), "{}", text(&out.stderr));
+    let csv = fs::read_to_string(dir.path().join("mnist1d/table.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0], "model,parameters,runs,test_acc_mean,test_acc_std,published_test_acc,reference_test_acc,difference,within_tolerance");
+    // Parameter counts: 40·10+10; 40·100+100 + 100·100+100 + 100·10+10; 1·25·5+25 + 2·(25·25·3+25) + 125·10+10.
+    assert!(rows[1].starts_with("logistic regression,410,1,"), "{}", rows[1]);
+    assert!(rows[2].starts_with("MLP,15210,1,"), "{}", rows[2]);
+    assert!(rows[3].starts_with("CNN,5210,1,"), "{}", rows[3]);
+}

@@ -12,13 +12,14 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 use clap::ValueEnum;
-use datasets::{Dataset, mnist1d};
+use datasets::Dataset;
 use nets::mlp::MlpSpec;
 use nets::shallow::ShallowSpec;
 use nets::train::{EpochMetrics, NetSpec, RunSeeds, TrainConfig};
 use nets::vgg::VggSpec;
 use serde::{Deserialize, Serialize};
 
+use crate::data::DataSpec;
 use crate::harness::{self, CellProgress, GridArgs, Record, Study};
 use crate::plot::{self, PALETTE, Panel, Series};
 use crate::stats::{mean, std, welch_t_test};
@@ -63,35 +64,6 @@ pub enum Regime {
     SB,
     /// Large batch (10 % of the training set in the paper).
     LB,
-}
-
-/// The data a cell trains on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "name", rename_all = "lowercase")]
-pub enum DataSpec {
-    /// Generated MNIST-1D (reference generator defaults, `seed` is the generator's seed).
-    Mnist1d {
-        /// Training samples.
-        train: usize,
-        /// Test samples.
-        test: usize,
-        /// Generator seed (42 is the reference default).
-        seed: u64,
-    },
-}
-
-impl DataSpec {
-    fn name(&self) -> &'static str {
-        match self {
-            DataSpec::Mnist1d { .. } => "mnist1d",
-        }
-    }
-
-    fn load(&self) -> Dataset {
-        match *self {
-            DataSpec::Mnist1d { train, test, seed } => mnist1d::generate(&mnist1d::Config { train, test, seed, ..Default::default() }),
-        }
-    }
 }
 
 /// One cell: a network trained once in one regime from one seed.
@@ -322,7 +294,7 @@ pub fn run(args: Args) -> Result<()> {
                     data: spec.data.clone(),
                     spec: net.clone(),
                     regime,
-                    train: TrainConfig { batch_size, epochs, learning_rate: spec.learning_rate, eval_batch: 1000 },
+                    train: TrainConfig { batch_size, epochs, learning_rate: spec.learning_rate, eval_batch: 1000, shuffle: true },
                     seed_index,
                     seeds: RunSeeds {
                         init: harness::derive_seed(master, &["keskar", name, "init", &i]),

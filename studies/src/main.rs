@@ -2,9 +2,11 @@
 //! this file only parses arguments and dispatches.
 
 mod bench;
+mod data;
 mod env;
 mod harness;
 mod keskar;
+mod mnist1d;
 mod plot;
 mod stats;
 
@@ -27,6 +29,8 @@ enum Command {
     List,
     /// Keskar et al. 2017, Table 2: small- vs large-batch Adam, train/test accuracy over seeds.
     Keskar(keskar::Args),
+    /// Greydanus & Kobak's MNIST-1D baselines on our generator, beside the published accuracies.
+    Mnist1d(mnist1d::Args),
     /// Training throughput of F1 and parallel efficiency of the default grid.
     Bench(bench::Args),
 }
@@ -34,6 +38,7 @@ enum Command {
 /// Studies and their one-line descriptions, as `studies list` prints them.
 const STUDIES: &[(&str, &str)] = &[
     ("keskar", "Keskar et al. 2017 Table 2: SB vs LB Adam on F1/F2/C1-C4, mean ± std over seeds, with the paper's numbers"),
+    ("mnist1d", "MNIST-1D fidelity: logistic regression, MLP and CNN baselines on our generator vs the published accuracies"),
     ("bench", "F1 training throughput (samples/s) at batch 256 and 6000, default-grid wall time at --jobs 1 vs 2"),
 ];
 
@@ -42,11 +47,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::List => {
             for (name, about) in STUDIES {
-                println!("{name:<8} {about}");
+                println!("{name:<9} {about}");
             }
             Ok(())
         }
         Command::Keskar(args) => keskar::run(args),
+        Command::Mnist1d(args) => mnist1d::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {

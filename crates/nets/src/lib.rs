@@ -5,6 +5,7 @@
 //! - [`shallow`]: C1/C3, the AlexNet-like two-block convolutional net.
 //! - [`vgg`]: C2/C4, VGG-16 with batch norm and dropout.
 //! - [`train`]: Adam training with per-epoch train/test metrics, and evaluation in inference mode.
+//! - [`baselines`]: the MNIST-1D paper's logistic regression, MLP and CNN.
 //! - [`backend`]: which Burn backend runs the tensors.
 //!
 //! Parameters are initialized from our own seeded generator ([`init`]), not the backend's
@@ -14,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod baselines;
 pub mod init;
 pub mod mlp;
 pub mod shallow;

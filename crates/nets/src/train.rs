@@ -13,6 +13,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::baselines::BaselineSpec;
 use crate::mlp::MlpSpec;
 use crate::shallow::ShallowSpec;
 use crate::vgg::VggSpec;
@@ -28,6 +29,8 @@ pub enum NetSpec {
     Shallow(ShallowSpec),
     /// C2/C4 family.
     Vgg(VggSpec),
+    /// An MNIST-1D baseline.
+    Baseline(BaselineSpec),
 }
 
 /// How one run trains.
@@ -41,6 +44,19 @@ pub struct TrainConfig {
     pub learning_rate: f64,
     /// Samples per forward pass when evaluating (does not change the result: inference mode).
     pub eval_batch: usize,
+    /// Reshuffle the training set every epoch (true), or take batches in order (the MNIST-1D
+    /// baselines' setup).
+    /// Stored only when false, so records of shuffled runs keep their shape.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub shuffle: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 /// Seeds of one run, derived by the caller from the master seed.
@@ -77,6 +93,7 @@ impl NetSpec {
             NetSpec::Mlp(s) => parameter_count(&s.init(&mut rng, &ad)),
             NetSpec::Shallow(s) => parameter_count(&s.init(&mut rng, &ad)),
             NetSpec::Vgg(s) => parameter_count(&s.init(&mut rng, &ad)),
+            NetSpec::Baseline(s) => parameter_count(&s.init(&mut rng, &ad)),
         }
     }
 
@@ -97,6 +114,7 @@ impl NetSpec {
             NetSpec::Mlp(s) => train(s.init(&mut rng, &ad), data, config, seeds, device, on_epoch).1,
             NetSpec::Shallow(s) => train(s.init(&mut rng, &ad), data, config, seeds, device, on_epoch).1,
             NetSpec::Vgg(s) => train(s.init(&mut rng, &ad), data, config, seeds, device, on_epoch).1,
+            NetSpec::Baseline(s) => train(s.init(&mut rng, &ad), data, config, seeds, device, on_epoch).1,
         }
     }
 }
@@ -110,6 +128,7 @@ pub fn throughput(spec: &NetSpec, batch_size: usize, steps: usize, device: &Devi
         NetSpec::Mlp(s) => time_steps(s.init(&mut rng, &ad), s.input, s.classes, batch_size, steps, &ad),
         NetSpec::Shallow(s) => time_steps(s.init(&mut rng, &ad), s.input.iter().product(), s.classes, batch_size, steps, &ad),
         NetSpec::Vgg(s) => time_steps(s.init(&mut rng, &ad), s.input.iter().product(), s.classes, batch_size, steps, &ad),
+        NetSpec::Baseline(s) => time_steps(s.init(&mut rng, &ad), 40, 10, batch_size, steps, &ad),
     }
 }
 
@@ -168,7 +187,9 @@ pub fn train<M: Classifier>(
     let mut curves = vec![evaluate_epoch(&model, data, config, device, 0)];
     on_epoch(&curves[0]);
     for epoch in 1..=config.epochs {
-        order.shuffle(&mut rng);
+        if config.shuffle {
+            order.shuffle(&mut rng);
+        }
         for idx in order.chunks(config.batch_size) {
             let (x, y) = batch(&data.train, idx, sample_len, &ad);
             let logits = model.forward(x, Some(&mut rng));

@@ -50,7 +50,7 @@ fn one_d_variants_map_signals_to_logits() {
 
 fn tiny_run(backend: Backend, spec: &NetSpec, epochs: usize) -> Vec<nets::train::EpochMetrics> {
     let data = mnist1d::generate(&mnist1d::Config { train: 128, test: 64, ..Default::default() });
-    let config = TrainConfig { batch_size: 32, epochs, learning_rate: 1e-3, eval_batch: 64 };
+    let config = TrainConfig { batch_size: 32, epochs, learning_rate: 1e-3, eval_batch: 64, shuffle: true };
     let device = backend.device().expect("backend compiled in");
     spec.train(&data, &config, RunSeeds { init: 3, order: 4 }, &device, &mut |_| {})
 }
