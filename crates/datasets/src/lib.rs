@@ -1,11 +1,19 @@
 //! In-memory classification datasets, free of any deep-learning framework.
 //!
-//! Every data source (the generated MNIST-1D here, file loaders later) produces one
+//! Every data source (the generated MNIST-1D; MNIST and Fashion-MNIST, CIFAR-10/100, UCI optdigits
+//! and user-supplied TIMIT-style features from files) produces one
 //! [`Dataset`]: a train and a test [`Split`] of f32 features with `u32` labels and the
 //! per-sample shape, so networks and studies see a single type.
 #![warn(missing_docs)]
 
+pub mod cifar;
+pub mod error;
+pub mod idx;
 pub mod mnist1d;
+pub mod optdigits;
+pub mod timit;
+
+pub use error::DataError;
 
 /// One split of a dataset: `n` samples of `sample_shape` features each, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +54,8 @@ pub struct Dataset {
     pub sample_shape: Vec<usize>,
     /// Number of classes.
     pub classes: usize,
+    /// Name of each class, in label order.
+    pub class_names: Vec<String>,
     /// Training split.
     pub train: Split,
     /// Test split.

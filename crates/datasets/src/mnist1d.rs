@@ -197,6 +197,7 @@ pub fn generate(cfg: &Config) -> Dataset {
         name: "mnist1d".into(),
         sample_shape: vec![cfg.final_len],
         classes: 10,
+        class_names: (0..10).map(|d| d.to_string()).collect(),
         train: split(&rows[..cfg.train]),
         test: split(&rows[cfg.train..]),
         provenance: format!(

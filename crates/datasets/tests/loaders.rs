@@ -1,0 +1,190 @@
+//! Loaders on the real data in ../shared/data when it is present (skipped, with a note, when it is
+//! not), and on small malformed files the tests write themselves.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use datasets::cifar::{self, Labels};
+use datasets::{idx, optdigits, timit};
+use sha2::{Digest, Sha256};
+
+fn shared(name: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(name);
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("SKIPPED: {} is not present (real-data checks need ../shared/data beside the checkout)", dir.display());
+        None
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn real_mnist_shapes_counts_checksums_and_pixels() {
+    let Some(dir) = shared("mnist") else { return };
+    // SHA-256 of the decompressed contents (PROVENANCE.md).
+    for (file, sha) in [
+        ("train-images-idx3-ubyte.gz", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+        ("train-labels-idx1-ubyte.gz", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+        ("t10k-images-idx3-ubyte.gz", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+        ("t10k-labels-idx1-ubyte.gz", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+    ] {
+        let raw = datasets::error::read_maybe_gz(&dir.join(file)).unwrap();
+        assert_eq!(sha256_hex(&raw), sha, "{file}");
+    }
+    let d = idx::load(&dir, "mnist", &idx::MNIST_CLASSES).unwrap();
+    assert_eq!(d.sample_shape, vec![1, 28, 28]);
+    assert_eq!((d.train.len(), d.test.len()), (60_000, 10_000));
+    assert_eq!(d.train.features.len(), 60_000 * 784);
+    assert_eq!(d.train.class_counts(10), vec![5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]);
+    assert_eq!(d.test.class_counts(10), vec![980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
+    // The usual normalisation constant: mean train pixel 0.1307.
+    let mean = d.train.features.iter().map(|&v| v as f64).sum::<f64>() / d.train.features.len() as f64;
+    assert!((mean - 0.1307).abs() < 5e-5, "mean pixel {mean}");
+    // The first training image is a 5.
+    assert_eq!(d.train.labels[0], 5);
+}
+
+#[test]
+fn real_cifar10_subset_records_and_labels() {
+    let Some(dir) = shared("cifar-10-subset") else { return };
+    let train = cifar::read_records(&[dir.join("data_batch_1_first4000.bin")], Labels::Cifar10).unwrap();
+    let test = cifar::read_records(&[dir.join("test_batch_first1000.bin")], Labels::Cifar10).unwrap();
+    assert_eq!((train.len(), test.len()), (4000, 1000));
+    assert_eq!(train.features.len(), 4000 * 3072);
+    assert_eq!(test.labels[..10], [3, 8, 8, 0, 6, 6, 1, 6, 3, 1]);
+    assert!(train.features.iter().all(|v| (0.0..=1.0).contains(v)));
+    let names = fs::read_to_string(dir.join("batches.meta.txt")).unwrap();
+    assert_eq!(names.lines().collect::<Vec<_>>(), cifar::CIFAR10_CLASSES);
+}
+
+#[test]
+fn real_optdigits_counts() {
+    let Some(dir) = shared("uci-optdigits") else { return };
+    let d = optdigits::load(&dir).unwrap();
+    assert_eq!((d.train.len(), d.test.len()), (3823, 1797));
+    assert_eq!(d.train.class_counts(10), vec![376, 389, 380, 389, 387, 376, 377, 387, 380, 382]);
+    assert_eq!(d.test.class_counts(10), vec![178, 182, 177, 183, 181, 182, 181, 179, 174, 180]);
+}
+
+fn idx_images(n: u32, rows: u32, cols: u32, payload: usize) -> Vec<u8> {
+    let mut b = Vec::new();
+    for v in [0x0803, n, rows, cols] {
+        b.extend(u32::to_be_bytes(v));
+    }
+    b.extend(std::iter::repeat_n(128u8, payload));
+    b
+}
+
+fn idx_labels(labels: &[u8]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend(u32::to_be_bytes(0x0801));
+    b.extend(u32::to_be_bytes(labels.len() as u32));
+    b.extend(labels);
+    b
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    fs::File::create(&p).unwrap().write_all(bytes).unwrap();
+    p
+}
+
+fn err_text<T: std::fmt::Debug>(r: Result<T, datasets::DataError>) -> String {
+    r.expect_err("malformed input must be refused").to_string()
+}
+
+#[test]
+fn malformed_idx_files_are_refused_naming_file_and_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = write(d, "good-images", &idx_images(2, 2, 2, 8));
+    assert_eq!(idx::read_images(&good).unwrap().1, 2);
+
+    let mut wrong = idx_images(2, 2, 2, 8);
+    wrong[3] = 0x01;
+    let p = write(d, "wrong-magic", &wrong);
+    let e = err_text(idx::read_images(&p));
+    assert!(e.contains("wrong-magic") && e.contains("wrong magic number 0x00000801"), "{e}");
+
+    let p = write(d, "short-images", &idx_images(3, 2, 2, 8));
+    let e = err_text(idx::read_images(&p));
+    assert!(e.contains("short-images") && e.contains("truncated") && e.contains("3 images"), "{e}");
+
+    let p = write(d, "bad-labels", &idx_labels(&[1, 10]));
+    let e = err_text(idx::read_labels(&p, 10));
+    assert!(e.contains("bad-labels") && e.contains("label 10 at index 1 is out of range"), "{e}");
+
+    let labels = write(d, "three-labels", &idx_labels(&[1, 2, 3]));
+    let e = err_text(idx::read_split(&good, &labels));
+    assert!(e.contains("three-labels") && e.contains("3 labels for 2 images"), "{e}");
+
+    // A truncated gzip stream is an error, not a short dataset.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&idx_images(2, 2, 2, 8)).unwrap();
+    let gz = gz.finish().unwrap();
+    let p = write(d, "cut.gz", &gz[..gz.len() - 6]);
+    assert!(idx::read_images(&p).is_err());
+
+    let e = err_text(idx::load(d, "mnist", &idx::MNIST_CLASSES));
+    assert!(e.contains("missing train-images-idx3-ubyte"), "{e}");
+}
+
+#[test]
+fn malformed_cifar_and_optdigits_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = write(d, "cut.bin", &vec![0u8; 3073 + 100]);
+    let e = err_text(cifar::read_records(&[p], Labels::Cifar10));
+    assert!(e.contains("cut.bin") && e.contains("3173 bytes"), "{e}");
+    let mut rec = vec![0u8; 3073];
+    rec[0] = 11;
+    let p = write(d, "label.bin", &rec);
+    assert!(err_text(cifar::read_records(&[p.clone()], Labels::Cifar10)).contains("label 11 of record 0"));
+    // The same bytes read as CIFAR-100 are not whole records.
+    assert!(cifar::read_records(&[p], Labels::Fine).is_err());
+    let mut rec100 = vec![0u8; 3074];
+    rec100[0] = 19;
+    rec100[1] = 99;
+    let p = write(d, "c100.bin", &rec100);
+    assert_eq!(cifar::read_records(&[p.clone()], Labels::Fine).unwrap().labels, vec![99]);
+    assert_eq!(cifar::read_records(&[p], Labels::Coarse).unwrap().labels, vec![19]);
+
+    let line = |label: &str| format!("{}{label}\n", "0,".repeat(64));
+    let p = write(d, "ok.tra", line("7").as_bytes());
+    assert_eq!(optdigits::read(&p).unwrap().labels, vec![7]);
+    let p = write(d, "bad.tra", format!("{}{}", line("7"), line("12")).as_bytes());
+    let e = err_text(optdigits::read(&p));
+    assert!(e.contains("bad.tra") && e.contains("line 2: label 12"), "{e}");
+    let p = write(d, "short.tra", b"1,2,3\n");
+    assert!(err_text(optdigits::read(&p)).contains("3 values"));
+}
+
+#[test]
+fn timit_features_round_trip_and_refuse_bad_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "header.json", br#"{"dim": 3, "classes": 4, "train": 2, "test": 1}"#);
+    let f32s = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let u16s = |v: &[u16]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    write(d, "train.f32", &f32s(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+    write(d, "train.u16", &u16s(&[0, 3]));
+    write(d, "test.f32", &f32s(&[7.0, 8.0, 9.0]));
+    write(d, "test.u16", &u16s(&[2]));
+    let t = timit::load(d).unwrap();
+    assert_eq!(t.sample_shape, vec![3]);
+    assert_eq!(t.train.features, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    assert_eq!(t.train.labels, vec![0, 3]);
+    assert_eq!(t.test.labels, vec![2]);
+
+    write(d, "test.u16", &u16s(&[4]));
+    let e = err_text(timit::load(d));
+    assert!(e.contains("test.u16") && e.contains("label 4 at row 0"), "{e}");
+    write(d, "test.u16", &u16s(&[1]));
+    write(d, "train.f32", &f32s(&[1.0]));
+    assert!(err_text(timit::load(d)).contains("train.f32"));
+}
