@@ -180,7 +180,13 @@ fn bad_values_are_refused_before_any_work() {
 #[test]
 fn paper_scale_names_the_missing_datasets() {
     let dir = tempfile::tempdir().unwrap();
-    assert_refused(&["keskar", "--scale", "paper", "--nets", "F1,C3", "--out", dir.path().to_str().unwrap()], &["MNIST", "CIFAR-100"]);
+    let data = dir.path().join("data");
+    let out = dir.path().join("out");
+    assert_refused(
+        &["keskar", "--scale", "paper", "--nets", "F1,C3", "--data-dir", data.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        &["dataset mnist", "dataset cifar-100", data.join("mnist").to_str().unwrap(), "--data-dir", "train-images-idx3-ubyte"],
+    );
+    assert!(!out.exists(), "nothing written before the data is found");
 }
 
 #[test]

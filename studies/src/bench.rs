@@ -58,6 +58,7 @@ pub fn run(args: Args) -> Result<()> {
                 nets: None,
                 seeds: args.grid_seeds,
                 epochs: None,
+                data_dir: None,
                 grid: GridArgs { jobs: Some(jobs), out: dir.clone(), backend: args.common.backend.clone(), seed: args.common.seed },
             })?;
             let secs = start.elapsed().as_secs_f64();

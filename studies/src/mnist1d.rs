@@ -19,7 +19,7 @@ use nets::baselines::BaselineSpec;
 use nets::train::{EpochMetrics, NetSpec, RunSeeds, TrainConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::data::DataSpec;
+use crate::data::{DataDir, DataSpec};
 use crate::harness::{self, CellProgress, GridArgs, Record, Study};
 use crate::stats::{mean, std};
 
@@ -113,7 +113,7 @@ pub fn run(args: Args) -> Result<()> {
     let (backend, device, jobs) = args.grid.validate()?;
     harness::check_writable(&args.grid.out)?;
     let data = DataSpec::Mnist1d { train: 4000, test: 1000, seed: 42 };
-    let train = TrainConfig { batch_size: 100, epochs: args.epochs, learning_rate: 1e-2, eval_batch: 1000, shuffle: false };
+    let train = TrainConfig { batch_size: 100, epochs: args.epochs, learning_rate: 1e-2, eval_batch: 1000, shuffle: false, patience: None };
     let master = args.grid.seed;
     let mut cells = Vec::new();
     for (model, ..) in REFERENCE {
@@ -132,7 +132,7 @@ pub fn run(args: Args) -> Result<()> {
             });
         }
     }
-    let study = Mnist1dFidelity { cells, data: data.load(), device: device.clone() };
+    let study = Mnist1dFidelity { cells, data: data.load(&DataDir::resolve(None))?, device: device.clone() };
     let env = crate::env::Env::capture(backend, &device, jobs);
     let opts = harness::GridOptions { out: args.grid.out.clone(), jobs, master_seed: master, env };
     let records = harness::run_grid(&study, &opts)?;

@@ -103,6 +103,8 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 15))
         .light_line_style(WHITE.mix(0.0))
+        .x_label_formatter(&|v| tick(*v))
+        .y_label_formatter(&|v| tick(*v))
         .draw()?;
     for s in &panel.series {
         let upper = s.x.iter().zip(s.mean.iter().zip(&s.std)).map(|(&x, (m, d))| (x, m + d));
@@ -131,4 +133,22 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
         .label_font(("sans-serif", 14))
         .draw()?;
     Ok(())
+}
+
+/// A tick label without trailing zeros: "40", "0.5", "97.25".
+fn tick(v: f64) -> String {
+    let s = format!("{v:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tick;
+
+    #[test]
+    fn tick_labels_drop_trailing_zeros() {
+        assert_eq!(tick(40.0), "40");
+        assert_eq!(tick(0.5), "0.5");
+        assert_eq!(tick(97.25), "97.25");
+    }
 }

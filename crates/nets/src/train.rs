@@ -49,6 +49,10 @@ pub struct TrainConfig {
     /// Stored only when false, so records of shuffled runs keep their shape.
     #[serde(default = "yes", skip_serializing_if = "is_yes")]
     pub shuffle: bool,
+    /// Stopping rule: stop once the training loss has not reached a new minimum for this many
+    /// epochs (`epochs` stays the cap). `None` trains exactly `epochs` epochs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patience: Option<usize>,
 }
 
 fn yes() -> bool {
@@ -199,6 +203,12 @@ pub fn train<M: Classifier>(
         }
         curves.push(evaluate_epoch(&model, data, config, device, epoch));
         on_epoch(curves.last().expect("just pushed"));
+        if let Some(patience) = config.patience {
+            let best = curves.iter().enumerate().min_by(|a, b| a.1.train_loss.total_cmp(&b.1.train_loss)).map(|(i, _)| i).unwrap_or(0);
+            if epoch - best >= patience {
+                break;
+            }
+        }
     }
     (model, curves)
 }

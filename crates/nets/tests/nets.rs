@@ -50,7 +50,7 @@ fn one_d_variants_map_signals_to_logits() {
 
 fn tiny_run(backend: Backend, spec: &NetSpec, epochs: usize) -> Vec<nets::train::EpochMetrics> {
     let data = mnist1d::generate(&mnist1d::Config { train: 128, test: 64, ..Default::default() });
-    let config = TrainConfig { batch_size: 32, epochs, learning_rate: 1e-3, eval_batch: 64, shuffle: true };
+    let config = TrainConfig { batch_size: 32, epochs, learning_rate: 1e-3, eval_batch: 64, shuffle: true, patience: None };
     let device = backend.device().expect("backend compiled in");
     spec.train(&data, &config, RunSeeds { init: 3, order: 4 }, &device, &mut |_| {})
 }
@@ -93,5 +93,25 @@ fn flex_and_ndarray_train_alike() {
             assert!((f.train_loss - n.train_loss).abs() < 1e-3, "epoch {}: flex {} vs ndarray {}", f.epoch, f.train_loss, n.train_loss);
             assert!((f.test_loss - n.test_loss).abs() < 1e-3, "epoch {}: flex {} vs ndarray {}", f.epoch, f.test_loss, n.test_loss);
         }
+    }
+}
+
+#[test]
+fn stopping_rule_ends_training_once_the_loss_stops_improving() {
+    // Patience 3: stop at the first epoch that is 3 epochs past the lowest training loss so far.
+    let data = mnist1d::generate(&mnist1d::Config { train: 128, test: 64, ..Default::default() });
+    let config = TrainConfig { batch_size: 32, epochs: 300, learning_rate: 3e-2, eval_batch: 64, shuffle: true, patience: Some(3) };
+    let curves = tiny_mlp().train(&data, &config, RunSeeds { init: 3, order: 4 }, &flex(), &mut |_| {});
+    let last = curves.len() - 1;
+    assert!(last < 300, "a noisy run plateaus well before the cap");
+    let best = (0..=last).min_by(|&a, &b| curves[a].train_loss.total_cmp(&curves[b].train_loss)).unwrap();
+    assert_eq!(last - best, 3, "stopped 3 epochs after the best loss (epoch {best})");
+    // Before that, no stretch of 3 epochs without a new minimum.
+    let mut best_so_far = 0;
+    for e in 1..last {
+        if curves[e].train_loss < curves[best_so_far].train_loss {
+            best_so_far = e;
+        }
+        assert!(e - best_so_far < 3, "should have stopped at epoch {e}");
     }
 }
