@@ -15,7 +15,7 @@ use clap::ValueEnum;
 use datasets::Dataset;
 use nets::mlp::MlpSpec;
 use nets::shallow::ShallowSpec;
-use nets::train::{EpochMetrics, NetSpec, RunSeeds, TrainConfig};
+use nets::train::{EpochMetrics, NetSpec, RunSeeds, TrainConfig, Trained as Outcome};
 use nets::vgg::VggSpec;
 use serde::{Deserialize, Serialize};
 
@@ -92,20 +92,7 @@ pub struct Cell {
     pub seeds: RunSeeds,
 }
 
-/// What a cell produced.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Outcome {
-    /// Trainable parameters of the network.
-    pub parameters: usize,
-    /// Metrics at initialization (epoch 0) and after every epoch.
-    pub curves: Vec<EpochMetrics>,
-}
 
-impl Outcome {
-    fn last(&self) -> &EpochMetrics {
-        self.curves.last().expect("at least the epoch-0 evaluation")
-    }
-}
 
 /// The settings of one scale: networks with their data, batch sizes, epochs.
 struct ScaleSpec {
@@ -235,18 +222,16 @@ impl Study for Keskar {
     }
 
     fn run_cell(&self, cell: &Cell, progress: &CellProgress) -> Result<Outcome> {
-        let parameters = cell.spec.parameter_count(&self.device);
         let epochs = cell.train.epochs;
         let data = &self.data.iter().find(|(spec, _)| *spec == cell.data).expect("every cell's data is loaded").1;
-        let curves = cell.spec.train(data, &cell.train, cell.seeds, &self.device, &mut |m| {
+        Ok(cell.spec.train(data, &cell.train, cell.seeds, &self.device, &mut |m| {
             let msg = format!("epoch {:>3}/{epochs}  train loss {:.4}  train {:5.1}%  test {:5.1}%", m.epoch, m.train_loss, m.train_acc, m.test_acc);
             if m.epoch % 10 == 0 || m.epoch == epochs {
                 progress.log(&msg);
             } else {
                 progress.message(&msg);
             }
-        });
-        Ok(Outcome { parameters, curves })
+        }))
     }
 }
 
@@ -347,6 +332,11 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// Metrics at the last epoch of a run.
+fn last(outcome: &Outcome) -> &EpochMetrics {
+    outcome.curves.last().expect("at least the epoch-0 evaluation")
+}
+
 /// One row of Table 2.
 struct Row<'a> {
     net: &'a str,
@@ -378,8 +368,8 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
                 regime,
                 batch: first.config.train.batch_size,
                 parameters: first.outcome.parameters,
-                train: runs.iter().map(|r| r.outcome.last().train_acc).collect(),
-                test: runs.iter().map(|r| r.outcome.last().test_acc).collect(),
+                train: runs.iter().map(|r| last(&r.outcome).train_acc).collect(),
+                test: runs.iter().map(|r| last(&r.outcome).test_acc).collect(),
             });
         }
     }

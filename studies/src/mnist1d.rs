@@ -16,7 +16,7 @@ use std::path::Path;
 use anyhow::{Result, bail};
 use datasets::Dataset;
 use nets::baselines::BaselineSpec;
-use nets::train::{EpochMetrics, NetSpec, RunSeeds, TrainConfig};
+use nets::train::{NetSpec, RunSeeds, TrainConfig, Trained as Outcome};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{DataDir, DataSpec};
@@ -51,14 +51,6 @@ pub struct Cell {
     pub seeds: RunSeeds,
 }
 
-/// What a cell produced.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Outcome {
-    /// Trainable parameters.
-    pub parameters: usize,
-    /// Metrics at initialization and after every epoch.
-    pub curves: Vec<EpochMetrics>,
-}
 
 /// (model, name, published test accuracy %, reference figure % on the upstream data, last step,
 /// 3 seeds).
@@ -94,11 +86,10 @@ impl Study for Mnist1dFidelity {
     fn run_cell(&self, cell: &Cell, progress: &CellProgress) -> Result<Outcome> {
         let spec = NetSpec::Baseline(cell.model);
         let epochs = cell.train.epochs;
-        let curves = spec.train(&self.data, &cell.train, cell.seeds, &self.device, &mut |m| {
+        Ok(spec.train(&self.data, &cell.train, cell.seeds, &self.device, &mut |m| {
             let msg = format!("epoch {:>3}/{epochs}  train loss {:.4}  test {:5.1}%", m.epoch, m.train_loss, m.test_acc);
             if m.epoch % 50 == 0 || m.epoch == epochs { progress.log(&msg) } else { progress.message(&msg) }
-        });
-        Ok(Outcome { parameters: spec.parameter_count(&self.device), curves })
+        }))
     }
 }
 

@@ -88,6 +88,15 @@ pub struct EpochMetrics {
     pub test_acc: f64,
 }
 
+/// What one training run produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trained {
+    /// Trainable parameters of the network.
+    pub parameters: usize,
+    /// Metrics at initialization (epoch 0) and after every epoch.
+    pub curves: Vec<EpochMetrics>,
+}
+
 impl NetSpec {
     /// Trainable parameters of this network.
     pub fn parameter_count(&self, device: &Device) -> usize {
@@ -111,14 +120,18 @@ impl NetSpec {
         seeds: RunSeeds,
         device: &Device,
         on_epoch: &mut dyn FnMut(&EpochMetrics),
-    ) -> Vec<EpochMetrics> {
+    ) -> Trained {
         let mut rng = ChaCha8Rng::seed_from_u64(seeds.init);
         let ad = device.clone().autodiff();
+        fn run<M: Classifier>(model: M, data: &Dataset, config: &TrainConfig, seeds: RunSeeds, device: &Device, on_epoch: &mut dyn FnMut(&EpochMetrics)) -> Trained {
+            let parameters = parameter_count(&model);
+            Trained { parameters, curves: train(model, data, config, seeds, device, on_epoch).1 }
+        }
         match self {
-            NetSpec::Mlp(s) => train(s.init(&mut rng, &ad), data, config, seeds, device, on_epoch).1,
-            NetSpec::Shallow(s) => train(s.init(&mut rng, &ad), data, config, seeds, device, on_epoch).1,
-            NetSpec::Vgg(s) => train(s.init(&mut rng, &ad), data, config, seeds, device, on_epoch).1,
-            NetSpec::Baseline(s) => train(s.init(&mut rng, &ad), data, config, seeds, device, on_epoch).1,
+            NetSpec::Mlp(s) => run(s.init(&mut rng, &ad), data, config, seeds, device, on_epoch),
+            NetSpec::Shallow(s) => run(s.init(&mut rng, &ad), data, config, seeds, device, on_epoch),
+            NetSpec::Vgg(s) => run(s.init(&mut rng, &ad), data, config, seeds, device, on_epoch),
+            NetSpec::Baseline(s) => run(s.init(&mut rng, &ad), data, config, seeds, device, on_epoch),
         }
     }
 }
