@@ -184,7 +184,13 @@ fn paper_scale_names_the_missing_datasets() {
     let out = dir.path().join("out");
     assert_refused(
         &["keskar", "--scale", "paper", "--nets", "F1,C3", "--data-dir", data.to_str().unwrap(), "--out", out.to_str().unwrap()],
-        &["dataset mnist", "dataset cifar-100", data.join("mnist").to_str().unwrap(), "--data-dir", "train-images-idx3-ubyte"],
+        &[
+            "dataset mnist",
+            "dataset cifar-100",
+            data.join("mnist").to_str().unwrap(),
+            &format!("studies data fetch mnist --data-dir {}", data.display()),
+            "train.bin, test.bin",
+        ],
     );
     assert!(!out.exists(), "nothing written before the data is found");
 }
@@ -213,4 +219,95 @@ fn mnist1d_fidelity_reports_and_flags_a_miss() {
     assert!(rows[1].starts_with("logistic regression,410,1,"), "{}", rows[1]);
     assert!(rows[2].starts_with("MLP,15210,1,"), "{}", rows[2]);
     assert!(rows[3].starts_with("CNN,5210,1,"), "{}", rows[3]);
+}
+
+/// A loopback HTTP server for at most `max` requests: `/good/<file>` serves `dir/<file>`,
+/// `/bad/<file>` serves its first half (a corrupted copy), anything else 404.
+fn serve(dir: PathBuf, max: usize) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(max) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            reader.read_line(&mut request).unwrap();
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap() == 0 || header == "\r\n" {
+                    break;
+                }
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let body = match path.split_once('/').map(|(_, rest)| rest.split_once('/')) {
+                Some(Some(("good", name))) => fs::read(dir.join(name)).ok(),
+                Some(Some(("bad", name))) => fs::read(dir.join(name)).ok().map(|b| b[..b.len() / 2].to_vec()),
+                _ => None,
+            };
+            let _ = match body {
+                Some(b) => stream
+                    .write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len()).as_bytes())
+                    .and_then(|_| stream.write_all(&b)),
+                None => stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+            };
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn shared_data(name: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data").join(name);
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("SKIPPED: {} is not present", dir.display());
+        None
+    }
+}
+
+#[test]
+fn fetch_tries_mirrors_in_order_and_keeps_only_verified_files() {
+    let Some(mnist) = shared_data("mnist") else { return };
+    let base = serve(mnist, 16);
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().to_str().unwrap();
+    // The first mirror serves truncated copies: each is refused, the second mirror's is kept.
+    let out = studies()
+        .args(["data", "fetch", "mnist", "--data-dir", d])
+        .env("FLATLAND_MIRRORS", format!("{base}/bad/,{base}/good/"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("/bad/train-images-idx3-ubyte.gz: ") && text(&out.stderr).contains("corrupt gzip stream"), "the truncated copy is refused: {}", text(&out.stderr));
+    let mut names: Vec<String> = fs::read_dir(data.path().join("mnist")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"], "no partial files left");
+
+    let out = run(&["data", "list", "--data-dir", d]);
+    assert!(text(&out.stdout).lines().any(|l| l.starts_with("mnist") && l.contains("present, verified")), "{}", text(&out.stdout));
+    assert!(run(&["data", "verify", "mnist", "--data-dir", d]).status.success());
+
+    // A corrupted file is reported with the expected and the actual hash.
+    let labels = data.path().join("mnist/t10k-labels-idx1-ubyte.gz");
+    fs::write(&labels, b"not gzip at all").unwrap();
+    let out = run(&["data", "verify", "mnist", "--data-dir", d]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("expected ff7bcfd4"), "{}", text(&out.stderr));
+    // Nothing reachable: every mirror's failure is named, and nothing is written.
+    let out = studies()
+        .args(["data", "fetch", "optdigits", "--data-dir", d])
+        .env("FLATLAND_MIRRORS", format!("{base}/nowhere/"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("could not fetch optdigits.tra from any mirror"), "{}", text(&out.stderr));
+    assert_eq!(fs::read_dir(data.path().join("optdigits")).unwrap().count(), 0);
+}
+
+#[test]
+fn data_commands_name_unknown_datasets() {
+    assert_refused(&["data", "fetch", "imagenet"], &["imagenet", "mnist", "optdigits"]);
 }

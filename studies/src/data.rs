@@ -106,13 +106,18 @@ impl DataSpec {
             DataSpec::Timit => timit::load(&folder),
         };
         loaded.map_err(|e| {
+            let how = match datasets::catalog::entry(self.name()) {
+                Some(_) if dir.source == "--data-dir" => {
+                    format!("Fetch it with: studies data fetch {} --data-dir {}", self.name(), dir.path.display())
+                }
+                Some(_) => format!("Fetch it with: studies data fetch {}", self.name()),
+                None => format!("Put the files there by hand: {}", self.expected_files()),
+            };
             anyhow!(
-                "dataset {} could not be loaded from {} (data folder chosen by {}; set --data-dir or FLATLAND_DATA to look elsewhere): {e}. \
-                 Expected files: {}",
+                "dataset {} could not be loaded from {} (data folder chosen by {}; set --data-dir or FLATLAND_DATA to look elsewhere): {e}. {how}",
                 self.name(),
                 folder.display(),
                 dir.source,
-                self.expected_files()
             )
         })
     }

@@ -3,6 +3,7 @@
 
 mod bench;
 mod data;
+mod datacmd;
 mod env;
 mod harness;
 mod keskar;
@@ -31,15 +32,17 @@ enum Command {
     Keskar(keskar::Args),
     /// Greydanus & Kobak's MNIST-1D baselines on our generator, beside the published accuracies.
     Mnist1d(mnist1d::Args),
+    /// The real datasets: list, verify, fetch.
+    Data(datacmd::Args),
     /// Training throughput of F1 and parallel efficiency of the default grid.
     Bench(bench::Args),
 }
 
-/// Studies and their one-line descriptions, as `studies list` prints them.
+/// Studies and their one-line descriptions, as `studies list` prints them (`data` and `bench`
+/// are tools, listed by `--help`).
 const STUDIES: &[(&str, &str)] = &[
     ("keskar", "Keskar et al. 2017 Table 2: SB vs LB Adam on F1/F2/C1-C4, mean ± std over seeds, with the paper's numbers"),
     ("mnist1d", "MNIST-1D fidelity: logistic regression, MLP and CNN baselines on our generator vs the published accuracies"),
-    ("bench", "F1 training throughput (samples/s) at batch 256 and 6000, default-grid wall time at --jobs 1 vs 2"),
 ];
 
 fn main() -> ExitCode {
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         }
         Command::Keskar(args) => keskar::run(args),
         Command::Mnist1d(args) => mnist1d::run(args),
+        Command::Data(args) => datacmd::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {

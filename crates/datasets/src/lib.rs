@@ -6,6 +6,7 @@
 //! per-sample shape, so networks and studies see a single type.
 #![warn(missing_docs)]
 
+pub mod catalog;
 pub mod cifar;
 pub mod error;
 pub mod idx;
