@@ -468,3 +468,68 @@ fn curve_panels(records: &[Record<Cell, Outcome>], nets: &[&str]) -> Vec<Panel> 
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::Env;
+
+    fn record(regime: Regime, seed_index: usize, train_acc: f64, test_acc: f64) -> Record<Cell, Outcome> {
+        let spec = scale_spec(Scale::Smoke);
+        let (_, net, data) = spec.nets[0].clone();
+        let metrics = |epoch, train_acc, test_acc| EpochMetrics { epoch, train_loss: 1.0, train_acc, test_loss: 1.0, test_acc };
+        Record {
+            study: "keskar".into(),
+            id: format!("F1-{regime:?}-seed{seed_index}"),
+            master_seed: 0,
+            config: Cell {
+                net: "F1".into(),
+                scale: Scale::Smoke,
+                data,
+                spec: net,
+                regime,
+                train: TrainConfig { batch_size: 16, epochs: 1, learning_rate: 1e-3, eval_batch: 1000, shuffle: true, patience: None },
+                seed_index,
+                seeds: RunSeeds { init: 1, order: 2 },
+            },
+            env: Env {
+                flatland_version: "0.1.0".into(),
+                git_commit: "0123456789abcdef".into(),
+                git_dirty: false,
+                burn_version: "0.22.1".into(),
+                backend: "flex".into(),
+                device: "Device<Flex(Cpu)>".into(),
+                cpu: "test".into(),
+                jobs: 1,
+            },
+            wall_time_s: 1.0,
+            finished_unix_s: 0,
+            outcome: Outcome { parameters: 2, curves: vec![metrics(0, 10.0, 10.0), metrics(1, train_acc, test_acc)] },
+        }
+    }
+
+    #[test]
+    fn table2_csv_from_fixed_records() {
+        // SB test 70, 72 (mean 71, std √2); LB test 66, 66 (mean 66, std 0).
+        let records = vec![
+            record(Regime::SB, 0, 99.0, 70.0),
+            record(Regime::SB, 1, 100.0, 72.0),
+            record(Regime::LB, 0, 100.0, 66.0),
+            record(Regime::LB, 1, 100.0, 66.0),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let md = report(&records, dir.path()).unwrap();
+        let csv = std::fs::read_to_string(dir.path().join("table2.csv")).unwrap();
+        assert_eq!(
+            csv,
+            "net,dataset,regime,runs,train_acc_mean,train_acc_std,test_acc_mean,test_acc_std,paper_train_acc,paper_test_acc\n\
+             F1,mnist1d,SB,2,99.5000,0.7071,71.0000,1.4142,99.66,98.03\n\
+             F1,mnist1d,LB,2,100.0000,0.0000,66.0000,0.0000,99.92,97.81\n"
+        );
+        // Welch: t = 5 / √(2/2 + 0) = 5, df = 1, two-sided p = 2·(1 − F₁(5)) = 0.1257 (Cauchy:
+        // 1 − 2/π·atan 5).
+        assert!(md.contains("| F1 | 71.00 | 66.00 | 5.00 | 5.00 | 1.26e-1 | no |"), "{md}");
+        assert!(md.contains("| F1 | 2 | mnist1d | SB | 16 | 2 | 99.50 ± 0.71 | 71.00 ± 1.41 | 99.66 | 98.03 |"), "{md}");
+        assert!(dir.path().join("curves.png").exists() && dir.path().join("curves.svg").exists());
+    }
+}
