@@ -224,7 +224,7 @@ impl Study for Keskar {
     fn run_cell(&self, cell: &Cell, progress: &CellProgress) -> Result<Outcome> {
         let epochs = cell.train.epochs;
         let data = &self.data.iter().find(|(spec, _)| *spec == cell.data).expect("every cell's data is loaded").1;
-        Ok(cell.spec.train(data, &cell.train, cell.seeds, &self.device, &mut |m| {
+        Ok(cell.spec.train(data, &cell.train, cell.seeds, None, &self.device, &mut |m, _| {
             let msg = format!("epoch {:>3}/{epochs}  train loss {:.4}  train {:5.1}%  test {:5.1}%", m.epoch, m.train_loss, m.train_acc, m.test_acc);
             if m.epoch % 10 == 0 || m.epoch == epochs {
                 progress.log(&msg);

@@ -86,7 +86,7 @@ impl Study for Mnist1dFidelity {
     fn run_cell(&self, cell: &Cell, progress: &CellProgress) -> Result<Outcome> {
         let spec = NetSpec::Baseline(cell.model);
         let epochs = cell.train.epochs;
-        Ok(spec.train(&self.data, &cell.train, cell.seeds, &self.device, &mut |m| {
+        Ok(spec.train(&self.data, &cell.train, cell.seeds, None, &self.device, &mut |m, _| {
             let msg = format!("epoch {:>3}/{epochs}  train loss {:.4}  test {:5.1}%", m.epoch, m.train_loss, m.test_acc);
             if m.epoch % 50 == 0 || m.epoch == epochs { progress.log(&msg) } else { progress.message(&msg) }
         }))

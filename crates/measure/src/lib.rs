@@ -6,9 +6,13 @@
 //! - [`curvature`]: Hessian-vector products by central differences of gradients (Burn has no
 //!   double backward), the top Hessian eigenvalue by power iteration, and the Hessian trace by
 //!   Hutchinson's estimator with Rademacher probes.
+//! - [`lbfgsb`]: L-BFGS-B (Byrd et al. 1995), the bound-constrained solver of the sharpness metric.
+//! - [`sharpness`]: Keskar et al.'s ε-sharpness in the full space or a random subspace.
 #![warn(missing_docs)]
 
 pub mod curvature;
+pub mod lbfgsb;
+pub mod sharpness;
 
 /// A differentiable function of a parameter vector.
 pub trait Objective {

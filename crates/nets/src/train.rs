@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::baselines::BaselineSpec;
 use crate::mlp::MlpSpec;
+use crate::objective::{Weights, weights_of, with_weights};
 use crate::shallow::ShallowSpec;
 use crate::vgg::VggSpec;
 use crate::{Classifier, DropoutRng, parameter_count};
@@ -95,7 +96,14 @@ pub struct Trained {
     pub parameters: usize,
     /// Metrics at initialization (epoch 0) and after every epoch.
     pub curves: Vec<EpochMetrics>,
+    /// The final weights (not stored in records).
+    #[serde(skip)]
+    pub weights: Weights,
 }
+
+/// What `on_epoch` is handed after each evaluation: the metrics, and the weights on demand
+/// (flattening costs a copy of the network, so only callers that need them pay it).
+pub type OnEpoch<'a> = dyn FnMut(&EpochMetrics, &dyn Fn() -> Weights) + 'a;
 
 impl NetSpec {
     /// Trainable parameters of this network.
@@ -110,28 +118,35 @@ impl NetSpec {
         }
     }
 
-    /// Builds the network from `seeds.init` and trains it with Adam on `data`, calling `on_epoch`
-    /// after the initial evaluation and after every epoch. `device` is a plain (non-autodiff)
-    /// device; training runs on its autodiff wrapper.
+    /// Builds the network from `seeds.init` (or, for a warm start, loads `start`: Adam's state
+    /// starts fresh either way) and trains it with Adam on `data`, calling `on_epoch` after the
+    /// initial evaluation and after every epoch. `device` is a plain (non-autodiff) device;
+    /// training runs on its autodiff wrapper.
     pub fn train(
         &self,
         data: &Dataset,
         config: &TrainConfig,
         seeds: RunSeeds,
+        start: Option<&Weights>,
         device: &Device,
-        on_epoch: &mut dyn FnMut(&EpochMetrics),
+        on_epoch: &mut OnEpoch,
     ) -> Trained {
         let mut rng = ChaCha8Rng::seed_from_u64(seeds.init);
         let ad = device.clone().autodiff();
-        fn run<M: Classifier>(model: M, data: &Dataset, config: &TrainConfig, seeds: RunSeeds, device: &Device, on_epoch: &mut dyn FnMut(&EpochMetrics)) -> Trained {
+        fn run<M: Classifier>(model: M, data: &Dataset, config: &TrainConfig, seeds: RunSeeds, start: Option<&Weights>, device: &Device, on_epoch: &mut OnEpoch) -> Trained {
+            let model = match start {
+                Some(w) => with_weights(model, &w.params, &w.buffers),
+                None => model,
+            };
             let parameters = parameter_count(&model);
-            Trained { parameters, curves: train(model, data, config, seeds, device, on_epoch).1 }
+            let (model, curves) = train(model, data, config, seeds, device, on_epoch);
+            Trained { parameters, curves, weights: weights_of(&model) }
         }
         match self {
-            NetSpec::Mlp(s) => run(s.init(&mut rng, &ad), data, config, seeds, device, on_epoch),
-            NetSpec::Shallow(s) => run(s.init(&mut rng, &ad), data, config, seeds, device, on_epoch),
-            NetSpec::Vgg(s) => run(s.init(&mut rng, &ad), data, config, seeds, device, on_epoch),
-            NetSpec::Baseline(s) => run(s.init(&mut rng, &ad), data, config, seeds, device, on_epoch),
+            NetSpec::Mlp(s) => run(s.init(&mut rng, &ad), data, config, seeds, start, device, on_epoch),
+            NetSpec::Shallow(s) => run(s.init(&mut rng, &ad), data, config, seeds, start, device, on_epoch),
+            NetSpec::Vgg(s) => run(s.init(&mut rng, &ad), data, config, seeds, start, device, on_epoch),
+            NetSpec::Baseline(s) => run(s.init(&mut rng, &ad), data, config, seeds, start, device, on_epoch),
         }
     }
 }
@@ -192,7 +207,7 @@ pub fn train<M: Classifier>(
     config: &TrainConfig,
     seeds: RunSeeds,
     device: &Device,
-    on_epoch: &mut dyn FnMut(&EpochMetrics),
+    on_epoch: &mut OnEpoch,
 ) -> (M, Vec<EpochMetrics>) {
     let ad = device.clone().autodiff();
     let sample_len = data.sample_len();
@@ -202,7 +217,7 @@ pub fn train<M: Classifier>(
     let mut order: Vec<usize> = (0..data.train.len()).collect();
 
     let mut curves = vec![evaluate_epoch(&model, data, config, device, 0)];
-    on_epoch(&curves[0]);
+    on_epoch(&curves[0], &|| weights_of(&model));
     for epoch in 1..=config.epochs {
         if config.shuffle {
             order.shuffle(&mut rng);
@@ -215,7 +230,7 @@ pub fn train<M: Classifier>(
             model = optimizer.step(config.learning_rate, model, grads);
         }
         curves.push(evaluate_epoch(&model, data, config, device, epoch));
-        on_epoch(curves.last().expect("just pushed"));
+        on_epoch(curves.last().expect("just pushed"), &|| weights_of(&model));
         if let Some(patience) = config.patience {
             let best = curves.iter().enumerate().min_by(|a, b| a.1.train_loss.total_cmp(&b.1.train_loss)).map(|(i, _)| i).unwrap_or(0);
             if epoch - best >= patience {

@@ -52,7 +52,7 @@ fn tiny_run(backend: Backend, spec: &NetSpec, epochs: usize) -> Vec<nets::train:
     let data = mnist1d::generate(&mnist1d::Config { train: 128, test: 64, ..Default::default() });
     let config = TrainConfig { batch_size: 32, epochs, learning_rate: 1e-3, eval_batch: 64, shuffle: true, patience: None };
     let device = backend.device().expect("backend compiled in");
-    spec.train(&data, &config, RunSeeds { init: 3, order: 4 }, &device, &mut |_| {}).curves
+    spec.train(&data, &config, RunSeeds { init: 3, order: 4 }, None, &device, &mut |_, _| {}).curves
 }
 
 fn tiny_mlp() -> NetSpec {
@@ -101,7 +101,7 @@ fn stopping_rule_ends_training_once_the_loss_stops_improving() {
     // Patience 3: stop at the first epoch that is 3 epochs past the lowest training loss so far.
     let data = mnist1d::generate(&mnist1d::Config { train: 128, test: 64, ..Default::default() });
     let config = TrainConfig { batch_size: 32, epochs: 300, learning_rate: 3e-2, eval_batch: 64, shuffle: true, patience: Some(3) };
-    let curves = tiny_mlp().train(&data, &config, RunSeeds { init: 3, order: 4 }, &flex(), &mut |_| {}).curves;
+    let curves = tiny_mlp().train(&data, &config, RunSeeds { init: 3, order: 4 }, None, &flex(), &mut |_, _| {}).curves;
     let last = curves.len() - 1;
     assert!(last < 300, "a noisy run plateaus well before the cap");
     let best = (0..=last).min_by(|&a, &b| curves[a].train_loss.total_cmp(&curves[b].train_loss)).unwrap();

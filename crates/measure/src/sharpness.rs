@@ -1,0 +1,243 @@
+//! ε-sharpness (Keskar et al. 2017, Metric 2.1):
+//!
+//! φ_{x,f}(ε, A) = 100 · (max_{y ∈ C_ε} f(x + A y) − f(x)) / (1 + f(x)),
+//! C_ε = { y ∈ Rᵖ : |y_i| ≤ ε (|(A⁺x)_i| + 1) },
+//!
+//! with A = I (the full space, Keskar Table 3) or a random n × p matrix (Table 4). The inner
+//! maximization is solved approximately, as in the paper, by a few iterations of L-BFGS-B on −f,
+//! started at y = 0 (as in the SciPy reimplementations). At an exact stationary point the
+//! gradient is zero and the solver cannot move: the metric is then 0 by construction.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use serde::{Deserialize, Serialize};
+
+use crate::Objective;
+use crate::lbfgsb::{self, Options, Stop};
+
+/// Where the perturbation lives.
+#[derive(Debug, Clone)]
+pub enum Subspace {
+    /// A = I: every parameter moves (Table 3).
+    Full,
+    /// A random n × p matrix (Table 4).
+    Random(RandomSubspace),
+}
+
+/// A random n × p matrix A whose columns are drawn i.i.d. standard normal and scaled to unit
+/// length (the paper does not say how it drew them; Gaussian columns are close to orthogonal,
+/// so the box in y is a box of nearly independent directions). Stored column by column in f32.
+#[derive(Debug, Clone)]
+pub struct RandomSubspace {
+    n: usize,
+    p: usize,
+    columns: Vec<f32>,
+}
+
+impl RandomSubspace {
+    /// Draws A from `seed`.
+    pub fn gaussian(n: usize, p: usize, seed: u64) -> RandomSubspace {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut columns = Vec::with_capacity(n * p);
+        for _ in 0..p {
+            let col: Vec<f64> = (0..n).map(|_| rng.sample::<f64, _>(StandardNormal)).collect();
+            let norm = col.iter().map(|v| v * v).sum::<f64>().sqrt();
+            columns.extend(col.iter().map(|v| (v / norm) as f32));
+        }
+        RandomSubspace { n, p, columns }
+    }
+
+    /// Dimension p of the subspace.
+    pub fn dim(&self) -> usize {
+        self.p
+    }
+
+    fn column(&self, j: usize) -> &[f32] {
+        &self.columns[j * self.n..(j + 1) * self.n]
+    }
+
+    /// A y.
+    pub fn apply(&self, y: &[f64]) -> Vec<f64> {
+        let mut out = vec![0.0; self.n];
+        for (j, &yj) in y.iter().enumerate() {
+            if yj != 0.0 {
+                out.iter_mut().zip(self.column(j)).for_each(|(o, &a)| *o += yj * a as f64);
+            }
+        }
+        out
+    }
+
+    /// Aᵀ v.
+    pub fn transpose_apply(&self, v: &[f64]) -> Vec<f64> {
+        (0..self.p).map(|j| self.column(j).iter().zip(v).map(|(&a, b)| a as f64 * b).sum()).collect()
+    }
+
+    /// A⁺ x = (AᵀA)⁻¹ Aᵀ x (A has full column rank with probability one).
+    pub fn pseudo_inverse_apply(&self, x: &[f64]) -> Vec<f64> {
+        let p = self.p;
+        let mut gram = vec![0.0; p * p];
+        for i in 0..p {
+            for j in i..p {
+                let v: f64 = self.column(i).iter().zip(self.column(j)).map(|(&a, &b)| a as f64 * b as f64).sum();
+                gram[i * p + j] = v;
+                gram[j * p + i] = v;
+            }
+        }
+        let inv = lbfgsb::invert(&gram, p).expect("a random Gaussian matrix has full column rank");
+        let atx = self.transpose_apply(x);
+        (0..p).map(|i| (0..p).map(|j| inv[i * p + j] * atx[j]).sum()).collect()
+    }
+}
+
+/// One measurement of Metric 2.1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sharpness {
+    /// φ, in the paper's units (percent of 1 + f(x)).
+    pub value: f64,
+    /// ε.
+    pub epsilon: f64,
+    /// f(x).
+    pub f_x: f64,
+    /// The largest f found in the box.
+    pub f_max: f64,
+    /// L-BFGS-B iterations run.
+    pub iterations: usize,
+    /// Evaluations of f and its gradient, f(x) included.
+    pub evaluations: usize,
+    /// Why L-BFGS-B stopped.
+    pub stop: Stop,
+}
+
+/// Metric 2.1 at `x` with `iterations` of L-BFGS-B (the paper: 10).
+pub fn epsilon_sharpness(obj: &mut dyn Objective, x: &[f64], subspace: &Subspace, epsilon: f64, iterations: usize) -> Sharpness {
+    let n = obj.dim();
+    assert_eq!(x.len(), n, "sharpness: x must have the objective's dimension");
+    let mut g = vec![0.0; n];
+    let f_x = obj.value_grad(x, &mut g);
+    let coords = match subspace {
+        Subspace::Full => x.to_vec(),
+        Subspace::Random(a) => {
+            assert_eq!(a.n, n, "sharpness: the subspace matrix must have n = {n} rows");
+            a.pseudo_inverse_apply(x)
+        }
+    };
+    let upper: Vec<f64> = coords.iter().map(|c| epsilon * (c.abs() + 1.0)).collect();
+    let lower: Vec<f64> = upper.iter().map(|u| -u).collect();
+    let mut ascent = Ascent { obj, x, subspace, full: vec![0.0; n] };
+    let opts = Options { max_iter: iterations, ..Options::default() };
+    let sol = lbfgsb::minimize(&mut ascent, &vec![0.0; upper.len()], &lower, &upper, &opts);
+    let f_max = (-sol.f).max(f_x);
+    Sharpness {
+        value: 100.0 * (f_max - f_x) / (1.0 + f_x),
+        epsilon,
+        f_x,
+        f_max,
+        iterations: sol.iterations,
+        evaluations: sol.evaluations + 1,
+        stop: sol.stop,
+    }
+}
+
+/// y ↦ −f(x + A y), the function L-BFGS-B minimizes.
+struct Ascent<'a> {
+    obj: &'a mut dyn Objective,
+    x: &'a [f64],
+    subspace: &'a Subspace,
+    full: Vec<f64>,
+}
+
+impl Objective for Ascent<'_> {
+    fn dim(&self) -> usize {
+        match self.subspace {
+            Subspace::Full => self.x.len(),
+            Subspace::Random(a) => a.p,
+        }
+    }
+
+    fn value_grad(&mut self, y: &[f64], grad: &mut [f64]) -> f64 {
+        match self.subspace {
+            Subspace::Full => {
+                let point: Vec<f64> = self.x.iter().zip(y).map(|(a, b)| a + b).collect();
+                let f = self.obj.value_grad(&point, grad);
+                grad.iter_mut().for_each(|g| *g = -*g);
+                -f
+            }
+            Subspace::Random(a) => {
+                let point: Vec<f64> = self.x.iter().zip(a.apply(y)).map(|(x, d)| x + d).collect();
+                let f = self.obj.value_grad(&point, &mut self.full);
+                for (g, v) in grad.iter_mut().zip(a.transpose_apply(&self.full)) {
+                    *g = -v;
+                }
+                -f
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Quadratic;
+
+    /// max over |y_i| ≤ b_i of ½ Σ h_i (d_i + y_i)² is ½ Σ h_i (|d_i| + b_i)².
+    #[test]
+    fn full_space_sharpness_matches_the_closed_form_box_maximum() {
+        let eig = [50.0, 10.0, 3.0, 1.0, 0.2, 0.01];
+        let mut q = Quadratic::diagonal(&eig);
+        q.center = vec![0.3, -1.0, 2.0, 0.0, -0.5, 1.5];
+        let offset = [1e-4, -3e-4, 2e-5, 5e-4, -1e-5, 1e-6];
+        let x: Vec<f64> = q.center.iter().zip(&offset).map(|(c, o)| c + o).collect();
+        for eps in [1e-3, 5e-4] {
+            let f_x: f64 = (0..6).map(|i| 0.5 * eig[i] * offset[i] * offset[i]).sum();
+            let f_max: f64 = (0..6).map(|i| 0.5 * eig[i] * (offset[i].abs() + eps * (x[i].abs() + 1.0)).powi(2)).sum();
+            let expected = 100.0 * (f_max - f_x) / (1.0 + f_x);
+            let s = epsilon_sharpness(&mut q, &x, &Subspace::Full, eps, 10);
+            assert!((s.value - expected).abs() <= 0.01 * expected, "ε = {eps}: {} vs closed form {expected}", s.value);
+        }
+    }
+
+    /// In a one-dimensional subspace A = a: max over |y| ≤ b of ½ (d + a y)ᵀ H (d + a y) is
+    /// ½ dᵀHd + |aᵀHd| b + ½ aᵀHa b².
+    #[test]
+    fn one_dimensional_random_subspace_matches_the_closed_form() {
+        let eig = [4.0, 1.0, 0.5, 9.0, 2.0];
+        let mut q = Quadratic::diagonal(&eig);
+        q.center = vec![1.0, -2.0, 0.5, 0.0, 3.0];
+        let offset = [2e-3, -1e-3, 0.0, 4e-3, 1e-3];
+        let x: Vec<f64> = q.center.iter().zip(&offset).map(|(c, o)| c + o).collect();
+        let a = RandomSubspace::gaussian(5, 1, 7);
+        let col: Vec<f64> = a.apply(&[1.0]);
+        let eps = 1e-3;
+        let b = eps * (a.pseudo_inverse_apply(&x)[0].abs() + 1.0);
+        let dhd: f64 = (0..5).map(|i| eig[i] * offset[i] * offset[i]).sum();
+        let ahd: f64 = (0..5).map(|i| eig[i] * col[i] * offset[i]).sum();
+        let aha: f64 = (0..5).map(|i| eig[i] * col[i] * col[i]).sum();
+        let f_x = 0.5 * dhd;
+        let f_max = 0.5 * dhd + ahd.abs() * b + 0.5 * aha * b * b;
+        let expected = 100.0 * (f_max - f_x) / (1.0 + f_x);
+        let s = epsilon_sharpness(&mut q, &x, &Subspace::Random(a), eps, 10);
+        assert!((s.value - expected).abs() <= 0.01 * expected, "{} vs closed form {expected}", s.value);
+    }
+
+    #[test]
+    fn random_subspace_products_are_adjoint_and_the_pseudo_inverse_inverts() {
+        let a = RandomSubspace::gaussian(300, 20, 3);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let y: Vec<f64> = (0..20).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let v: Vec<f64> = (0..300).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let lhs: f64 = a.apply(&y).iter().zip(&v).map(|(p, q)| p * q).sum();
+        let rhs: f64 = a.transpose_apply(&v).iter().zip(&y).map(|(p, q)| p * q).sum();
+        assert!((lhs - rhs).abs() < 1e-9 * lhs.abs().max(1.0));
+        let back = a.pseudo_inverse_apply(&a.apply(&y));
+        for (b, t) in back.iter().zip(&y) {
+            assert!((b - t).abs() < 1e-5, "A⁺A y ≠ y: {b} vs {t}");
+        }
+        for j in 0..20 {
+            let mut e = vec![0.0; 20];
+            e[j] = 1.0;
+            let norm: f64 = a.apply(&e).iter().map(|v| v * v).sum::<f64>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-6, "column {j} has norm {norm}");
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! A network's training loss as a plain objective (flat parameter vector → loss, gradient), so
+//! that the estimators of the `measure` crate run unchanged on any network.
+//!
+//! The objective is the mean cross-entropy over the whole training set with the network in
+//! inference mode: batch norm normalizes with its running statistics (held fixed: they are
+//! state, not parameters) and dropout is off. It is then a deterministic function of the
+//! trainable parameters alone, which is what Keskar's metric and a Hessian need. Gradients come
+//! from Burn's autodiff, one backward pass per chunk of the training set, summed in f64.
+
+use burn::module::{Flag, Module, ModuleMapper, ModuleVisitor, Param};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::Gradients;
+use burn::tensor::{Device, Tensor, TensorData};
+use datasets::{Dataset, Split};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::Classifier;
+use crate::train::{NetSpec, batch, evaluate};
+
+/// A network's state, flattened in Burn's visiting order: the trainable parameters (what the
+/// measurements perturb) and the running statistics of batch norm (fixed state).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Weights {
+    /// Weights, biases, batch-norm scales and shifts.
+    pub params: Vec<f32>,
+    /// Batch-norm running means and variances.
+    pub buffers: Vec<f32>,
+}
+
+impl Weights {
+    /// The parameters in f64, the measurements' working precision.
+    pub fn params_f64(&self) -> Vec<f64> {
+        self.params.iter().map(|&v| v as f64).collect()
+    }
+}
+
+/// Flattens `model`, which must live on an autodiff device (that is how trainable tensors are
+/// told from running statistics).
+pub fn weights_of<M: Module>(model: &M) -> Weights {
+    struct Flatten(Weights);
+    impl ModuleVisitor for Flatten {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let value = param.val();
+            let trainable = value.is_require_grad();
+            let data: Vec<f32> = value.into_data().convert::<f32>().try_to_vec().expect("f32 tensor");
+            if trainable { &mut self.0.params } else { &mut self.0.buffers }.extend(data);
+        }
+    }
+    let mut flat = Flatten(Weights::default());
+    model.visit(&mut flat);
+    flat.0
+}
+
+/// `model` (on an autodiff device) with its parameters and running statistics replaced by
+/// `params` and `buffers`, in the order [`weights_of`] writes them.
+///
+/// # Panics
+/// If the lengths do not match the network.
+pub fn with_weights<M: Module>(model: M, params: &[f32], buffers: &[f32]) -> M {
+    struct Load<'a> {
+        params: &'a [f32],
+        buffers: &'a [f32],
+    }
+    impl ModuleMapper for Load<'_> {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            param.map(|t| {
+                let shape = t.shape();
+                let len = shape.num_elements();
+                let trainable = t.is_require_grad();
+                let source = if trainable { &mut self.params } else { &mut self.buffers };
+                assert!(source.len() >= len, "weights are shorter than the network");
+                let (head, tail) = source.split_at(len);
+                *source = tail;
+                let next = Tensor::<D>::from_data(TensorData::new(head.to_vec(), shape), &t.device());
+                if trainable { next.require_grad() } else { next }
+            })
+        }
+    }
+    let mut load = Load { params, buffers };
+    let model = model.map(&mut load);
+    assert!(load.params.is_empty() && load.buffers.is_empty(), "weights are longer than the network");
+    model
+}
+
+/// `model` with every training flag (batch norm's) turned off, so it computes in inference mode
+/// while still on the autodiff device.
+fn inference_mode<M: Module>(model: M) -> M {
+    struct Off;
+    impl ModuleMapper for Off {
+        fn map_flag(&mut self, flag: Param<Flag>) -> Param<Flag> {
+            flag.with_value(false)
+        }
+    }
+    model.map(&mut Off)
+}
+
+/// The training loss of one network as a [`measure::Objective`] over its trainable parameters;
+/// also evaluates loss and accuracy at any weights (for slices and planes).
+pub struct TrainingLoss<'a> {
+    inner: Box<dyn Erased + 'a>,
+    dim: usize,
+}
+
+impl<'a> TrainingLoss<'a> {
+    /// Mean cross-entropy and accuracy (%) on `split` of the network at `params` (f64, rounded to
+    /// f32) and `buffers`, in inference mode.
+    pub fn evaluate(&mut self, params: &[f64], buffers: &[f32], split: &Split) -> (f64, f64) {
+        self.inner.evaluate(params, buffers, split)
+    }
+
+    /// Fixes the running statistics used by [`value_grad`](measure::Objective::value_grad).
+    pub fn set_buffers(&mut self, buffers: &[f32]) {
+        self.inner.set_buffers(buffers);
+    }
+}
+
+impl measure::Objective for TrainingLoss<'_> {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn value_grad(&mut self, x: &[f64], grad: &mut [f64]) -> f64 {
+        self.inner.value_grad(x, grad)
+    }
+}
+
+trait Erased {
+    fn value_grad(&mut self, x: &[f64], grad: &mut [f64]) -> f64;
+    fn evaluate(&mut self, params: &[f64], buffers: &[f32], split: &Split) -> (f64, f64);
+    fn set_buffers(&mut self, buffers: &[f32]);
+}
+
+struct State<'a, M: Classifier> {
+    /// The network on the autodiff device, batch norm in inference mode.
+    model: M,
+    buffers: Vec<f32>,
+    data: &'a Dataset,
+    chunk: usize,
+    device: Device,
+}
+
+impl<M: Classifier> Erased for State<'_, M> {
+    fn value_grad(&mut self, x: &[f64], grad: &mut [f64]) -> f64 {
+        let params: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+        let model = with_weights(self.model.clone(), &params, &self.buffers);
+        let ad = self.device.clone().autodiff();
+        let loss_fn = CrossEntropyLossConfig::new().init(&ad);
+        let split = &self.data.train;
+        let n = split.len();
+        let idx: Vec<usize> = (0..n).collect();
+        grad.iter_mut().for_each(|g| *g = 0.0);
+        let mut value = 0.0;
+        for part in idx.chunks(self.chunk.max(1)) {
+            let (xb, yb) = batch(split, part, self.data.sample_len(), &ad);
+            // Mean over the chunk, weighted by its share of the training set.
+            let loss = loss_fn.forward(model.forward(xb, None), yb).mul_scalar(part.len() as f64 / n as f64);
+            value += loss.clone().into_scalar::<f32>() as f64;
+            let grads = loss.backward();
+            accumulate(&model, &grads, grad);
+        }
+        value
+    }
+
+    fn evaluate(&mut self, params: &[f64], buffers: &[f32], split: &Split) -> (f64, f64) {
+        let params: Vec<f32> = params.iter().map(|&v| v as f32).collect();
+        let model = with_weights(self.model.clone(), &params, buffers).valid();
+        evaluate(&model, split, self.data.sample_len(), self.chunk, &self.device)
+    }
+
+    fn set_buffers(&mut self, buffers: &[f32]) {
+        assert_eq!(buffers.len(), self.buffers.len(), "running statistics of the wrong length");
+        self.buffers = buffers.to_vec();
+    }
+}
+
+/// Adds each trainable tensor's gradient into `out`, in visiting order.
+fn accumulate<M: Module>(model: &M, grads: &Gradients, out: &mut [f64]) {
+    struct Collect<'a> {
+        grads: &'a Gradients,
+        out: &'a mut [f64],
+        at: usize,
+    }
+    impl ModuleVisitor for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let value = param.val();
+            if !value.is_require_grad() {
+                return;
+            }
+            let len = value.shape().num_elements();
+            if let Some(g) = value.grad(self.grads) {
+                let g: Vec<f32> = g.into_data().convert::<f32>().try_to_vec().expect("f32 gradient");
+                self.out[self.at..self.at + len].iter_mut().zip(g).for_each(|(o, v)| *o += v as f64);
+            }
+            self.at += len;
+        }
+    }
+    let mut collect = Collect { grads, out, at: 0 };
+    model.visit(&mut collect);
+    assert_eq!(collect.at, collect.out.len(), "gradient length differs from the parameter count");
+}
+
+impl NetSpec {
+    /// The training loss of this network at `weights` over `data.train`, evaluated in chunks of
+    /// `chunk` samples on `device` (a plain device; gradients run on its autodiff wrapper).
+    pub fn training_loss<'a>(&self, weights: &Weights, data: &'a Dataset, chunk: usize, device: &Device) -> TrainingLoss<'a> {
+        fn build<'a, M: Classifier>(model: M, weights: &Weights, data: &'a Dataset, chunk: usize, device: &Device) -> TrainingLoss<'a> {
+            let model = inference_mode(with_weights(model, &weights.params, &weights.buffers));
+            let state = State { model, buffers: weights.buffers.clone(), data, chunk, device: device.clone() };
+            TrainingLoss { inner: Box::new(state), dim: weights.params.len() }
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let ad = device.clone().autodiff();
+        match self {
+            NetSpec::Mlp(s) => build(s.init(&mut rng, &ad), weights, data, chunk, device),
+            NetSpec::Shallow(s) => build(s.init(&mut rng, &ad), weights, data, chunk, device),
+            NetSpec::Vgg(s) => build(s.init(&mut rng, &ad), weights, data, chunk, device),
+            NetSpec::Baseline(s) => build(s.init(&mut rng, &ad), weights, data, chunk, device),
+        }
+    }
+}
