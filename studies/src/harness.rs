@@ -161,6 +161,7 @@ pub fn run_grid<S: Study>(study: &S, opts: &GridOptions) -> Result<Vec<Record<S:
     let pending: Vec<usize> = (0..cells.len()).filter(|&i| done[i].is_none()).collect();
 
     let progress = Progress::new(cells.len(), cells.len() - pending.len());
+    let artifacts = study_dir::<S>(&opts.out).join("artifacts");
     let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.jobs).build().context("building the thread pool")?;
     let finished: Vec<Result<(usize, Record<S::Cell, S::Outcome>)>> = pool.install(|| {
         pending
@@ -168,7 +169,7 @@ pub fn run_grid<S: Study>(study: &S, opts: &GridOptions) -> Result<Vec<Record<S:
             .map(|&i| {
                 let cell = &cells[i];
                 let label = S::label(cell);
-                let bar = progress.start(&label);
+                let bar = progress.start(&label, artifacts.join(record_id::<S>(cell)));
                 let start = Instant::now();
                 let outcome = study.run_cell(cell, &bar).with_context(|| format!("cell {label}"))?;
                 let record = Record {
@@ -210,13 +211,20 @@ struct Progress {
     started: Instant,
 }
 
-/// Live status of one running cell.
+/// Live status of one running cell, and where it may leave files beside its record.
 pub struct CellProgress {
     label: String,
     line: Option<ProgressBar>,
+    artifacts: PathBuf,
 }
 
 impl CellProgress {
+    /// `<out>/<study>/artifacts/<record id>.<ext>`: a file the cell writes (atomically) beside its
+    /// record, such as trained weights, too large for the record itself.
+    pub fn artifact(&self, ext: &str) -> PathBuf {
+        PathBuf::from(format!("{}.{ext}", self.artifacts.display()))
+    }
+
     /// Shows `msg` on the cell's live line (terminal only).
     pub fn message(&self, msg: &str) {
         if let Some(line) = &self.line {
@@ -254,7 +262,7 @@ impl Progress {
         Progress { multi, overall, total, done: Mutex::new(already), started: Instant::now() }
     }
 
-    fn start(&self, label: &str) -> CellProgress {
+    fn start(&self, label: &str, artifacts: PathBuf) -> CellProgress {
         let line = self.multi.as_ref().map(|m| {
             let line = m.add(ProgressBar::new_spinner());
             line.set_style(ProgressStyle::with_template("  {spinner} {msg}").expect("valid template"));
@@ -265,7 +273,7 @@ impl Progress {
         if line.is_none() {
             eprintln!("{label:<16} started");
         }
-        CellProgress { label: label.into(), line }
+        CellProgress { label: label.into(), line, artifacts }
     }
 
     fn finish(&self, cell: CellProgress, label: &str, seconds: f64) {

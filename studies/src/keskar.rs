@@ -10,12 +10,17 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 use datasets::Dataset;
 use nets::mlp::MlpSpec;
 use nets::shallow::ShallowSpec;
-use nets::train::{EpochMetrics, NetSpec, RunSeeds, TrainConfig, Trained as Outcome};
+use measure::curvature::{self, Trace, TopEigenvalue};
+use measure::sharpness::{RandomSubspace, Sharpness, Subspace, epsilon_sharpness};
+use nets::objective::Weights;
+use nets::train::{EpochMetrics, NetSpec, RunSeeds, TrainConfig, Trained};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use nets::vgg::VggSpec;
 use serde::{Deserialize, Serialize};
 
@@ -90,6 +95,125 @@ pub struct Cell {
     /// Seeds derived from the master seed: the init seed is shared by SB and LB of the same
     /// index (both start from the same weights, as in the paper's code); the order seed is not.
     pub seeds: RunSeeds,
+    /// How the solution's sharpness and curvature are measured (none: not measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measure: Option<MeasureConfig>,
+}
+
+/// How the sharpness and curvature of a solution are measured (Keskar §2.2.2 and Metric 2.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeasureConfig {
+    /// ε of Metric 2.1 (the paper: 1e-3 and 5e-4).
+    pub epsilons: Vec<f64>,
+    /// L-BFGS-B iterations of the inner maximization (the paper: 10).
+    pub lbfgsb_iterations: usize,
+    /// Dimension p of the random subspace of Table 4 (the paper: 100).
+    pub subspace_dim: usize,
+    /// How A is drawn (see `measure::sharpness::RandomSubspace`).
+    pub subspace_matrix: String,
+    /// Power-iteration steps at most for the top Hessian eigenvalue.
+    pub power_iterations: usize,
+    /// Relative change of the eigenvalue estimate that ends power iteration.
+    pub power_tol: f64,
+    /// Rademacher probes of Hutchinson's trace estimate.
+    pub trace_probes: usize,
+    /// Step of the central differences of gradients behind each Hessian-vector product.
+    pub fd_step: f64,
+    /// Samples per forward/backward chunk of the training loss (does not change the result).
+    pub chunk: usize,
+    /// The objective's training samples: a fixed random subset of this size (drawn from `seed`),
+    /// or `None` for the whole training set as in the paper. A full-set gradient costs about one
+    /// epoch of training, and the measurements take ~100 of them, so the default scale measures
+    /// on a quarter of its training set to stay within 30 % of the training time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<usize>,
+    /// Seed of the subspace matrix, the power-iteration start and the probes.
+    pub seed: u64,
+}
+
+impl MeasureConfig {
+    /// The paper's settings, with curvature estimates sized to cost a fraction of training.
+    pub fn keskar(seed: u64) -> MeasureConfig {
+        MeasureConfig {
+            epsilons: vec![1e-3, 5e-4],
+            lbfgsb_iterations: 10,
+            subspace_dim: 100,
+            subspace_matrix: "iid standard normal entries".into(),
+            power_iterations: 20,
+            power_tol: 1e-3,
+            trace_probes: 10,
+            fd_step: 1e-3,
+            chunk: 500,
+            samples: Some(1000),
+            seed,
+        }
+    }
+}
+
+/// Sharpness and curvature of one solution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measures {
+    /// Metric 2.1 with A = I, one per ε (Table 3).
+    pub full_space: Vec<Sharpness>,
+    /// Metric 2.1 in the random subspace, one per ε (Table 4).
+    pub subspace: Vec<Sharpness>,
+    /// Top eigenvalue of the Hessian of the training loss (power iteration).
+    pub top_eigenvalue: TopEigenvalue,
+    /// Trace of that Hessian (Hutchinson), with its standard error.
+    pub trace: Trace,
+    /// Wall time of these measurements, seconds.
+    pub seconds: f64,
+}
+
+/// What one cell produced: the training run, and the measurements of its solution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Parameter count and curves.
+    #[serde(flatten)]
+    pub trained: Trained,
+    /// Wall time of training (with its per-epoch evaluations), seconds.
+    #[serde(default)]
+    pub train_seconds: f64,
+    /// Sharpness and curvature, when the cell asked for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measures: Option<Measures>,
+}
+
+/// `data` with its training split cut to `m` samples drawn without replacement from `seed` (in
+/// their original order).
+fn training_subset(data: &Dataset, m: usize, seed: u64) -> Dataset {
+    use rand::seq::index::sample;
+    let mut idx = sample(&mut ChaCha8Rng::seed_from_u64(seed), data.train.len(), m).into_vec();
+    idx.sort_unstable();
+    let len = data.sample_len();
+    let mut out = data.clone();
+    out.train.features = idx.iter().flat_map(|&i| data.train.features[i * len..(i + 1) * len].iter().copied()).collect();
+    out.train.labels = idx.iter().map(|&i| data.train.labels[i]).collect();
+    out
+}
+
+/// Measures the solution `weights` of `spec` on the training set of `data` (the objective:
+/// mean cross-entropy, batch norm on its running statistics, no dropout).
+pub fn measure(spec: &NetSpec, weights: &Weights, data: &Dataset, cfg: &MeasureConfig, device: &nets::Device) -> Measures {
+    let start = std::time::Instant::now();
+    let subset;
+    let data = match cfg.samples {
+        Some(m) if m < data.train.len() => {
+            subset = training_subset(data, m, harness::derive_seed(cfg.seed, &["samples"]));
+            &subset
+        }
+        _ => data,
+    };
+    let mut obj = spec.training_loss(weights, data, cfg.chunk, device);
+    let x = weights.params_f64();
+    let full_space = cfg.epsilons.iter().map(|&eps| epsilon_sharpness(&mut obj, &x, &Subspace::Full, eps, cfg.lbfgsb_iterations)).collect();
+    let a = Subspace::Random(RandomSubspace::gaussian(x.len(), cfg.subspace_dim, harness::derive_seed(cfg.seed, &["subspace"])));
+    let subspace = cfg.epsilons.iter().map(|&eps| epsilon_sharpness(&mut obj, &x, &a, eps, cfg.lbfgsb_iterations)).collect();
+    drop(a);
+    let mut rng = ChaCha8Rng::seed_from_u64(harness::derive_seed(cfg.seed, &["hessian"]));
+    let top_eigenvalue = curvature::top_eigenvalue(&mut obj, &x, cfg.power_iterations, cfg.power_tol, cfg.fd_step, &mut rng);
+    let trace = curvature::trace(&mut obj, &x, cfg.trace_probes, cfg.fd_step, &mut rng);
+    Measures { full_space, subspace, top_eigenvalue, trace, seconds: start.elapsed().as_secs_f64() }
 }
 
 
@@ -105,6 +229,8 @@ struct ScaleSpec {
     /// Stopping rule (see [`TrainConfig::patience`]); `None` trains exactly `epochs`.
     patience: Option<usize>,
     learning_rate: f64,
+    /// Measure sharpness and curvature of every solution (Tables 3 and 4).
+    measure: bool,
 }
 
 /// Hyperparameters of each scale, with reasons.
@@ -128,6 +254,7 @@ fn scale_spec(scale: Scale) -> ScaleSpec {
                 epochs: 3,
                 patience: None,
                 learning_rate: 1e-3,
+                measure: true,
             }
         }
         // Minutes on 2 cores. F1 and C1 keep their families' layout (BN after every layer,
@@ -148,6 +275,7 @@ fn scale_spec(scale: Scale) -> ScaleSpec {
                 epochs: 60,
                 patience: None,
                 learning_rate: 1e-3,
+                measure: true,
             }
         }
         // The paper (§2.2): SB 256, LB 10 % of the training set, trained until the training
@@ -168,6 +296,9 @@ fn scale_spec(scale: Scale) -> ScaleSpec {
             epochs: 100,
             patience: Some(5),
             learning_rate: 1e-3,
+            // Not yet at paper scale: a full-MNIST gradient takes seconds, and the committed
+            // F1 records predate the measurements.
+            measure: false,
         },
     }
 }
@@ -191,6 +322,38 @@ const PAPER_TABLE2: [(&str, [f64; 4]); 6] = [
     ("C3", [99.56, 99.88, 49.58, 46.45]),
     ("C4", [99.10, 99.57, 63.08, 57.81]),
 ];
+
+/// Keskar Table 3 (A = I) and Table 4 (p = 100): mean sharpness SB ε=1e-3, LB ε=1e-3,
+/// SB ε=5e-4, LB ε=5e-4.
+const PAPER_TABLE3: [(&str, [f64; 4]); 6] = [
+    ("F1", [1.23, 205.14, 0.61, 42.90]),
+    ("F2", [1.39, 310.64, 0.90, 93.15]),
+    ("C1", [28.58, 707.23, 7.08, 227.31]),
+    ("C2", [8.68, 925.32, 2.07, 175.31]),
+    ("C3", [29.85, 258.75, 8.56, 105.11]),
+    ("C4", [12.83, 421.84, 4.07, 109.35]),
+];
+const PAPER_TABLE4: [(&str, [f64; 4]); 6] = [
+    ("F1", [0.11, 9.22, 0.05, 9.17]),
+    ("F2", [0.29, 23.63, 0.05, 6.28]),
+    ("C1", [2.18, 137.25, 0.71, 29.50]),
+    ("C2", [0.95, 25.09, 0.31, 5.82]),
+    ("C3", [17.02, 236.03, 4.03, 86.96]),
+    ("C4", [6.05, 72.99, 1.89, 19.85]),
+];
+
+/// The paper's mean sharpness for `net`, `regime` and ε (1e-3 or 5e-4) from `table`.
+fn paper_sharpness(table: &[(&str, [f64; 4]); 6], net: &str, regime: Regime, epsilon: f64) -> Option<f64> {
+    let (_, v) = table.iter().find(|(n, _)| *n == net)?;
+    let col = match (regime, epsilon) {
+        (Regime::SB, e) if e == 1e-3 => 0,
+        (Regime::LB, e) if e == 1e-3 => 1,
+        (Regime::SB, e) if e == 5e-4 => 2,
+        (Regime::LB, e) if e == 5e-4 => 3,
+        _ => return None,
+    };
+    Some(v[col])
+}
 
 fn paper_row(net: &str, regime: Regime) -> (f64, f64) {
     let (_, v) = PAPER_TABLE2.iter().find(|(n, _)| *n == net).expect("every net has a paper row");
@@ -224,14 +387,27 @@ impl Study for Keskar {
     fn run_cell(&self, cell: &Cell, progress: &CellProgress) -> Result<Outcome> {
         let epochs = cell.train.epochs;
         let data = &self.data.iter().find(|(spec, _)| *spec == cell.data).expect("every cell's data is loaded").1;
-        Ok(cell.spec.train(data, &cell.train, cell.seeds, None, &self.device, &mut |m, _| {
+        let start = std::time::Instant::now();
+        let trained = cell.spec.train(data, &cell.train, cell.seeds, None, &self.device, &mut |m, _| {
             let msg = format!("epoch {:>3}/{epochs}  train loss {:.4}  train {:5.1}%  test {:5.1}%", m.epoch, m.train_loss, m.train_acc, m.test_acc);
             if m.epoch % 10 == 0 || m.epoch == epochs {
                 progress.log(&msg);
             } else {
                 progress.message(&msg);
             }
-        }))
+        });
+        let train_seconds = start.elapsed().as_secs_f64();
+        harness::write_atomic(&progress.artifact("weights"), &trained.weights.to_bytes())?;
+        let measures = cell.measure.as_ref().map(|cfg| {
+            progress.log("measuring sharpness and curvature");
+            let m = measure(&cell.spec, &trained.weights, data, cfg, &self.device);
+            progress.log(&format!(
+                "sharpness (full, ε = {:.0e}) {:.3}   top eigenvalue {:.3}   trace {:.1}   [{:.1} s]",
+                cfg.epsilons[0], m.full_space[0].value, m.top_eigenvalue.value, m.trace.value, m.seconds
+            ));
+            m
+        });
+        Ok(Outcome { trained, train_seconds, measures })
     }
 }
 
@@ -319,6 +495,7 @@ pub fn run(args: Args) -> Result<()> {
                         init: harness::derive_seed(master, &["keskar", name, "init", &i]),
                         order: harness::derive_seed(master, &["keskar", name, &format!("{regime:?}"), "order", &i]),
                     },
+                    measure: spec.measure.then(|| MeasureConfig::keskar(harness::derive_seed(master, &["keskar", name, &format!("{regime:?}"), "measure", &i]))),
                 });
             }
         }
@@ -327,14 +504,83 @@ pub fn run(args: Args) -> Result<()> {
     let env = crate::env::Env::capture(backend, &device, jobs);
     let opts = harness::GridOptions { out: args.grid.out.clone(), jobs, master_seed: master, env };
     let records = harness::run_grid(&study, &opts)?;
-    let text = report(&records, &harness::study_dir::<Keskar>(&args.grid.out))?;
+    let dir = harness::study_dir::<Keskar>(&args.grid.out);
+    for net in &names {
+        parametric_slice(&study, &records, net, &dir)?;
+    }
+    let text = report(&records, &dir)?;
     println!("{text}");
     Ok(())
 }
 
+/// Keskar Fig. 3: loss and accuracy along the line through the SB and LB solutions of one seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Slice {
+    /// Network.
+    pub net: String,
+    /// Records of the two solutions (α = 0 is SB, α = 1 is LB).
+    pub sb: String,
+    /// LB record.
+    pub lb: String,
+    /// Points of the line: α x_LB + (1 − α) x_SB.
+    pub alpha: Vec<f64>,
+    /// Mean cross-entropy on the training set at each α.
+    pub train_loss: Vec<f64>,
+    /// Training accuracy, %.
+    pub train_acc: Vec<f64>,
+    /// Mean cross-entropy on the test set.
+    pub test_loss: Vec<f64>,
+    /// Test accuracy, %.
+    pub test_acc: Vec<f64>,
+}
+
+/// The paper's grid: 25 evenly spaced α in [−1, 2].
+fn slice_alphas() -> Vec<f64> {
+    (0..25).map(|i| -1.0 + 3.0 * i as f64 / 24.0).collect()
+}
+
+/// Computes (or keeps, when it is up to date) `slices/<net>.json` from the seed-0 SB and LB
+/// solutions' weights. Batch norm's running statistics move along the line with the weights
+/// (see `Weights::lerp`); evaluation is in inference mode on the whole train and test sets.
+fn parametric_slice(study: &Keskar, records: &[Record<Cell, Outcome>], net: &str, dir: &Path) -> Result<()> {
+    let find = |regime| records.iter().find(|r| r.config.net == net && r.config.regime == regime && r.config.seed_index == 0);
+    let (Some(sb), Some(lb)) = (find(Regime::SB), find(Regime::LB)) else { return Ok(()) };
+    let path = dir.join("slices").join(format!("{net}.json"));
+    let alpha = slice_alphas();
+    if let Ok(old) = fs::read_to_string(&path).map_err(anyhow::Error::from).and_then(|t| Ok(serde_json::from_str::<Slice>(&t)?))
+        && old.sb == sb.id
+        && old.lb == lb.id
+        && old.alpha == alpha
+    {
+        return Ok(());
+    }
+    let load = |r: &Record<Cell, Outcome>| -> Result<Weights> {
+        let file = dir.join("artifacts").join(format!("{}.weights", r.id));
+        let bytes = fs::read(&file).with_context(|| format!("Figure 3 needs the weights of {}; rerun its cell (delete {}) to recreate {}", r.id, dir.join("records").join(format!("{}.json", r.id)).display(), file.display()))?;
+        Weights::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+    };
+    let (w_sb, w_lb) = (load(sb)?, load(lb)?);
+    let data = &study.data.iter().find(|(spec, _)| *spec == sb.config.data).expect("every cell's data is loaded").1;
+    let layout = sb.config.spec.layout(&study.device);
+    let mut obj = sb.config.spec.training_loss(&w_sb, data, 1000, &study.device);
+    let mut slice = Slice { net: net.into(), sb: sb.id.clone(), lb: lb.id.clone(), alpha: alpha.clone(), train_loss: vec![], train_acc: vec![], test_loss: vec![], test_acc: vec![] };
+    eprintln!("{net}: Figure 3, {} points between the SB and LB solutions of seed 0", alpha.len());
+    for &a in &alpha {
+        let w = w_sb.lerp(&w_lb, a, &layout);
+        let x = w.params_f64();
+        let (l, acc) = obj.evaluate(&x, &w.buffers, &data.train);
+        slice.train_loss.push(l);
+        slice.train_acc.push(acc);
+        let (l, acc) = obj.evaluate(&x, &w.buffers, &data.test);
+        slice.test_loss.push(l);
+        slice.test_acc.push(acc);
+    }
+    harness::write_atomic(&path, &serde_json::to_vec_pretty(&slice)?)
+}
+
 /// Metrics at the last epoch of a run.
 fn last(outcome: &Outcome) -> &EpochMetrics {
-    outcome.curves.last().expect("at least the epoch-0 evaluation")
+    outcome.trained.curves.last().expect("at least the epoch-0 evaluation")
 }
 
 /// One row of Table 2.
@@ -367,7 +613,7 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
                 dataset: first.config.data.name(),
                 regime,
                 batch: first.config.train.batch_size,
-                parameters: first.outcome.parameters,
+                parameters: first.outcome.trained.parameters,
                 train: runs.iter().map(|r| last(&r.outcome).train_acc).collect(),
                 test: runs.iter().map(|r| last(&r.outcome).test_acc).collect(),
             });
@@ -434,7 +680,173 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
     harness::write_atomic(&dir.join("table2.csv"), csv.as_bytes())?;
     harness::write_atomic(&dir.join("table2.md"), md.as_bytes())?;
     plot::write_panels(&dir.join("curves"), &curve_panels(records, &nets))?;
+    if records.iter().any(|r| r.outcome.measures.is_some()) {
+        for (n, which) in [(3, Space::Full), (4, Space::Subspace)] {
+            let (table_md, table_csv) = sharpness_table(records, &nets, which)?;
+            harness::write_atomic(&dir.join(format!("table{n}.csv")), table_csv.as_bytes())?;
+            harness::write_atomic(&dir.join(format!("table{n}.md")), table_md.as_bytes())?;
+            md.push('\n');
+            md.push_str(&table_md);
+        }
+        let (curv_md, curv_csv) = curvature_table(records, &nets)?;
+        harness::write_atomic(&dir.join("curvature.csv"), curv_csv.as_bytes())?;
+        harness::write_atomic(&dir.join("curvature.md"), curv_md.as_bytes())?;
+        md.push('\n');
+        md.push_str(&curv_md);
+    }
+    let slices: Vec<Slice> = nets
+        .iter()
+        .filter_map(|n| fs::read_to_string(dir.join("slices").join(format!("{n}.json"))).ok())
+        .filter_map(|t| serde_json::from_str(&t).ok())
+        .filter(|s: &Slice| records.iter().any(|r| r.id == s.sb) && records.iter().any(|r| r.id == s.lb))
+        .collect();
+    if !slices.is_empty() {
+        plot::write_grid(&dir.join("figure3"), 2, &slice_panels(&slices, records))?;
+    }
     Ok(md)
+}
+
+/// Full space (Table 3) or random subspace (Table 4).
+#[derive(Clone, Copy, PartialEq)]
+enum Space {
+    Full,
+    Subspace,
+}
+
+/// Table 3 or 4 as Markdown and CSV: sharpness mean ± std over seeds per net, regime and ε,
+/// the paper's value beside it, and the LB/SB ratio of the means.
+fn sharpness_table(records: &[Record<Cell, Outcome>], nets: &[&str], space: Space) -> Result<(String, String)> {
+    let (n, title, paper) = match space {
+        Space::Full => (3, "full space (A = I)", &PAPER_TABLE3),
+        Space::Subspace => (4, "random subspace (p = 100, A with i.i.d. N(0, 1) entries)", &PAPER_TABLE4),
+    };
+    let values = |net: &str, regime: Regime, k: usize| -> (Vec<f64>, f64) {
+        let mut eps = 0.0;
+        let v = records
+            .iter()
+            .filter(|r| r.config.net == net && r.config.regime == regime)
+            .filter_map(|r| r.outcome.measures.as_ref())
+            .map(|m| {
+                let s = match space {
+                    Space::Full => &m.full_space[k],
+                    Space::Subspace => &m.subspace[k],
+                };
+                eps = s.epsilon;
+                s.value
+            })
+            .collect();
+        (v, eps)
+    };
+    let epsilons: Vec<f64> = records.iter().find_map(|r| r.config.measure.as_ref()).map(|m| m.epsilons.clone()).unwrap_or_default();
+    let iterations = records.iter().find_map(|r| r.config.measure.as_ref()).map(|m| m.lbfgsb_iterations).unwrap_or(0);
+    let mut md = String::new();
+    let mut csv = String::from("net,regime,runs,epsilon,sharpness_mean,sharpness_std,paper_mean\n");
+    writeln!(md, "## Table {n}: sharpness in the {title}\n")?;
+    writeln!(md, "Metric 2.1, 100 · (max f(x + Ay) − f(x)) / (1 + f(x)) over the box |y_i| ≤ ε(|(A⁺x)_i| + 1), maximized by {iterations} iterations of L-BFGS-B; mean ± std over seeds. The paper's means beside ours.\n")?;
+    let mut header = String::from("| net | regime | runs |");
+    let mut rule = String::from("|---|---|---:|");
+    for e in &epsilons {
+        write!(header, " ε = {e:.0e} | paper |")?;
+        rule.push_str("---:|---:|");
+    }
+    writeln!(md, "{header}\n{rule}")?;
+    for &net in nets {
+        for regime in [Regime::SB, Regime::LB] {
+            let mut row = String::new();
+            let mut runs = 0;
+            for k in 0..epsilons.len() {
+                let (v, eps) = values(net, regime, k);
+                runs = v.len();
+                if v.is_empty() {
+                    continue;
+                }
+                let p = paper_sharpness(paper, net, regime, eps).map(|p| format!("{p:.2}")).unwrap_or("–".into());
+                write!(row, " {:.2} ± {:.2} | {p} |", mean(&v), std(&v))?;
+                writeln!(csv, "{net},{regime:?},{},{eps:e},{:.6},{:.6},{p}", v.len(), mean(&v), std(&v))?;
+            }
+            if runs > 0 {
+                writeln!(md, "| {net} | {regime:?} | {runs} |{row}")?;
+            }
+        }
+    }
+    writeln!(md, "\n| net | ε | LB / SB (ours) | LB / SB (paper) |\n|---|---|---:|---:|")?;
+    for &net in nets {
+        for k in 0..epsilons.len() {
+            let ((sb, eps), (lb, _)) = (values(net, Regime::SB, k), values(net, Regime::LB, k));
+            if sb.is_empty() || lb.is_empty() {
+                continue;
+            }
+            let ratio = mean(&lb) / mean(&sb);
+            let p = match (paper_sharpness(paper, net, Regime::SB, eps), paper_sharpness(paper, net, Regime::LB, eps)) {
+                (Some(s), Some(l)) => format!("{:.0}×", l / s),
+                _ => "–".into(),
+            };
+            writeln!(md, "| {net} | {eps:.0e} | {ratio:.1}× | {p} |")?;
+        }
+    }
+    Ok((md, csv))
+}
+
+/// Hessian top eigenvalue and trace per net and regime, and what the measurements cost.
+fn curvature_table(records: &[Record<Cell, Outcome>], nets: &[&str]) -> Result<(String, String)> {
+    let mut md = String::from("## Curvature of the training loss at the solutions\n\n");
+    md.push_str("Top Hessian eigenvalue by power iteration and trace by Hutchinson's estimator (Rademacher probes), both on Hessian-vector products from central differences of gradients; mean ± std over seeds. `converged` counts runs whose eigenvalue estimate changed by less than the tolerance; `trace s.e.` is the largest standard error of a single run's estimate.\n\n");
+    md.push_str("| net | regime | runs | top eigenvalue | converged | trace | trace s.e. |\n|---|---|---:|---:|---:|---:|---:|\n");
+    let mut csv = String::from("net,regime,runs,top_eigenvalue_mean,top_eigenvalue_std,converged,trace_mean,trace_std,trace_max_std_error\n");
+    for &net in nets {
+        for regime in [Regime::SB, Regime::LB] {
+            let ms: Vec<&Measures> = records.iter().filter(|r| r.config.net == net && r.config.regime == regime).filter_map(|r| r.outcome.measures.as_ref()).collect();
+            if ms.is_empty() {
+                continue;
+            }
+            let eig: Vec<f64> = ms.iter().map(|m| m.top_eigenvalue.value).collect();
+            let tr: Vec<f64> = ms.iter().map(|m| m.trace.value).collect();
+            let conv = ms.iter().filter(|m| m.top_eigenvalue.converged).count();
+            let se = ms.iter().map(|m| m.trace.std_error).fold(0.0, f64::max);
+            writeln!(md, "| {net} | {regime:?} | {} | {:.3} ± {:.3} | {conv}/{} | {:.1} ± {:.1} | {se:.1} |", ms.len(), mean(&eig), std(&eig), ms.len(), mean(&tr), std(&tr))?;
+            writeln!(csv, "{net},{regime:?},{},{:.6},{:.6},{conv},{:.6},{:.6},{se:.6}", ms.len(), mean(&eig), std(&eig), mean(&tr), std(&tr))?;
+        }
+    }
+    let train: f64 = records.iter().filter(|r| r.outcome.measures.is_some()).map(|r| r.outcome.train_seconds).sum();
+    let measured: f64 = records.iter().filter_map(|r| r.outcome.measures.as_ref()).map(|m| m.seconds).sum();
+    let samples = records.iter().find_map(|r| r.config.measure.as_ref()).and_then(|m| m.samples);
+    writeln!(
+        md,
+        "\nCost: the measurements took {measured:.0} s in all, {:.0} % of the {train:.0} s spent training the same cells (summed over cells). The objective is the training loss on {}.",
+        100.0 * measured / train.max(f64::MIN_POSITIVE),
+        match samples {
+            Some(m) => format!("a fixed random subset of {m} training samples"),
+            None => "the whole training set".into(),
+        }
+    )?;
+    Ok((md, csv))
+}
+
+/// Figure 3: per net, cross-entropy (log scale) above and accuracy below, along α; training
+/// data solid, test data dashed, as in the paper.
+fn slice_panels(slices: &[Slice], records: &[Record<Cell, Outcome>]) -> Vec<Panel> {
+    let name = |s: &Slice| records.iter().find(|r| r.id == s.sb).map(|r| format!("{} on {}", s.net, r.config.data.name())).unwrap_or(s.net.clone());
+    let series = |s: &Slice, train: &[f64], test: &[f64], color| {
+        vec![
+            Series { label: "train".into(), color, dashed: false, x: s.alpha.clone(), mean: train.to_vec(), std: vec![0.0; train.len()] },
+            Series { label: "test".into(), color, dashed: true, x: s.alpha.clone(), mean: test.to_vec(), std: vec![0.0; test.len()] },
+        ]
+    };
+    let mut panels: Vec<Panel> = slices
+        .iter()
+        .map(|s| {
+            let mut p = Panel::new(format!("{}: cross-entropy", name(s)), "α  (0 = SB solution, 1 = LB solution)", "cross-entropy (log scale)", series(s, &s.train_loss, &s.test_loss, PALETTE[0]));
+            p.log_y = true;
+            p.legend = plotters::prelude::SeriesLabelPosition::UpperMiddle;
+            p
+        })
+        .collect();
+    panels.extend(slices.iter().map(|s| {
+        let mut p = Panel::new(format!("{}: accuracy", name(s)), "α  (0 = SB solution, 1 = LB solution)", "accuracy (%)", series(s, &s.train_acc, &s.test_acc, PALETTE[1]));
+        p.legend = plotters::prelude::SeriesLabelPosition::LowerMiddle;
+        p
+    }));
+    panels
 }
 
 /// Train (dashed) and test (solid) accuracy vs epoch, SB blue and LB red, mean ± std over seeds.
@@ -446,9 +858,9 @@ fn curve_panels(records: &[Record<Cell, Outcome>], nets: &[&str]) -> Vec<Panel> 
                 let runs: Vec<_> = records.iter().filter(|r| r.config.net == net && r.config.regime == regime).collect();
                 let Some(first) = runs.first() else { continue };
                 let batch = first.config.train.batch_size;
-                let len = runs.iter().map(|r| r.outcome.curves.len()).min().unwrap_or(0);
+                let len = runs.iter().map(|r| r.outcome.trained.curves.len()).min().unwrap_or(0);
                 for (which, dashed, get) in [("train", true, (|m: &EpochMetrics| m.train_acc) as fn(&EpochMetrics) -> f64), ("test", false, |m| m.test_acc)] {
-                    let at = |e: usize| runs.iter().map(|r| get(&r.outcome.curves[e])).collect::<Vec<_>>();
+                    let at = |e: usize| runs.iter().map(|r| get(&r.outcome.trained.curves[e])).collect::<Vec<_>>();
                     series.push(Series {
                         label: format!("{regime:?} (batch {batch}) {which}"),
                         color,
@@ -459,12 +871,7 @@ fn curve_panels(records: &[Record<Cell, Outcome>], nets: &[&str]) -> Vec<Panel> 
                     });
                 }
             }
-            Panel {
-                title: format!("{net} on {}", records.iter().find(|r| r.config.net == net).map(|r| r.config.data.name()).unwrap_or("?")),
-                x_label: "epoch".into(),
-                y_label: "accuracy (%)".into(),
-                series,
-            }
+            Panel::new(format!("{net} on {}", records.iter().find(|r| r.config.net == net).map(|r| r.config.data.name()).unwrap_or("?")), "epoch", "accuracy (%)", series)
         })
         .collect()
 }
@@ -491,6 +898,7 @@ mod tests {
                 train: TrainConfig { batch_size: 16, epochs: 1, learning_rate: 1e-3, eval_batch: 1000, shuffle: true, patience: None },
                 seed_index,
                 seeds: RunSeeds { init: 1, order: 2 },
+                measure: None,
             },
             env: Env {
                 flatland_version: "0.1.0".into(),
@@ -504,7 +912,11 @@ mod tests {
             },
             wall_time_s: 1.0,
             finished_unix_s: 0,
-            outcome: Outcome { parameters: 2, curves: vec![metrics(0, 10.0, 10.0), metrics(1, train_acc, test_acc)] },
+            outcome: Outcome {
+                trained: Trained { parameters: 2, curves: vec![metrics(0, 10.0, 10.0), metrics(1, train_acc, test_acc)], weights: Weights::default() },
+                train_seconds: 1.0,
+                measures: None,
+            },
         }
     }
 

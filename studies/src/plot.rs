@@ -50,34 +50,51 @@ pub struct Panel {
     pub y_label: String,
     /// Curves.
     pub series: Vec<Series>,
+    /// Logarithmic y axis (values must be positive; bands are not drawn).
+    pub log_y: bool,
+    /// Where the legend goes.
+    pub legend: SeriesLabelPosition,
+}
+
+impl Panel {
+    /// A linear-axis panel with the legend at the lower right.
+    pub fn new(title: impl Into<String>, x_label: impl Into<String>, y_label: impl Into<String>, series: Vec<Series>) -> Panel {
+        Panel { title: title.into(), x_label: x_label.into(), y_label: y_label.into(), series, log_y: false, legend: SeriesLabelPosition::LowerRight }
+    }
 }
 
 /// Draws `panels` side by side into `<stem>.png` and `<stem>.svg`.
 pub fn write_panels(stem: &Path, panels: &[Panel]) -> Result<()> {
+    write_grid(stem, 1, panels)
+}
+
+/// Draws `panels` row by row, `rows` rows, into `<stem>.png` and `<stem>.svg`.
+pub fn write_grid(stem: &Path, rows: usize, panels: &[Panel]) -> Result<()> {
     REGISTER.call_once(|| {
         // Registering the same bytes can only fail on a malformed font, which a test would catch.
         let _ = register_font("sans-serif", FontStyle::Normal, FONT);
     });
-    let size = ((560 * panels.len()) as u32, 440);
+    let cols = panels.len().div_ceil(rows.max(1));
+    let size = ((560 * cols) as u32, (440 * rows) as u32);
     let png = stem.with_extension("png");
     let svg = stem.with_extension("svg");
     {
         let root = BitMapBackend::new(&png, size).into_drawing_area();
-        draw(&root, panels)?;
+        draw(&root, rows, cols, panels)?;
         root.present().map_err(|e| anyhow!("writing {}: {e}", png.display()))?;
     }
     let root = SVGBackend::new(&svg, size).into_drawing_area();
-    draw(&root, panels)?;
+    draw(&root, rows, cols, panels)?;
     root.present().map_err(|e| anyhow!("writing {}: {e}", svg.display()))?;
     Ok(())
 }
 
-fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[Panel]) -> Result<()>
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, rows: usize, cols: usize, panels: &[Panel]) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-    let areas = root.split_evenly((1, panels.len()));
+    let areas = root.split_evenly((rows.max(1), cols));
     for (area, panel) in areas.iter().zip(panels) {
         draw_panel(area, panel).map_err(|e| anyhow!("drawing panel {}: {e}", panel.title))?;
     }
@@ -85,9 +102,28 @@ where
 }
 
 fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    let xs = panel.series.iter().flat_map(|s| s.x.iter().copied());
+    // A log axis is drawn as log₁₀ of the values with ticks labelled 10^v.
+    let log_series: Vec<Series>;
+    let series: &[Series] = if panel.log_y {
+        log_series = panel
+            .series
+            .iter()
+            .map(|s| Series {
+                label: s.label.clone(),
+                color: s.color,
+                dashed: s.dashed,
+                x: s.x.clone(),
+                mean: s.mean.iter().map(|m| m.max(1e-12).log10()).collect(),
+                std: vec![0.0; s.mean.len()],
+            })
+            .collect();
+        &log_series
+    } else {
+        &panel.series
+    };
+    let xs = series.iter().flat_map(|s| s.x.iter().copied());
     let (x0, x1) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(x), hi.max(x)));
-    let ys = panel.series.iter().flat_map(|s| s.mean.iter().zip(&s.std).flat_map(|(m, d)| [m - d, m + d]));
+    let ys = series.iter().flat_map(|s| s.mean.iter().zip(&s.std).flat_map(|(m, d)| [m - d, m + d]));
     let (y0, y1) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| (lo.min(y), hi.max(y)));
     let pad = ((y1 - y0) * 0.05).max(1e-9);
     let mut chart = ChartBuilder::on(area)
@@ -104,9 +140,9 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
         .axis_desc_style(("sans-serif", 15))
         .light_line_style(WHITE.mix(0.0))
         .x_label_formatter(&|v| tick(*v))
-        .y_label_formatter(&|v| tick(*v))
+        .y_label_formatter(&|v| if panel.log_y { log_tick(*v) } else { tick(*v) })
         .draw()?;
-    for s in &panel.series {
+    for s in series {
         let upper = s.x.iter().zip(s.mean.iter().zip(&s.std)).map(|(&x, (m, d))| (x, m + d));
         let lower = s.x.iter().zip(s.mean.iter().zip(&s.std)).map(|(&x, (m, d))| (x, m - d)).rev();
         chart.draw_series(std::iter::once(Polygon::new(upper.chain(lower).collect::<Vec<_>>(), s.color.mix(0.15))))?;
@@ -127,12 +163,18 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(panel.legend.clone())
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.3))
         .label_font(("sans-serif", 14))
         .draw()?;
     Ok(())
+}
+
+/// The tick label of log₁₀ value `v`: "1e-3", "0.1", "1", "10".
+fn log_tick(v: f64) -> String {
+    let x = 10f64.powf(v);
+    if (0.01..1000.0).contains(&x) { format!("{}", tick(x)) } else { format!("{x:.0e}") }
 }
 
 /// A tick label without trailing zeros: "40", "0.5", "97.25".

@@ -26,7 +26,7 @@ pub fn hessian_vector(obj: &mut dyn Objective, x: &[f64], v: &[f64], h: f64) -> 
 }
 
 /// The top eigenvalue estimate of power iteration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TopEigenvalue {
     /// Rayleigh quotient vᵀHv of the last iterate (the eigenvalue of largest magnitude).
     pub value: f64,
@@ -60,7 +60,7 @@ pub fn top_eigenvalue(obj: &mut dyn Objective, x: &[f64], max_iter: usize, tol: 
 }
 
 /// Hutchinson's trace estimate with its standard error.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Trace {
     /// Mean of zᵀHz over the probes.
     pub value: f64,

@@ -29,9 +29,136 @@ pub struct Weights {
 }
 
 impl Weights {
+    /// Little-endian bytes: magic `FLWT`, parameter count and buffer count (u64), then the f32s.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(20 + 4 * (self.params.len() + self.buffers.len()));
+        out.extend_from_slice(b"FLWT");
+        out.extend_from_slice(&(self.params.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(self.buffers.len() as u64).to_le_bytes());
+        for v in self.params.iter().chain(&self.buffers) {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    /// Reads [`to_bytes`](Weights::to_bytes)'s format; the error says what is wrong.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Weights, String> {
+        if bytes.len() < 20 || &bytes[..4] != b"FLWT" {
+            return Err("not a flatland weights file (no FLWT header)".into());
+        }
+        let count = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes")) as usize;
+        let (p, b) = (count(4), count(12));
+        let expected = p.checked_add(b).and_then(|n| n.checked_mul(4)).and_then(|n| n.checked_add(20));
+        if expected != Some(bytes.len()) {
+            return Err(format!("{} bytes, but the header announces {p} parameters and {b} buffers", bytes.len()));
+        }
+        let floats: Vec<f32> = bytes[20..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+        Ok(Weights { params: floats[..p].to_vec(), buffers: floats[p..].to_vec() })
+    }
+
     /// The parameters in f64, the measurements' working precision.
     pub fn params_f64(&self) -> Vec<f64> {
         self.params.iter().map(|&v| v as f64).collect()
+    }
+}
+
+/// Where one tensor sits in a network: its path of field names and its shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorInfo {
+    /// Field path, e.g. `layers.0.norm.running_var`.
+    pub path: String,
+    /// Tensor shape.
+    pub shape: Vec<usize>,
+}
+
+/// The tensors of a network in the order [`weights_of`] flattens them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Layout {
+    /// Trainable tensors.
+    pub params: Vec<TensorInfo>,
+    /// Running statistics.
+    pub buffers: Vec<TensorInfo>,
+}
+
+/// The layout of `model` (on an autodiff device).
+pub fn layout_of<M: Module>(model: &M) -> Layout {
+    struct Walk {
+        path: Vec<String>,
+        layout: Layout,
+    }
+    impl ModuleVisitor for Walk {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let value = param.val();
+            let info = TensorInfo { path: self.path.join("."), shape: value.shape().dims::<D>().to_vec() };
+            if value.is_require_grad() { &mut self.layout.params } else { &mut self.layout.buffers }.push(info);
+        }
+    }
+    let mut walk = Walk { path: Vec::new(), layout: Layout::default() };
+    model.visit(&mut walk);
+    walk.layout
+}
+
+impl Weights {
+    /// The point (1 − α)·self + α·other. Parameters move on the straight line (Keskar Fig. 3);
+    /// batch norm's running statistics move with them, means linearly and variances
+    /// geometrically (var_self^(1−α) · var_other^α), so that every point is a valid network
+    /// for every α, including the extrapolated α < 0 and α > 1, and both ends are exact.
+    pub fn lerp(&self, other: &Weights, alpha: f64, layout: &Layout) -> Weights {
+        let params = self.params.iter().zip(&other.params).map(|(&a, &b)| ((1.0 - alpha) * a as f64 + alpha * b as f64) as f32).collect();
+        let mut buffers = Vec::with_capacity(self.buffers.len());
+        let mut at = 0;
+        for info in &layout.buffers {
+            let len: usize = info.shape.iter().product();
+            let geometric = info.path.ends_with("running_var");
+            for i in at..at + len {
+                let (a, b) = (self.buffers[i] as f64, other.buffers[i] as f64);
+                let v = if geometric { a.max(f64::MIN_POSITIVE).powf(1.0 - alpha) * b.max(f64::MIN_POSITIVE).powf(alpha) } else { (1.0 - alpha) * a + alpha * b };
+                buffers.push(v as f32);
+            }
+            at += len;
+        }
+        Weights { params, buffers }
+    }
+}
+
+impl Layout {
+    /// A random direction in parameter space, filter-normalized (Li et al. 2018, §4): Gaussian,
+    /// then each filter's part scaled to the norm of that filter in `params`. A filter is an
+    /// output unit: a column of a dense weight (Burn stores `[in, out]`), an output channel of a
+    /// convolution. One-dimensional tensors (biases, batch-norm scale and shift) get no
+    /// component, as in Li et al.
+    pub fn filter_normalized_direction(&self, params: &[f32], rng: &mut impl rand::Rng) -> Vec<f64> {
+        use rand_distr::StandardNormal;
+        let mut dir = vec![0.0; params.len()];
+        let mut at = 0;
+        for info in &self.params {
+            let len: usize = info.shape.iter().product();
+            if info.shape.len() >= 2 {
+                // Element k of filter f: column f of a [rows, cols] dense weight, or block f of
+                // a convolution weight [out, in, …].
+                let dense = info.shape.len() == 2;
+                let filters = if dense { info.shape[1] } else { info.shape[0] };
+                let index = |f: usize, k: usize| if dense { k * filters + f } else { f * (len / filters) + k };
+                let per_filter = len / filters;
+                for f in 0..filters {
+                    let idx: Vec<usize> = (0..per_filter).map(|k| at + index(f, k)).collect();
+                    let d: Vec<f64> = idx.iter().map(|_| rng.sample::<f64, _>(StandardNormal)).collect();
+                    let d_norm = d.iter().map(|v| v * v).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+                    let w_norm = idx.iter().map(|&i| (params[i] as f64).powi(2)).sum::<f64>().sqrt();
+                    for (&i, v) in idx.iter().zip(d) {
+                        dir[i] = v / d_norm * w_norm;
+                    }
+                }
+            }
+            at += len;
+        }
+        dir
     }
 }
 
@@ -201,6 +328,18 @@ fn accumulate<M: Module>(model: &M, grads: &Gradients, out: &mut [f64]) {
 }
 
 impl NetSpec {
+    /// Names and shapes of this network's tensors, in flattening order.
+    pub fn layout(&self, device: &Device) -> Layout {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let ad = device.clone().autodiff();
+        match self {
+            NetSpec::Mlp(s) => layout_of(&s.init(&mut rng, &ad)),
+            NetSpec::Shallow(s) => layout_of(&s.init(&mut rng, &ad)),
+            NetSpec::Vgg(s) => layout_of(&s.init(&mut rng, &ad)),
+            NetSpec::Baseline(s) => layout_of(&s.init(&mut rng, &ad)),
+        }
+    }
+
     /// The training loss of this network at `weights` over `data.train`, evaluated in chunks of
     /// `chunk` samples on `device` (a plain device; gradients run on its autodiff wrapper).
     pub fn training_loss<'a>(&self, weights: &Weights, data: &'a Dataset, chunk: usize, device: &Device) -> TrainingLoss<'a> {

@@ -115,3 +115,46 @@ fn warm_start_resumes_from_the_given_weights() {
     assert_eq!(at_start.as_ref(), Some(&run.weights));
     assert_eq!(warm.curves[0], nets::train::EpochMetrics { epoch: 0, ..run.curves.last().expect("curves").clone() });
 }
+
+#[test]
+fn layout_interpolation_and_filter_normalized_directions() {
+    let data = data();
+    for spec in specs() {
+        let run = trained(&spec, &data);
+        let layout = spec.layout(&flex());
+        let size = |v: &[nets::objective::TensorInfo]| v.iter().map(|t| t.shape.iter().product::<usize>()).sum::<usize>();
+        assert_eq!(size(&layout.params), run.weights.params.len());
+        assert_eq!(size(&layout.buffers), run.weights.buffers.len());
+        assert!(layout.buffers.iter().all(|b| b.path.ends_with("running_mean") || b.path.ends_with("running_var")), "{:?}", layout.buffers);
+
+        // Both ends of the line are the two networks; variances stay positive far outside.
+        let other = trained(&spec, &mnist1d::generate(&mnist1d::Config { train: 200, test: 100, seed: 7, ..Default::default() })).weights;
+        assert_eq!(run.weights.lerp(&other, 0.0, &layout), run.weights);
+        assert_eq!(run.weights.lerp(&other, 1.0, &layout), other);
+        let far = run.weights.lerp(&other, -1.0, &layout);
+        let mut at = 0;
+        for b in &layout.buffers {
+            let len: usize = b.shape.iter().product();
+            if b.path.ends_with("running_var") {
+                assert!(far.buffers[at..at + len].iter().all(|&v| v > 0.0));
+            }
+            at += len;
+        }
+
+        // Each filter of the direction has its filter's norm; vectors get nothing.
+        let dir = layout.filter_normalized_direction(&run.weights.params, &mut ChaCha8Rng::seed_from_u64(3));
+        let mut at = 0;
+        for t in &layout.params {
+            let len: usize = t.shape.iter().product();
+            if t.shape.len() == 1 {
+                assert!(dir[at..at + len].iter().all(|&v| v == 0.0), "{} moves", t.path);
+            } else {
+                let first_filter: Vec<usize> = if t.shape.len() == 2 { (0..t.shape[0]).map(|k| at + k * t.shape[1]).collect() } else { (at..at + len / t.shape[0]).collect() };
+                let d: f64 = first_filter.iter().map(|&i| dir[i] * dir[i]).sum::<f64>().sqrt();
+                let w: f64 = first_filter.iter().map(|&i| (run.weights.params[i] as f64).powi(2)).sum::<f64>().sqrt();
+                assert!((d - w).abs() < 1e-9 * w.max(1.0), "{}: {d} vs {w}", t.path);
+            }
+            at += len;
+        }
+    }
+}
