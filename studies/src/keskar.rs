@@ -148,6 +148,11 @@ impl MeasureConfig {
             seed,
         }
     }
+
+    /// Full-space sharpness at ε = 1e-3 only (Figures 4–6, whose ε the paper does not state).
+    pub fn sharpness_only(seed: u64) -> MeasureConfig {
+        MeasureConfig { epsilons: vec![1e-3], subspace_dim: 0, power_iterations: 0, trace_probes: 0, ..MeasureConfig::keskar(seed) }
+    }
 }
 
 /// Sharpness and curvature of one solution.
@@ -157,10 +162,10 @@ pub struct Measures {
     pub full_space: Vec<Sharpness>,
     /// Metric 2.1 in the random subspace, one per ε (Table 4).
     pub subspace: Vec<Sharpness>,
-    /// Top eigenvalue of the Hessian of the training loss (power iteration).
-    pub top_eigenvalue: TopEigenvalue,
-    /// Trace of that Hessian (Hutchinson), with its standard error.
-    pub trace: Trace,
+    /// Top eigenvalue of the Hessian of the training loss (power iteration; none if not asked).
+    pub top_eigenvalue: Option<TopEigenvalue>,
+    /// Trace of that Hessian (Hutchinson), with its standard error (none if not asked).
+    pub trace: Option<Trace>,
     /// Wall time of these measurements, seconds.
     pub seconds: f64,
 }
@@ -207,34 +212,125 @@ pub fn measure(spec: &NetSpec, weights: &Weights, data: &Dataset, cfg: &MeasureC
     let mut obj = spec.training_loss(weights, data, cfg.chunk, device);
     let x = weights.params_f64();
     let full_space = cfg.epsilons.iter().map(|&eps| epsilon_sharpness(&mut obj, &x, &Subspace::Full, eps, cfg.lbfgsb_iterations)).collect();
-    let a = Subspace::Random(RandomSubspace::gaussian(x.len(), cfg.subspace_dim, harness::derive_seed(cfg.seed, &["subspace"])));
-    let subspace = cfg.epsilons.iter().map(|&eps| epsilon_sharpness(&mut obj, &x, &a, eps, cfg.lbfgsb_iterations)).collect();
-    drop(a);
+    let subspace = if cfg.subspace_dim > 0 {
+        let a = Subspace::Random(RandomSubspace::gaussian(x.len(), cfg.subspace_dim, harness::derive_seed(cfg.seed, &["subspace"])));
+        cfg.epsilons.iter().map(|&eps| epsilon_sharpness(&mut obj, &x, &a, eps, cfg.lbfgsb_iterations)).collect()
+    } else {
+        Vec::new()
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(harness::derive_seed(cfg.seed, &["hessian"]));
-    let top_eigenvalue = curvature::top_eigenvalue(&mut obj, &x, cfg.power_iterations, cfg.power_tol, cfg.fd_step, &mut rng);
-    let trace = curvature::trace(&mut obj, &x, cfg.trace_probes, cfg.fd_step, &mut rng);
+    let top_eigenvalue = (cfg.power_iterations > 0).then(|| curvature::top_eigenvalue(&mut obj, &x, cfg.power_iterations, cfg.power_tol, cfg.fd_step, &mut rng));
+    let trace = (cfg.trace_probes > 0).then(|| curvature::trace(&mut obj, &x, cfg.trace_probes, cfg.fd_step, &mut rng));
     Measures { full_space, subspace, top_eigenvalue, trace, seconds: start.elapsed().as_secs_f64() }
 }
 
 
 
 /// The settings of one scale: networks with their data, batch sizes, epochs.
-struct ScaleSpec {
-    nets: Vec<(&'static str, NetSpec, DataSpec)>,
+pub struct ScaleSpec {
+    /// (Table-2 name, network, data) of every network the scale knows.
+    pub nets: Vec<(&'static str, NetSpec, DataSpec)>,
     default_nets: &'static [&'static str],
-    sb: usize,
+    /// Small batch.
+    pub sb: usize,
     /// Large batch; `None` is the paper's 10 % of the training set.
-    lb: Option<usize>,
-    epochs: usize,
+    pub lb: Option<usize>,
+    /// Epochs (the cap, with a stopping rule).
+    pub epochs: usize,
     /// Stopping rule (see [`TrainConfig::patience`]); `None` trains exactly `epochs`.
     patience: Option<usize>,
-    learning_rate: f64,
+    /// Adam step size.
+    pub learning_rate: f64,
     /// Measure sharpness and curvature of every solution (Tables 3 and 4).
     measure: bool,
 }
 
+/// Arguments shared by the figure studies (Figures 4–6, the 2-D landscape), which reuse this
+/// study's networks and data at the small scales.
+#[derive(clap::Args, Debug)]
+pub struct FigureArgs {
+    /// `smoke` (seconds, for tests) or `default` (generated MNIST-1D, minutes).
+    #[arg(long, value_enum, default_value_t = Scale::Default)]
+    pub scale: Scale,
+    /// Networks, comma-separated (F1, F2, C1, C2) [default: the figure's own].
+    #[arg(long, value_delimiter = ',')]
+    pub nets: Option<Vec<String>>,
+    /// Seeds per point [default: the figure's own].
+    #[arg(long)]
+    pub seeds: Option<usize>,
+    #[command(flatten)]
+    pub grid: GridArgs,
+}
+
+/// What a figure study needs: its networks with their data loaded, the scale's settings, the
+/// device and the grid options.
+pub struct FigureSetup {
+    /// (name, network, data) of each chosen network.
+    pub nets: Vec<(String, NetSpec, DataSpec)>,
+    /// Every dataset the networks use.
+    pub data: Vec<(DataSpec, Dataset)>,
+    /// The scale's batch sizes, epochs and step size.
+    pub scale: ScaleSpec,
+    /// Seeds per point.
+    pub seeds: usize,
+    /// Where the tensors live.
+    pub device: nets::Device,
+    /// How the grid runs.
+    pub opts: harness::GridOptions,
+}
+
+impl FigureSetup {
+    /// Validates `args` (the figures exist at the smoke and default scales) and loads the data.
+    pub fn new(args: &FigureArgs, default_nets: &[&str], default_seeds: usize) -> Result<FigureSetup> {
+        if args.scale == Scale::Paper {
+            bail!("--scale paper: this figure runs at the small scales only; accepted: smoke, default");
+        }
+        let scale = scale_spec(args.scale);
+        let known: Vec<&str> = scale.nets.iter().map(|(n, ..)| *n).collect();
+        let given: Vec<String> = match &args.nets {
+            Some(list) => list.iter().map(|n| n.trim().to_string()).collect(),
+            None => default_nets.iter().map(|s| s.to_string()).collect(),
+        };
+        let mut nets = Vec::new();
+        for n in &given {
+            match scale.nets.iter().find(|(k, ..)| k.eq_ignore_ascii_case(n)) {
+                Some((k, spec, data)) => nets.push((k.to_string(), spec.clone(), data.clone())),
+                None => bail!("--nets: unknown network '{n}'; accepted: {}", known.join(", ")),
+            }
+        }
+        if nets.is_empty() {
+            bail!("--nets: no network given; accepted: {}", known.join(", "));
+        }
+        let seeds = args.seeds.unwrap_or(default_seeds);
+        if seeds == 0 {
+            bail!("--seeds 0: at least one seed is needed (accepted: 1 or more)");
+        }
+        let (backend, device, jobs) = args.grid.validate()?;
+        let mut data: Vec<(DataSpec, Dataset)> = Vec::new();
+        for (_, _, spec) in &nets {
+            if !data.iter().any(|(d, _)| d == spec) {
+                data.push((spec.clone(), spec.load(&DataDir::resolve(None))?));
+            }
+        }
+        harness::check_writable(&args.grid.out)?;
+        let env = crate::env::Env::capture(backend, &device, jobs);
+        let opts = harness::GridOptions { out: args.grid.out.clone(), jobs, master_seed: args.grid.seed, env };
+        Ok(FigureSetup { nets, data, scale, seeds, device, opts })
+    }
+
+    /// The loaded dataset `spec`.
+    pub fn dataset(&self, spec: &DataSpec) -> &Dataset {
+        &self.data.iter().find(|(d, _)| d == spec).expect("every network's data is loaded").1
+    }
+
+    /// Adam settings at `batch_size` for `epochs`.
+    pub fn train_config(&self, batch_size: usize, epochs: usize) -> TrainConfig {
+        TrainConfig { batch_size, epochs, learning_rate: self.scale.learning_rate, eval_batch: 1000, shuffle: true, patience: None }
+    }
+}
+
 /// Hyperparameters of each scale, with reasons.
-fn scale_spec(scale: Scale) -> ScaleSpec {
+pub fn scale_spec(scale: Scale) -> ScaleSpec {
     // A 1-D signal of 40 points enters the convolutional nets as a 1 × 40 image.
     let signal = [1, 1, 40];
     match scale {
@@ -403,7 +499,11 @@ impl Study for Keskar {
             let m = measure(&cell.spec, &trained.weights, data, cfg, &self.device);
             progress.log(&format!(
                 "sharpness (full, ε = {:.0e}) {:.3}   top eigenvalue {:.3}   trace {:.1}   [{:.1} s]",
-                cfg.epsilons[0], m.full_space[0].value, m.top_eigenvalue.value, m.trace.value, m.seconds
+                cfg.epsilons[0],
+                m.full_space[0].value,
+                m.top_eigenvalue.as_ref().map_or(f64::NAN, |t| t.value),
+                m.trace.as_ref().map_or(f64::NAN, |t| t.value),
+                m.seconds
             ));
             m
         });
@@ -795,14 +895,19 @@ fn curvature_table(records: &[Record<Cell, Outcome>], nets: &[&str]) -> Result<(
     let mut csv = String::from("net,regime,runs,top_eigenvalue_mean,top_eigenvalue_std,converged,trace_mean,trace_std,trace_max_std_error\n");
     for &net in nets {
         for regime in [Regime::SB, Regime::LB] {
-            let ms: Vec<&Measures> = records.iter().filter(|r| r.config.net == net && r.config.regime == regime).filter_map(|r| r.outcome.measures.as_ref()).collect();
+            let ms: Vec<(&TopEigenvalue, &Trace)> = records
+                .iter()
+                .filter(|r| r.config.net == net && r.config.regime == regime)
+                .filter_map(|r| r.outcome.measures.as_ref())
+                .filter_map(|m| Some((m.top_eigenvalue.as_ref()?, m.trace.as_ref()?)))
+                .collect();
             if ms.is_empty() {
                 continue;
             }
-            let eig: Vec<f64> = ms.iter().map(|m| m.top_eigenvalue.value).collect();
-            let tr: Vec<f64> = ms.iter().map(|m| m.trace.value).collect();
-            let conv = ms.iter().filter(|m| m.top_eigenvalue.converged).count();
-            let se = ms.iter().map(|m| m.trace.std_error).fold(0.0, f64::max);
+            let eig: Vec<f64> = ms.iter().map(|m| m.0.value).collect();
+            let tr: Vec<f64> = ms.iter().map(|m| m.1.value).collect();
+            let conv = ms.iter().filter(|m| m.0.converged).count();
+            let se = ms.iter().map(|m| m.1.std_error).fold(0.0, f64::max);
             writeln!(md, "| {net} | {regime:?} | {} | {:.3} ± {:.3} | {conv}/{} | {:.1} ± {:.1} | {se:.1} |", ms.len(), mean(&eig), std(&eig), ms.len(), mean(&tr), std(&tr))?;
             writeln!(csv, "{net},{regime:?},{},{:.6},{:.6},{conv},{:.6},{:.6},{se:.6}", ms.len(), mean(&eig), std(&eig), mean(&tr), std(&tr))?;
         }

@@ -7,9 +7,13 @@ mod datacmd;
 mod env;
 mod harness;
 mod keskar;
+mod landscape;
 mod mnist1d;
 mod plot;
 mod stats;
+mod sweep;
+mod trajectory;
+mod warmstart;
 
 use std::process::ExitCode;
 
@@ -28,8 +32,16 @@ struct Cli {
 enum Command {
     /// List the studies with a one-line description.
     List,
-    /// Keskar et al. 2017, Table 2: small- vs large-batch Adam, train/test accuracy over seeds.
+    /// Keskar et al. 2017, Tables 2–4 and Figure 3: SB vs LB Adam, accuracy, sharpness, curvature.
     Keskar(keskar::Args),
+    /// Keskar et al. 2017, Figure 4: test accuracy and sharpness against the batch size.
+    Sweep(keskar::FigureArgs),
+    /// Keskar et al. 2017, Figure 5: LB training warm-started from SB iterates.
+    Warmstart(keskar::FigureArgs),
+    /// Keskar et al. 2017, Figure 6: sharpness against training loss along training.
+    Trajectory(keskar::FigureArgs),
+    /// 2-D loss landscapes around the SB and LB solutions (Li et al. 2018).
+    Landscape(keskar::FigureArgs),
     /// Greydanus & Kobak's MNIST-1D baselines on our generator, beside the published accuracies.
     Mnist1d(mnist1d::Args),
     /// The real datasets: list, verify, fetch.
@@ -41,7 +53,11 @@ enum Command {
 /// Studies and their one-line descriptions, as `studies list` prints them (`data` and `bench`
 /// are tools, listed by `--help`).
 const STUDIES: &[(&str, &str)] = &[
-    ("keskar", "Keskar et al. 2017 Table 2: SB vs LB Adam on F1/F2/C1-C4, mean ± std over seeds, with the paper's numbers"),
+    ("keskar", "Keskar et al. 2017 Tables 2-4, Fig. 3: SB vs LB Adam, accuracy, sharpness, curvature, with the paper's numbers"),
+    ("sweep", "Keskar et al. 2017 Fig. 4: test accuracy and sharpness against the batch size"),
+    ("warmstart", "Keskar et al. 2017 Fig. 5: LB training warm-started from SB iterates after k epochs"),
+    ("trajectory", "Keskar et al. 2017 Fig. 6: sharpness against training loss along SB and LB training"),
+    ("landscape", "2-D loss landscape around the SB and LB solutions, filter-normalized directions (Li et al. 2018)"),
     ("mnist1d", "MNIST-1D fidelity: logistic regression, MLP and CNN baselines on our generator vs the published accuracies"),
 ];
 
@@ -50,12 +66,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::List => {
             for (name, about) in STUDIES {
-                println!("{name:<9} {about}");
+                println!("{name:<11} {about}");
             }
             Ok(())
         }
         Command::Keskar(args) => keskar::run(args),
         Command::Mnist1d(args) => mnist1d::run(args),
+        Command::Sweep(args) => sweep::run(args),
+        Command::Warmstart(args) => warmstart::run(args),
+        Command::Trajectory(args) => trajectory::run(args),
+        Command::Landscape(args) => landscape::run(args),
         Command::Data(args) => datacmd::run(args),
         Command::Bench(args) => bench::run(args),
     };

@@ -52,6 +52,8 @@ pub struct Panel {
     pub series: Vec<Series>,
     /// Logarithmic y axis (values must be positive; bands are not drawn).
     pub log_y: bool,
+    /// Logarithmic x axis (values must be positive).
+    pub log_x: bool,
     /// Where the legend goes.
     pub legend: SeriesLabelPosition,
 }
@@ -59,7 +61,7 @@ pub struct Panel {
 impl Panel {
     /// A linear-axis panel with the legend at the lower right.
     pub fn new(title: impl Into<String>, x_label: impl Into<String>, y_label: impl Into<String>, series: Vec<Series>) -> Panel {
-        Panel { title: title.into(), x_label: x_label.into(), y_label: y_label.into(), series, log_y: false, legend: SeriesLabelPosition::LowerRight }
+        Panel { title: title.into(), x_label: x_label.into(), y_label: y_label.into(), series, log_y: false, log_x: false, legend: SeriesLabelPosition::LowerRight }
     }
 }
 
@@ -104,7 +106,8 @@ where
 fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     // A log axis is drawn as log₁₀ of the values with ticks labelled 10^v.
     let log_series: Vec<Series>;
-    let series: &[Series] = if panel.log_y {
+    let series: &[Series] = if panel.log_y || panel.log_x {
+        let log = |v: &f64| v.max(1e-12).log10();
         log_series = panel
             .series
             .iter()
@@ -112,9 +115,9 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
                 label: s.label.clone(),
                 color: s.color,
                 dashed: s.dashed,
-                x: s.x.clone(),
-                mean: s.mean.iter().map(|m| m.max(1e-12).log10()).collect(),
-                std: vec![0.0; s.mean.len()],
+                x: if panel.log_x { s.x.iter().map(log).collect() } else { s.x.clone() },
+                mean: if panel.log_y { s.mean.iter().map(log).collect() } else { s.mean.clone() },
+                std: if panel.log_y { vec![0.0; s.mean.len()] } else { s.std.clone() },
             })
             .collect();
         &log_series
@@ -139,7 +142,7 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 15))
         .light_line_style(WHITE.mix(0.0))
-        .x_label_formatter(&|v| tick(*v))
+        .x_label_formatter(&|v| if panel.log_x { log_tick(*v) } else { tick(*v) })
         .y_label_formatter(&|v| if panel.log_y { log_tick(*v) } else { tick(*v) })
         .draw()?;
     for s in series {
@@ -168,6 +171,133 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
         .border_style(BLACK.mix(0.3))
         .label_font(("sans-serif", 14))
         .draw()?;
+    Ok(())
+}
+
+/// A function on a grid, drawn as filled contours.
+pub struct Heatmap {
+    /// Title above the panel.
+    pub title: String,
+    /// x-axis label.
+    pub x_label: String,
+    /// y-axis label.
+    pub y_label: String,
+    /// Grid coordinates along x.
+    pub x: Vec<f64>,
+    /// Grid coordinates along y.
+    pub y: Vec<f64>,
+    /// Values, `z[j][i]` at (x[i], y[j]); positive (drawn on a log₁₀ scale).
+    pub z: Vec<Vec<f64>>,
+    /// Colour-bar label.
+    pub z_label: String,
+}
+
+/// Draws `maps` side by side as filled contours of log₁₀ z, all on one colour scale (so that
+/// panels compare), with a colour bar each and a cross at (0, 0), into `<stem>.png` / `.svg`.
+pub fn write_heatmaps(stem: &Path, maps: &[Heatmap], bands: usize) -> Result<()> {
+    REGISTER.call_once(|| {
+        let _ = register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+    let logs = maps.iter().flat_map(|m| m.z.iter().flatten().map(|v| v.max(1e-12).log10()));
+    let (lo, hi) = logs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let size = ((620 * maps.len()) as u32, 520);
+    let png = stem.with_extension("png");
+    let svg = stem.with_extension("svg");
+    {
+        let root = BitMapBackend::new(&png, size).into_drawing_area();
+        draw_heatmaps(&root, maps, lo, hi, bands)?;
+        root.present().map_err(|e| anyhow!("writing {}: {e}", png.display()))?;
+    }
+    let root = SVGBackend::new(&svg, size).into_drawing_area();
+    draw_heatmaps(&root, maps, lo, hi, bands)?;
+    root.present().map_err(|e| anyhow!("writing {}: {e}", svg.display()))?;
+    Ok(())
+}
+
+/// Viridis-like ramp from dark blue (low) to yellow (high).
+fn ramp(t: f64) -> RGBColor {
+    const STOPS: [(f64, (u8, u8, u8)); 5] = [(0.0, (68, 1, 84)), (0.25, (59, 82, 139)), (0.5, (33, 145, 140)), (0.75, (94, 201, 98)), (1.0, (253, 231, 37))];
+    let t = t.clamp(0.0, 1.0);
+    let k = STOPS.iter().position(|s| s.0 >= t).unwrap_or(4).max(1);
+    let (t0, c0) = STOPS[k - 1];
+    let (t1, c1) = STOPS[k];
+    let f = (t - t0) / (t1 - t0);
+    let mix = |a: u8, b: u8| (a as f64 + f * (b as f64 - a as f64)).round() as u8;
+    RGBColor(mix(c0.0, c1.0), mix(c0.1, c1.1), mix(c0.2, c1.2))
+}
+
+fn draw_heatmaps<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, maps: &[Heatmap], lo: f64, hi: f64, bands: usize) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+    let span = (hi - lo).max(1e-9);
+    let bands = bands.max(2);
+    // Band index of a value: filled contours at `bands` evenly spaced levels of log₁₀ z.
+    let band = |v: f64| (((v.max(1e-12).log10() - lo) / span * bands as f64).floor() as usize).min(bands - 1);
+    let color = |b: usize| ramp((b as f64 + 0.5) / bands as f64);
+    for (area, map) in root.split_evenly((1, maps.len())).iter().zip(maps) {
+        let (main, bar) = area.split_horizontally(area.dim_in_pixel().0 as i32 - 110);
+        let e = |err| anyhow!("drawing {}: {err}", map.title);
+        let (x0, x1) = (map.x[0], *map.x.last().expect("grid"));
+        let (y0, y1) = (map.y[0], *map.y.last().expect("grid"));
+        let mut chart = ChartBuilder::on(&main)
+            .caption(&map.title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(e)?;
+        chart
+            .configure_mesh()
+            .x_desc(&map.x_label)
+            .y_desc(&map.y_label)
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 15))
+            .disable_mesh()
+            .x_label_formatter(&|v| tick(*v))
+            .y_label_formatter(&|v| tick(*v))
+            .draw()
+            .map_err(e)?;
+        // Each grid point colours the cell around it.
+        let half = |v: &[f64], i: usize| {
+            let left = if i == 0 { v[0] } else { 0.5 * (v[i - 1] + v[i]) };
+            let right = if i + 1 == v.len() { v[i] } else { 0.5 * (v[i] + v[i + 1]) };
+            (left, right)
+        };
+        let mut cells = Vec::new();
+        for (j, row) in map.z.iter().enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                let (xa, xb) = half(&map.x, i);
+                let (ya, yb) = half(&map.y, j);
+                cells.push(Rectangle::new([(xa, ya), (xb, yb)], color(band(v)).filled()));
+            }
+        }
+        chart.draw_series(cells).map_err(e)?;
+        chart.draw_series(std::iter::once(Cross::new((0.0, 0.0), 8, WHITE.stroke_width(3)))).map_err(e)?;
+        // Colour bar: the bands with their levels.
+        let mut cb = ChartBuilder::on(&bar)
+            .margin_top(44)
+            .margin_bottom(52)
+            .margin_right(8)
+            .y_label_area_size(58)
+            .caption(&map.z_label, ("sans-serif", 13))
+            .build_cartesian_2d(0.0..1.0, lo..hi)
+            .map_err(e)?;
+        cb.configure_mesh()
+            .disable_x_axis()
+            .disable_mesh()
+            .label_style(("sans-serif", 13))
+            .y_label_formatter(&|v| log_tick(*v))
+            .draw()
+            .map_err(e)?;
+        cb.draw_series((0..bands).map(|b| {
+            let a = lo + span * b as f64 / bands as f64;
+            let c = lo + span * (b + 1) as f64 / bands as f64;
+            Rectangle::new([(0.0, a), (1.0, c)], color(b).filled())
+        }))
+        .map_err(e)?;
+    }
     Ok(())
 }
 

@@ -1,0 +1,168 @@
+//! The loss landscape around the SB and LB solutions in two dimensions: the training loss on the
+//! plane x + α d₁ + β d₂ spanned by two random filter-normalized directions (Li, Xu, Taylor,
+//! Studer & Goldstein 2018, "Visualizing the Loss Landscape of Neural Nets"). Filter
+//! normalization scales each filter of a direction to the norm of that filter in x, so planes
+//! around differently scaled solutions compare; biases and batch-norm parameters do not move
+//! (Li et al.), and batch norm keeps the solution's running statistics at every point.
+//!
+//! Command: `cargo run --release -p studies -- landscape` (F1 and C1 families on MNIST-1D,
+//! SB and LB at the `keskar` default scale, a 21 × 21 grid over [−1, 1]²).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Result;
+use nets::train::{NetSpec, RunSeeds, TrainConfig, Trained};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::data::DataSpec;
+use crate::harness::{self, CellProgress, Record, Study};
+use crate::keskar::{FigureArgs, FigureSetup, Regime};
+use crate::plot::{self, Heatmap};
+
+/// One cell: one solution and the plane around it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// Network name (family).
+    pub net: String,
+    /// Its exact shape.
+    pub spec: NetSpec,
+    /// Training data.
+    pub data: DataSpec,
+    /// SB or LB.
+    pub regime: Regime,
+    /// Adam settings.
+    pub train: TrainConfig,
+    /// Seeds (init shared by SB and LB).
+    pub seeds: RunSeeds,
+    /// Grid points per axis.
+    pub points: usize,
+    /// The grid spans [−span, span] along each direction.
+    pub span: f64,
+    /// Seed of the two directions.
+    pub direction_seed: u64,
+}
+
+/// What one cell produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The training run.
+    pub trained: Trained,
+    /// Coordinates along each direction.
+    pub grid: Vec<f64>,
+    /// Training cross-entropy, `train_loss[j][i]` at (α = grid[i], β = grid[j]).
+    pub train_loss: Vec<Vec<f64>>,
+}
+
+struct Landscape {
+    setup: FigureSetup,
+    cells: Vec<Cell>,
+}
+
+impl Study for Landscape {
+    type Cell = Cell;
+    type Outcome = Outcome;
+    const NAME: &'static str = "landscape";
+
+    fn cells(&self) -> Vec<Cell> {
+        self.cells.clone()
+    }
+
+    fn label(cell: &Cell) -> String {
+        format!("{}-{:?}", cell.net, cell.regime)
+    }
+
+    fn run_cell(&self, cell: &Cell, progress: &CellProgress) -> Result<Outcome> {
+        let data = self.setup.dataset(&cell.data);
+        let device = &self.setup.device;
+        let trained = cell.spec.train(data, &cell.train, cell.seeds, None, device, &mut |m, _| progress.message(&format!("epoch {:>3}  train loss {:.4}", m.epoch, m.train_loss)));
+        let layout = cell.spec.layout(device);
+        let mut rng = ChaCha8Rng::seed_from_u64(cell.direction_seed);
+        let d1 = layout.filter_normalized_direction(&trained.weights.params, &mut rng);
+        let d2 = layout.filter_normalized_direction(&trained.weights.params, &mut rng);
+        let x = trained.weights.params_f64();
+        let mut obj = cell.spec.training_loss(&trained.weights, data, 1000, device);
+        let grid: Vec<f64> = (0..cell.points).map(|i| -cell.span + 2.0 * cell.span * i as f64 / (cell.points - 1) as f64).collect();
+        let mut train_loss = Vec::with_capacity(grid.len());
+        for (j, &b) in grid.iter().enumerate() {
+            progress.message(&format!("plane row {}/{}", j + 1, grid.len()));
+            let row = grid
+                .iter()
+                .map(|&a| {
+                    let point: Vec<f64> = (0..x.len()).map(|k| x[k] + a * d1[k] + b * d2[k]).collect();
+                    obj.evaluate(&point, &trained.weights.buffers, &data.train).0
+                })
+                .collect();
+            train_loss.push(row);
+        }
+        Ok(Outcome { trained, grid, train_loss })
+    }
+}
+
+/// Builds the grid, runs it, writes `landscape.{png,svg}` and `landscape.md`.
+pub fn run(args: FigureArgs) -> Result<()> {
+    let setup = FigureSetup::new(&args, &["F1", "C1"], 1)?;
+    let points = if args.scale == crate::keskar::Scale::Smoke { 7 } else { 21 };
+    let master = setup.opts.master_seed;
+    let lb = setup.scale.lb.expect("the small scales fix the large batch");
+    let mut cells = Vec::new();
+    for (net, spec, data) in &setup.nets {
+        for regime in [Regime::SB, Regime::LB] {
+            let r = format!("{regime:?}");
+            cells.push(Cell {
+                net: net.clone(),
+                spec: spec.clone(),
+                data: data.clone(),
+                regime,
+                train: setup.train_config(if regime == Regime::SB { setup.scale.sb } else { lb }, setup.scale.epochs),
+                seeds: RunSeeds { init: harness::derive_seed(master, &["landscape", net, "init"]), order: harness::derive_seed(master, &["landscape", net, &r, "order"]) },
+                points,
+                span: 1.0,
+                direction_seed: harness::derive_seed(master, &["landscape", net, &r, "directions"]),
+            });
+        }
+    }
+    let study = Landscape { setup, cells };
+    let records = harness::run_grid(&study, &study.setup.opts)?;
+    let text = report(&records, &harness::study_dir::<Landscape>(&study.setup.opts.out))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
+    let mut md = String::from("# Loss landscape around the SB and LB solutions\n\n");
+    writeln!(md, "Training cross-entropy on the plane x + α d₁ + β d₂ through each solution, d₁ and d₂ random filter-normalized directions (Li et al. 2018). The value at the centre and the largest value on the circle of radius r (grid points with α² + β² ≤ r²) measure how fast the loss rises.\n")?;
+    md.push_str("| net | regime | batch | loss at centre | max loss, r ≤ 0.25 | max loss, r ≤ 0.5 | max loss, r ≤ 1 |\n|---|---|---:|---:|---:|---:|---:|\n");
+    let mut maps = Vec::new();
+    for r in records {
+        let o = &r.outcome;
+        let c = o.grid.len() / 2;
+        let within = |radius: f64| {
+            let mut m = 0.0f64;
+            for (j, row) in o.train_loss.iter().enumerate() {
+                for (i, &v) in row.iter().enumerate() {
+                    if o.grid[i].powi(2) + o.grid[j].powi(2) <= radius * radius + 1e-12 {
+                        m = m.max(v);
+                    }
+                }
+            }
+            m
+        };
+        writeln!(md, "| {} | {:?} | {} | {:.4} | {:.4} | {:.4} | {:.4} |", r.config.net, r.config.regime, r.config.train.batch_size, o.train_loss[c][c], within(0.25), within(0.5), within(1.0))?;
+        maps.push(Heatmap {
+            title: format!("{} {:?} (batch {}): training loss", r.config.net, r.config.regime, r.config.train.batch_size),
+            x_label: "α (filter-normalized direction 1)".into(),
+            y_label: "β (direction 2)".into(),
+            x: o.grid.clone(),
+            y: o.grid.clone(),
+            z: o.train_loss.clone(),
+            z_label: "cross-entropy".into(),
+        });
+    }
+    std::fs::create_dir_all(dir)?;
+    harness::write_atomic(&dir.join("landscape.md"), md.as_bytes())?;
+    plot::write_heatmaps(&dir.join("landscape"), &maps, 14)?;
+    Ok(md)
+}

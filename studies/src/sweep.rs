@@ -1,0 +1,169 @@
+//! Keskar et al. 2017, Figure 4: test accuracy and sharpness of the final iterate against the
+//! batch size. The paper sees test accuracy fall past a threshold batch size (≈500 for C1) while
+//! sharpness climbs.
+//!
+//! Command: `cargo run --release -p studies -- sweep` (C1 family on MNIST-1D, eight batch sizes
+//! from 16 to 2000, two seeds each, the `keskar` default scale's epochs and step size).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Result;
+use nets::train::{NetSpec, RunSeeds, TrainConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::data::DataSpec;
+use crate::harness::{self, CellProgress, Record, Study};
+use crate::keskar::{self, FigureArgs, FigureSetup, MeasureConfig, Outcome};
+use crate::plot::{self, PALETTE, Panel, Series};
+use crate::stats::{mean, std};
+
+/// Batch sizes of the sweep at the default scale (the training set has 4000 samples).
+const BATCHES: [usize; 8] = [16, 32, 64, 128, 256, 512, 1000, 2000];
+
+/// One cell: a network trained at one batch size from one seed, then measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// Network name (family).
+    pub net: String,
+    /// Its exact shape.
+    pub spec: NetSpec,
+    /// Training data.
+    pub data: DataSpec,
+    /// Adam settings; the batch size is the swept variable.
+    pub train: TrainConfig,
+    /// Index of the seed.
+    pub seed_index: usize,
+    /// Seeds derived from the master seed (the init seed is shared across batch sizes).
+    pub seeds: RunSeeds,
+    /// Full-space sharpness at ε = 1e-3.
+    pub measure: MeasureConfig,
+}
+
+struct Sweep {
+    setup: FigureSetup,
+    cells: Vec<Cell>,
+}
+
+impl Study for Sweep {
+    type Cell = Cell;
+    type Outcome = Outcome;
+    const NAME: &'static str = "sweep";
+
+    fn cells(&self) -> Vec<Cell> {
+        self.cells.clone()
+    }
+
+    fn label(cell: &Cell) -> String {
+        format!("{}-b{}-seed{}", cell.net, cell.train.batch_size, cell.seed_index)
+    }
+
+    fn run_cell(&self, cell: &Cell, progress: &CellProgress) -> Result<Outcome> {
+        let data = self.setup.dataset(&cell.data);
+        let start = std::time::Instant::now();
+        let trained = cell.spec.train(data, &cell.train, cell.seeds, None, &self.setup.device, &mut |m, _| {
+            progress.message(&format!("epoch {:>3}  train loss {:.4}  test {:5.1}%", m.epoch, m.train_loss, m.test_acc));
+        });
+        let train_seconds = start.elapsed().as_secs_f64();
+        progress.message("measuring sharpness");
+        let measures = keskar::measure(&cell.spec, &trained.weights, data, &cell.measure, &self.setup.device);
+        Ok(Outcome { trained, train_seconds, measures: Some(measures) })
+    }
+}
+
+/// Builds the grid, runs it, writes `figure4.{png,svg}` and `sweep.{md,csv}`.
+pub fn run(args: FigureArgs) -> Result<()> {
+    let setup = FigureSetup::new(&args, &["C1"], 2)?;
+    let batches: Vec<usize> = match args.scale {
+        keskar::Scale::Smoke => vec![16, 64, 160],
+        _ => BATCHES.to_vec(),
+    };
+    let master = setup.opts.master_seed;
+    let mut cells = Vec::new();
+    for (net, spec, data) in &setup.nets {
+        for &b in &batches {
+            for seed_index in 0..setup.seeds {
+                let i = seed_index.to_string();
+                cells.push(Cell {
+                    net: net.clone(),
+                    spec: spec.clone(),
+                    data: data.clone(),
+                    train: setup.train_config(b, setup.scale.epochs),
+                    seed_index,
+                    seeds: RunSeeds {
+                        init: harness::derive_seed(master, &["sweep", net, "init", &i]),
+                        order: harness::derive_seed(master, &["sweep", net, &b.to_string(), "order", &i]),
+                    },
+                    measure: MeasureConfig::sharpness_only(harness::derive_seed(master, &["sweep", net, &b.to_string(), "measure", &i])),
+                });
+            }
+        }
+    }
+    let study = Sweep { setup, cells };
+    let records = harness::run_grid(&study, &study.setup.opts)?;
+    let text = report(&records, &harness::study_dir::<Sweep>(&study.setup.opts.out))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
+    let mut nets: Vec<&str> = Vec::new();
+    for r in records {
+        if !nets.contains(&r.config.net.as_str()) {
+            nets.push(&r.config.net);
+        }
+    }
+    let mut md = String::from("# Keskar et al. 2017, Figure 4: batch-size sweep\n\n");
+    writeln!(md, "Test accuracy (%) and full-space sharpness (Metric 2.1, ε = 1e-3, 10 L-BFGS-B iterations) of the final iterate, mean ± std over seeds.\n")?;
+    md.push_str("| net | batch | runs | train acc | test acc | sharpness |\n|---|---:|---:|---:|---:|---:|\n");
+    let mut csv = String::from("net,batch,runs,train_acc_mean,test_acc_mean,test_acc_std,sharpness_mean,sharpness_std\n");
+    let mut panels = Vec::new();
+    for &net in &nets {
+        let mut batches: Vec<usize> = records.iter().filter(|r| r.config.net == net).map(|r| r.config.train.batch_size).collect();
+        batches.sort_unstable();
+        batches.dedup();
+        let (mut acc, mut sharp) = (Vec::new(), Vec::new());
+        for &b in &batches {
+            let runs: Vec<_> = records.iter().filter(|r| r.config.net == net && r.config.train.batch_size == b).collect();
+            let last = |r: &&Record<Cell, Outcome>| r.outcome.trained.curves.last().cloned().expect("curves");
+            let train: Vec<f64> = runs.iter().map(|r| last(r).train_acc).collect();
+            let test: Vec<f64> = runs.iter().map(|r| last(r).test_acc).collect();
+            let s: Vec<f64> = runs.iter().filter_map(|r| r.outcome.measures.as_ref()).map(|m| m.full_space[0].value).collect();
+            writeln!(md, "| {net} | {b} | {} | {:.2} | {:.2} ± {:.2} | {:.2} ± {:.2} |", runs.len(), mean(&train), mean(&test), std(&test), mean(&s), std(&s))?;
+            writeln!(csv, "{net},{b},{},{:.4},{:.4},{:.4},{:.6},{:.6}", runs.len(), mean(&train), mean(&test), std(&test), mean(&s), std(&s))?;
+            acc.push((b as f64, mean(&test), std(&test)));
+            sharp.push((b as f64, mean(&s)));
+        }
+        let mut p = Panel::new(
+            format!("{net}: test accuracy"),
+            "batch size (log scale)",
+            "test accuracy (%)",
+            vec![Series {
+                label: "test accuracy, mean ± std".into(),
+                color: PALETTE[0],
+                dashed: false,
+                x: acc.iter().map(|a| a.0).collect(),
+                mean: acc.iter().map(|a| a.1).collect(),
+                std: acc.iter().map(|a| a.2).collect(),
+            }],
+        );
+        p.log_x = true;
+        p.legend = plotters::prelude::SeriesLabelPosition::LowerLeft;
+        panels.push(p);
+        let mut p = Panel::new(
+            format!("{net}: sharpness"),
+            "batch size (log scale)",
+            "sharpness, ε = 1e-3 (log scale)",
+            vec![Series { label: "sharpness, mean".into(), color: PALETTE[1], dashed: false, x: sharp.iter().map(|a| a.0).collect(), mean: sharp.iter().map(|a| a.1).collect(), std: vec![0.0; sharp.len()] }],
+        );
+        p.log_x = true;
+        p.log_y = true;
+        p.legend = plotters::prelude::SeriesLabelPosition::UpperLeft;
+        panels.push(p);
+    }
+    std::fs::create_dir_all(dir)?;
+    harness::write_atomic(&dir.join("sweep.md"), md.as_bytes())?;
+    harness::write_atomic(&dir.join("sweep.csv"), csv.as_bytes())?;
+    plot::write_panels(&dir.join("figure4"), &panels)?;
+    Ok(md)
+}

@@ -1,0 +1,169 @@
+//! Keskar et al. 2017, Figure 5, warm start ("piggybacking"): small-batch Adam for k epochs,
+//! then large-batch Adam (fresh optimizer state) from that iterate. With few SB epochs LB stays
+//! sharp and generalizes worse; after enough SB epochs it lands in a flatter region and
+//! generalizes like SB.
+//!
+//! Command: `cargo run --release -p studies -- warmstart` (C1 family on MNIST-1D; k from 0 to
+//! 40 SB epochs at batch 32, then the default scale's epochs of LB at batch 512).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Result;
+use nets::train::{EpochMetrics, NetSpec, RunSeeds, TrainConfig, Trained};
+use serde::{Deserialize, Serialize};
+
+use crate::data::DataSpec;
+use crate::harness::{self, CellProgress, Record, Study};
+use crate::keskar::{self, FigureArgs, FigureSetup, MeasureConfig, Measures};
+use crate::plot::{self, PALETTE, Panel, Series};
+use crate::stats::{mean, std};
+
+/// SB warm-up epochs k.
+const WARMUP: [usize; 8] = [0, 1, 2, 5, 10, 20, 30, 40];
+
+/// One cell: k SB epochs, then LB from there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// Network name (family).
+    pub net: String,
+    /// Its exact shape.
+    pub spec: NetSpec,
+    /// Training data.
+    pub data: DataSpec,
+    /// The SB phase (its `epochs` is k).
+    pub sb: TrainConfig,
+    /// The LB phase.
+    pub lb: TrainConfig,
+    /// Index of the seed.
+    pub seed_index: usize,
+    /// Seeds of the SB phase: shared by every k, so the cells follow one SB trajectory.
+    pub sb_seeds: RunSeeds,
+    /// Batch-order seed of the LB phase.
+    pub lb_order: u64,
+    /// Full-space sharpness at ε = 1e-3 of the LB solution.
+    pub measure: MeasureConfig,
+}
+
+/// What one cell produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Metrics of the SB iterate after k epochs.
+    pub sb: EpochMetrics,
+    /// The LB phase.
+    pub lb: Trained,
+    /// Sharpness of the LB solution.
+    pub measures: Measures,
+}
+
+struct WarmStart {
+    setup: FigureSetup,
+    cells: Vec<Cell>,
+}
+
+impl Study for WarmStart {
+    type Cell = Cell;
+    type Outcome = Outcome;
+    const NAME: &'static str = "warmstart";
+
+    fn cells(&self) -> Vec<Cell> {
+        self.cells.clone()
+    }
+
+    fn label(cell: &Cell) -> String {
+        format!("{}-k{}-seed{}", cell.net, cell.sb.epochs, cell.seed_index)
+    }
+
+    fn run_cell(&self, cell: &Cell, progress: &CellProgress) -> Result<Outcome> {
+        let data = self.setup.dataset(&cell.data);
+        let device = &self.setup.device;
+        // k = 0 trains no epoch: the start is the initialization itself.
+        let sb = cell.spec.train(data, &cell.sb, cell.sb_seeds, None, device, &mut |m, _| progress.message(&format!("SB epoch {:>3}  test {:5.1}%", m.epoch, m.test_acc)));
+        let lb_seeds = RunSeeds { init: cell.sb_seeds.init, order: cell.lb_order };
+        let lb = cell.spec.train(data, &cell.lb, lb_seeds, Some(&sb.weights), device, &mut |m, _| progress.message(&format!("LB epoch {:>3}  test {:5.1}%", m.epoch, m.test_acc)));
+        progress.message("measuring sharpness");
+        let measures = keskar::measure(&cell.spec, &lb.weights, data, &cell.measure, device);
+        Ok(Outcome { sb: sb.curves.last().cloned().expect("epoch-0 evaluation"), lb, measures })
+    }
+}
+
+/// Builds the grid, runs it, writes `figure5.{png,svg}` and `warmstart.{md,csv}`.
+pub fn run(args: FigureArgs) -> Result<()> {
+    let setup = FigureSetup::new(&args, &["C1"], 2)?;
+    let warmup: Vec<usize> = match args.scale {
+        keskar::Scale::Smoke => vec![0, 1, 3],
+        _ => WARMUP.to_vec(),
+    };
+    let master = setup.opts.master_seed;
+    let lb = setup.scale.lb.expect("the small scales fix the large batch");
+    let mut cells = Vec::new();
+    for (net, spec, data) in &setup.nets {
+        for &k in &warmup {
+            for seed_index in 0..setup.seeds {
+                let i = seed_index.to_string();
+                cells.push(Cell {
+                    net: net.clone(),
+                    spec: spec.clone(),
+                    data: data.clone(),
+                    sb: setup.train_config(setup.scale.sb, k),
+                    lb: setup.train_config(lb, setup.scale.epochs),
+                    seed_index,
+                    sb_seeds: RunSeeds { init: harness::derive_seed(master, &["warmstart", net, "init", &i]), order: harness::derive_seed(master, &["warmstart", net, "SB", "order", &i]) },
+                    lb_order: harness::derive_seed(master, &["warmstart", net, &k.to_string(), "LB", "order", &i]),
+                    measure: MeasureConfig::sharpness_only(harness::derive_seed(master, &["warmstart", net, &k.to_string(), "measure", &i])),
+                });
+            }
+        }
+    }
+    let study = WarmStart { setup, cells };
+    let records = harness::run_grid(&study, &study.setup.opts)?;
+    let text = report(&records, &harness::study_dir::<WarmStart>(&study.setup.opts.out))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
+    let mut nets: Vec<&str> = Vec::new();
+    for r in records {
+        if !nets.contains(&r.config.net.as_str()) {
+            nets.push(&r.config.net);
+        }
+    }
+    let mut md = String::from("# Keskar et al. 2017, Figure 5: warm-started large-batch training\n\n");
+    writeln!(md, "k epochs of SB Adam, then LB Adam from that iterate (fresh optimizer state). Test accuracy (%) of the SB iterate and of the LB solution, and the LB solution's full-space sharpness (ε = 1e-3); mean ± std over seeds.\n")?;
+    md.push_str("| net | k (SB epochs) | runs | SB iterate test acc | LB solution test acc | LB sharpness |\n|---|---:|---:|---:|---:|---:|\n");
+    let mut csv = String::from("net,k,runs,sb_test_acc_mean,lb_test_acc_mean,lb_test_acc_std,lb_sharpness_mean,lb_sharpness_std\n");
+    let mut panels = Vec::new();
+    for &net in &nets {
+        let mut ks: Vec<usize> = records.iter().filter(|r| r.config.net == net).map(|r| r.config.sb.epochs).collect();
+        ks.sort_unstable();
+        ks.dedup();
+        let (mut sb_acc, mut lb_acc, mut sharp) = (Vec::new(), Vec::new(), Vec::new());
+        for &k in &ks {
+            let runs: Vec<_> = records.iter().filter(|r| r.config.net == net && r.config.sb.epochs == k).collect();
+            let sb: Vec<f64> = runs.iter().map(|r| r.outcome.sb.test_acc).collect();
+            let lb: Vec<f64> = runs.iter().map(|r| r.outcome.lb.curves.last().expect("curves").test_acc).collect();
+            let s: Vec<f64> = runs.iter().map(|r| r.outcome.measures.full_space[0].value).collect();
+            writeln!(md, "| {net} | {k} | {} | {:.2} ± {:.2} | {:.2} ± {:.2} | {:.2} ± {:.2} |", runs.len(), mean(&sb), std(&sb), mean(&lb), std(&lb), mean(&s), std(&s))?;
+            writeln!(csv, "{net},{k},{},{:.4},{:.4},{:.4},{:.6},{:.6}", runs.len(), mean(&sb), mean(&lb), std(&lb), mean(&s), std(&s))?;
+            sb_acc.push((k as f64, mean(&sb), std(&sb)));
+            lb_acc.push((k as f64, mean(&lb), std(&lb)));
+            sharp.push((k as f64, mean(&s), std(&s)));
+        }
+        let series = |label: &str, color, dashed, v: &[(f64, f64, f64)]| Series { label: label.into(), color, dashed, x: v.iter().map(|a| a.0).collect(), mean: v.iter().map(|a| a.1).collect(), std: v.iter().map(|a| a.2).collect() };
+        panels.push(Panel::new(
+            format!("{net}: test accuracy"),
+            "SB warm-start epochs k",
+            "test accuracy (%)",
+            vec![series("SB iterate after k epochs", PALETTE[0], true, &sb_acc), series("LB solution from it", PALETTE[1], false, &lb_acc)],
+        ));
+        let mut p = Panel::new(format!("{net}: LB sharpness"), "SB warm-start epochs k", "sharpness, ε = 1e-3", vec![series("LB solution, mean ± std", PALETTE[1], false, &sharp)]);
+        p.legend = plotters::prelude::SeriesLabelPosition::UpperRight;
+        panels.push(p);
+    }
+    std::fs::create_dir_all(dir)?;
+    harness::write_atomic(&dir.join("warmstart.md"), md.as_bytes())?;
+    harness::write_atomic(&dir.join("warmstart.csv"), csv.as_bytes())?;
+    plot::write_panels(&dir.join("figure5"), &panels)?;
+    Ok(md)
+}
