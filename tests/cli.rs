@@ -37,6 +37,12 @@ fn without_timings(path: &Path) -> serde_json::Value {
     let obj = v.as_object_mut().unwrap();
     obj.remove("wall_time_s");
     obj.remove("finished_unix_s");
+    if let Some(outcome) = obj.get_mut("outcome").and_then(|o| o.as_object_mut()) {
+        outcome.remove("train_seconds");
+        if let Some(m) = outcome.get_mut("measures").and_then(|m| m.as_object_mut()) {
+            m.remove("seconds");
+        }
+    }
     v
 }
 
@@ -48,7 +54,7 @@ fn help_and_list_name_the_studies() {
     let out = run(&["list"]);
     assert!(out.status.success());
     let listed = text(&out.stdout);
-    assert!(listed.lines().any(|l| l.starts_with("keskar") && l.contains("Table 2")), "{listed}");
+    assert!(listed.lines().any(|l| l.starts_with("keskar") && l.contains("Tables 2-4")), "{listed}");
 }
 
 #[test]
@@ -75,7 +81,24 @@ fn smoke_grid_writes_table_plot_and_records() {
     }
     let md = fs::read_to_string(dir.path().join("keskar/table2.md")).unwrap();
     assert!(md.contains("Welch t"), "{md}");
-    assert_eq!(text(&out.stdout).trim(), md.trim(), "the table is printed at the end");
+    assert!(text(&out.stdout).starts_with(md.trim()), "the table is printed at the end");
+
+    // Tables 3 and 4 (sharpness), the curvature table and Figure 3.
+    for n in [3, 4] {
+        let csv = fs::read_to_string(dir.path().join(format!("keskar/table{n}.csv"))).unwrap();
+        assert!(csv.starts_with("net,regime,runs,epsilon,sharpness_mean,sharpness_std,paper_mean\n"), "{csv}");
+        // F1 and C1, SB and LB, two ε each.
+        assert_eq!(csv.lines().count(), 1 + 8, "{csv}");
+        for row in csv.lines().skip(1) {
+            let v: f64 = row.split(',').nth(4).unwrap().parse().unwrap();
+            assert!(v.is_finite() && v >= 0.0, "sharpness is a finite non-negative number: {row}");
+        }
+    }
+    let curvature = fs::read_to_string(dir.path().join("keskar/curvature.md")).unwrap();
+    assert!(curvature.contains("Cost: the measurements took"), "{curvature}");
+    assert_eq!(&fs::read(dir.path().join("keskar/figure3.png")).unwrap()[..4], b"\x89PNG");
+    let slice: serde_json::Value = serde_json::from_slice(&fs::read(dir.path().join("keskar/slices/F1.json")).unwrap()).unwrap();
+    assert_eq!(slice["alpha"].as_array().unwrap().len(), 25);
     let png = fs::read(dir.path().join("keskar/curves.png")).unwrap();
     assert_eq!(&png[..4], b"\x89PNG");
     assert!(dir.path().join("keskar/curves.svg").exists());
@@ -90,6 +113,33 @@ fn smoke_grid_writes_table_plot_and_records() {
     assert_eq!(env["backend"], "flex");
     assert!(env["git_commit"].is_string() && env["git_dirty"].is_boolean());
     assert_eq!(record["outcome"]["curves"].as_array().unwrap().len(), 4, "epoch 0 and 3 epochs");
+    let measures = &record["outcome"]["measures"];
+    assert_eq!(measures["full_space"].as_array().unwrap().len(), 2, "ε = 1e-3 and 5e-4");
+    assert!(measures["top_eigenvalue"]["value"].is_number() && measures["trace"]["std_error"].is_number());
+}
+
+#[test]
+fn figure_studies_write_their_plots_and_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    for (study, files) in [
+        ("sweep", ["figure4.png", "sweep.csv"]),
+        ("warmstart", ["figure5.png", "warmstart.csv"]),
+        ("trajectory", ["figure6.png", "trajectory.csv"]),
+        ("landscape", ["landscape.png", "landscape.md"]),
+    ] {
+        let run = run(&[study, "--scale", "smoke", "--out", out, "--jobs", "2"]);
+        assert!(run.status.success(), "{study}: {}", text(&run.stderr));
+        for f in files {
+            let path = dir.path().join(study).join(f);
+            assert!(path.exists(), "{study} writes {f}");
+        }
+    }
+    // Figure 4's table has one row per batch size of the smoke sweep.
+    let csv = fs::read_to_string(dir.path().join("sweep/sweep.csv")).unwrap();
+    assert_eq!(csv.lines().skip(1).map(|l| l.split(',').nth(1).unwrap().to_string()).collect::<Vec<_>>(), ["16", "64", "160"]);
+    let refused = run(&["sweep", "--scale", "paper", "--out", out]);
+    assert!(!refused.status.success() && text(&refused.stderr).contains("accepted: smoke, default"), "{}", text(&refused.stderr));
 }
 
 #[test]
