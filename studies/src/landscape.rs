@@ -163,6 +163,7 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
     }
     std::fs::create_dir_all(dir)?;
     harness::write_atomic(&dir.join("landscape.md"), md.as_bytes())?;
-    plot::write_heatmaps(&dir.join("landscape"), &maps, 14)?;
+    // One row per network: SB beside LB.
+    plot::write_heatmaps(&dir.join("landscape"), &maps, 2, 14)?;
     Ok(md)
 }

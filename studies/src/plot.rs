@@ -192,24 +192,27 @@ pub struct Heatmap {
     pub z_label: String,
 }
 
-/// Draws `maps` side by side as filled contours of log₁₀ z, all on one colour scale (so that
-/// panels compare), with a colour bar each and a cross at (0, 0), into `<stem>.png` / `.svg`.
-pub fn write_heatmaps(stem: &Path, maps: &[Heatmap], bands: usize) -> Result<()> {
+/// Draws `maps` row by row (`cols` per row) as filled contours of log₁₀ z, all on one colour
+/// scale (so that panels compare), with a colour bar each and a cross at (0, 0), into
+/// `<stem>.png` / `.svg`.
+pub fn write_heatmaps(stem: &Path, maps: &[Heatmap], cols: usize, bands: usize) -> Result<()> {
     REGISTER.call_once(|| {
         let _ = register_font("sans-serif", FontStyle::Normal, FONT);
     });
     let logs = maps.iter().flat_map(|m| m.z.iter().flatten().map(|v| v.max(1e-12).log10()));
     let (lo, hi) = logs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-    let size = ((620 * maps.len()) as u32, 520);
+    let cols = cols.clamp(1, maps.len().max(1));
+    let rows = maps.len().div_ceil(cols);
+    let size = ((660 * cols) as u32, (540 * rows) as u32);
     let png = stem.with_extension("png");
     let svg = stem.with_extension("svg");
     {
         let root = BitMapBackend::new(&png, size).into_drawing_area();
-        draw_heatmaps(&root, maps, lo, hi, bands)?;
+        draw_heatmaps(&root, maps, (rows, cols), lo, hi, bands)?;
         root.present().map_err(|e| anyhow!("writing {}: {e}", png.display()))?;
     }
     let root = SVGBackend::new(&svg, size).into_drawing_area();
-    draw_heatmaps(&root, maps, lo, hi, bands)?;
+    draw_heatmaps(&root, maps, (rows, cols), lo, hi, bands)?;
     root.present().map_err(|e| anyhow!("writing {}: {e}", svg.display()))?;
     Ok(())
 }
@@ -226,7 +229,7 @@ fn ramp(t: f64) -> RGBColor {
     RGBColor(mix(c0.0, c1.0), mix(c0.1, c1.1), mix(c0.2, c1.2))
 }
 
-fn draw_heatmaps<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, maps: &[Heatmap], lo: f64, hi: f64, bands: usize) -> Result<()>
+fn draw_heatmaps<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, maps: &[Heatmap], grid: (usize, usize), lo: f64, hi: f64, bands: usize) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
@@ -236,8 +239,8 @@ where
     // Band index of a value: filled contours at `bands` evenly spaced levels of log₁₀ z.
     let band = |v: f64| (((v.max(1e-12).log10() - lo) / span * bands as f64).floor() as usize).min(bands - 1);
     let color = |b: usize| ramp((b as f64 + 0.5) / bands as f64);
-    for (area, map) in root.split_evenly((1, maps.len())).iter().zip(maps) {
-        let (main, bar) = area.split_horizontally(area.dim_in_pixel().0 as i32 - 110);
+    for (area, map) in root.split_evenly(grid).iter().zip(maps) {
+        let (main, bar) = area.split_horizontally(area.dim_in_pixel().0 as i32 - 130);
         let e = |err| anyhow!("drawing {}: {err}", map.title);
         let (x0, x1) = (map.x[0], *map.x.last().expect("grid"));
         let (y0, y1) = (map.y[0], *map.y.last().expect("grid"));
@@ -279,14 +282,16 @@ where
         let mut cb = ChartBuilder::on(&bar)
             .margin_top(44)
             .margin_bottom(52)
-            .margin_right(8)
-            .y_label_area_size(58)
+            .margin_right(40)
+            .y_label_area_size(52)
             .caption(&map.z_label, ("sans-serif", 13))
             .build_cartesian_2d(0.0..1.0, lo..hi)
             .map_err(e)?;
         cb.configure_mesh()
             .disable_x_axis()
             .disable_mesh()
+            // One tick per decade or so: log₁₀ values near integers.
+            .y_labels(((hi - lo).ceil() as usize + 1).max(2))
             .label_style(("sans-serif", 13))
             .y_label_formatter(&|v| log_tick(*v))
             .draw()
