@@ -142,6 +142,9 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 15))
         .light_line_style(WHITE.mix(0.0))
+        // On a log axis, about one tick per decade so that ticks fall on powers of ten.
+        .x_labels(if panel.log_x { ((x1 - x0).ceil() as usize + 1).max(3) } else { 10 })
+        .y_labels(if panel.log_y { ((y1 - y0).ceil() as usize + 1).max(3) } else { 10 })
         .x_label_formatter(&|v| if panel.log_x { log_tick(*v) } else { tick(*v) })
         .y_label_formatter(&|v| if panel.log_y { log_tick(*v) } else { tick(*v) })
         .draw()?;

@@ -167,7 +167,7 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
         let mut p = Panel::new(format!("{net}: sharpness along training"), "training cross-entropy (log scale; training runs right to left)", "sharpness, ε = 1e-3 (log scale)", series);
         p.log_x = true;
         p.log_y = true;
-        p.legend = plotters::prelude::SeriesLabelPosition::UpperLeft;
+        p.legend = plotters::prelude::SeriesLabelPosition::LowerLeft;
         panels.push(p);
     }
     std::fs::create_dir_all(dir)?;
