@@ -665,15 +665,15 @@ fn parametric_slice(study: &Keskar, records: &[Record<Cell, Outcome>], net: &str
     let mut obj = sb.config.spec.training_loss(&w_sb, data, 1000, &study.device);
     let mut slice = Slice { net: net.into(), sb: sb.id.clone(), lb: lb.id.clone(), alpha: alpha.clone(), train_loss: vec![], train_acc: vec![], test_loss: vec![], test_acc: vec![] };
     eprintln!("{net}: Figure 3, {} points between the SB and LB solutions of seed 0", alpha.len());
-    for &a in &alpha {
-        let w = w_sb.lerp(&w_lb, a, &layout);
-        let x = w.params_f64();
-        let (l, acc) = obj.evaluate(&x, &w.buffers, &data.train);
-        slice.train_loss.push(l);
-        slice.train_acc.push(acc);
-        let (l, acc) = obj.evaluate(&x, &w.buffers, &data.test);
-        slice.test_loss.push(l);
-        slice.test_acc.push(acc);
+    let points = measure::slices::line(&w_sb.params_f64(), &w_lb.params_f64(), &alpha, |a, x| {
+        let buffers = w_sb.lerp(&w_lb, a, &layout).buffers;
+        (obj.evaluate(x, &buffers, &data.train), obj.evaluate(x, &buffers, &data.test))
+    });
+    for ((train_loss, train_acc), (test_loss, test_acc)) in points {
+        slice.train_loss.push(train_loss);
+        slice.train_acc.push(train_acc);
+        slice.test_loss.push(test_loss);
+        slice.test_acc.push(test_acc);
     }
     harness::write_atomic(&path, &serde_json::to_vec_pretty(&slice)?)
 }

@@ -85,18 +85,12 @@ impl Study for Landscape {
         let x = trained.weights.params_f64();
         let mut obj = cell.spec.training_loss(&trained.weights, data, 1000, device);
         let grid: Vec<f64> = (0..cell.points).map(|i| -cell.span + 2.0 * cell.span * i as f64 / (cell.points - 1) as f64).collect();
-        let mut train_loss = Vec::with_capacity(grid.len());
-        for (j, &b) in grid.iter().enumerate() {
-            progress.message(&format!("plane row {}/{}", j + 1, grid.len()));
-            let row = grid
-                .iter()
-                .map(|&a| {
-                    let point: Vec<f64> = (0..x.len()).map(|k| x[k] + a * d1[k] + b * d2[k]).collect();
-                    obj.evaluate(&point, &trained.weights.buffers, &data.train).0
-                })
-                .collect();
-            train_loss.push(row);
-        }
+        let mut done = 0;
+        let train_loss = measure::slices::plane(&x, &d1, &d2, &grid, |point| {
+            done += 1;
+            progress.message(&format!("plane point {done}/{}", grid.len() * grid.len()));
+            obj.evaluate(point, &trained.weights.buffers, &data.train).0
+        });
         Ok(Outcome { trained, grid, train_loss })
     }
 }
