@@ -143,8 +143,8 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
         .axis_desc_style(("sans-serif", 15))
         .light_line_style(WHITE.mix(0.0))
         // On a log axis, about one tick per decade so that ticks fall on powers of ten.
-        .x_labels(if panel.log_x { ((x1 - x0).ceil() as usize + 1).max(3) } else { 10 })
-        .y_labels(if panel.log_y { ((y1 - y0).ceil() as usize + 1).max(3) } else { 10 })
+        .x_labels(if panel.log_x { 2 * ((x1 - x0).ceil() as usize + 1) } else { 10 })
+        .y_labels(if panel.log_y { 2 * ((y1 - y0).ceil() as usize + 1) } else { 10 })
         .x_label_formatter(&|v| if panel.log_x { log_tick(*v) } else { tick(*v) })
         .y_label_formatter(&|v| if panel.log_y { log_tick(*v) } else { tick(*v) })
         .draw()?;
@@ -309,10 +309,14 @@ where
     Ok(())
 }
 
-/// The tick label of log₁₀ value `v`: "1e-3", "0.1", "1", "10".
+/// The tick label of log₁₀ value `v`: "1e-3", "0.1", "1", "10", "1000"; ticks between powers
+/// of ten stay unlabelled (their grid lines remain), so labels are round numbers.
 fn log_tick(v: f64) -> String {
-    let x = 10f64.powf(v);
-    if (0.01..1000.0).contains(&x) { format!("{}", tick(x)) } else { format!("{x:.0e}") }
+    if (v - v.round()).abs() > 1e-6 {
+        return String::new();
+    }
+    let x = 10f64.powf(v.round());
+    if (0.01..=1e4).contains(&x) { tick(x) } else { format!("{x:.0e}") }
 }
 
 /// A tick label without trailing zeros: "40", "0.5", "97.25".
@@ -323,7 +327,16 @@ fn tick(v: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::tick;
+    use super::{log_tick, tick};
+
+    #[test]
+    fn log_ticks_label_powers_of_ten_only() {
+        assert_eq!(log_tick(2.0), "100");
+        assert_eq!(log_tick(3.0), "1000");
+        assert_eq!(log_tick(-1.0), "0.1");
+        assert_eq!(log_tick(-3.0), "1e-3");
+        assert_eq!(log_tick(1.5), "");
+    }
 
     #[test]
     fn tick_labels_drop_trailing_zeros() {
