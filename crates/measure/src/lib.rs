@@ -4,7 +4,7 @@
 //! [`Objective`].
 //!
 //! - [`curvature`]: Hessian-vector products by central differences of gradients (Burn has no
-//!   double backward), the top Hessian eigenvalue by power iteration, and the Hessian trace by
+//!   double backward), the top Hessian eigenvalue by the Lanczos method, and the Hessian trace by
 //!   Hutchinson's estimator with Rademacher probes.
 //! - [`lbfgsb`]: L-BFGS-B (Byrd et al. 1995), the bound-constrained solver of the sharpness metric.
 //! - [`sharpness`]: Keskar et al.'s ε-sharpness in the full space or a random subspace.
