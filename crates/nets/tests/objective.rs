@@ -158,3 +158,57 @@ fn layout_interpolation_and_filter_normalized_directions() {
         }
     }
 }
+
+/// Three full-batch steps of Burn's optimizer and of `optim`'s rule from the same weights of a
+/// network without batch norm or dropout; the largest difference of any parameter.
+fn burn_vs_ours(mut burn_opt: burn::optim::ModuleOptimizer, rule: optim::Rule) -> f64 {
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use burn::optim::GradientsParams;
+    use nets::Classifier;
+    let data = mnist1d::generate(&mnist1d::Config { train: 64, test: 8, ..Default::default() });
+    let spec = NetSpec::Baseline(nets::baselines::BaselineSpec::Mlp);
+    let ad = flex().autodiff();
+    let mut model = nets::baselines::BaselineSpec::Mlp.init(&mut ChaCha8Rng::seed_from_u64(4), &ad);
+    let start = nets::objective::weights_of(&model);
+    let idx: Vec<usize> = (0..data.train.len()).collect();
+    let lr = match rule {
+        optim::Rule::Momentum { lr, .. } | optim::Rule::Nesterov { lr, .. } | optim::Rule::AdaGrad { lr } | optim::Rule::RmsProp { lr, .. } | optim::Rule::Adam { lr, .. } | optim::Rule::Gd { lr } | optim::Rule::NoisyGd { lr, .. } => lr,
+    };
+    let loss_fn = CrossEntropyLossConfig::new().init(&ad);
+    for _ in 0..3 {
+        let (x, y) = nets::train::batch(&data.train, &idx, data.sample_len(), &ad);
+        let loss = loss_fn.forward(model.forward(x, None), y);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = burn_opt.step(lr, model, grads);
+    }
+    let burn_params = nets::objective::weights_of(&model).params;
+
+    let mut obj = spec.training_loss(&start, &data, 64, &flex());
+    let mut theta = start.params_f64();
+    let mut opt = optim::Optimizer::new(rule, theta.len(), 0);
+    let mut g = vec![0.0; theta.len()];
+    for _ in 0..3 {
+        obj.value_grad(&theta, &mut g);
+        opt.step(&mut theta, &g);
+        // Burn keeps parameters in f32: round ours the same way after every step.
+        theta.iter_mut().for_each(|t| *t = *t as f32 as f64);
+    }
+    theta.iter().zip(&burn_params).map(|(a, b)| (a - *b as f64).abs()).fold(0.0, f64::max)
+}
+
+#[test]
+fn update_rules_match_burn_optimizers() {
+    use burn::optim::momentum::MomentumConfig;
+    use burn::optim::{AdaGradConfig, AdamConfig, RmsPropConfig, SgdConfig};
+    let momentum = |nesterov| SgdConfig::new().with_momentum(Some(MomentumConfig { momentum: 0.9, dampening: 0.0, nesterov })).init();
+    let cases = [
+        ("momentum", burn_vs_ours(momentum(false), optim::Rule::Momentum { lr: 0.05, rho: 0.9 })),
+        ("Nesterov", burn_vs_ours(momentum(true), optim::Rule::Nesterov { lr: 0.05, rho: 0.9 })),
+        ("AdaGrad", burn_vs_ours(AdaGradConfig::new().with_epsilon(1e-10).init(), optim::Rule::AdaGrad { lr: 0.01 })),
+        ("RMSProp", burn_vs_ours(RmsPropConfig::new().with_alpha(0.9).with_momentum(0.0).with_epsilon(1e-8).init(), optim::Rule::RmsProp { lr: 0.001, decay: 0.9, eps: 1e-8 })),
+        ("Adam", burn_vs_ours(AdamConfig::new().with_epsilon(1e-8).init(), optim::Rule::Adam { lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8 })),
+    ];
+    for (name, diff) in cases {
+        assert!(diff < 1e-5, "{name}: largest parameter difference to Burn's optimizer after 3 steps is {diff}");
+    }
+}
