@@ -364,3 +364,23 @@ fn fetch_tries_mirrors_in_order_and_keeps_only_verified_files() {
 fn data_commands_name_unknown_datasets() {
     assert_refused(&["data", "fetch", "imagenet"], &["imagenet", "mnist", "optdigits"]);
 }
+
+#[test]
+fn convex_and_momentum_studies_confirm_the_theory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    // Each study exits with an error if its assertion fails; the tables say yes on every row.
+    for (study, table, rows) in [("convex", "convex/convex.md", 3), ("momentum", "momentum/momentum.md", 8)] {
+        let run = run(&[study, "--out", out]);
+        assert!(run.status.success(), "{study}: {}", text(&run.stderr));
+        let md = fs::read_to_string(dir.path().join(table)).unwrap();
+        let data_rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| κ") && !l.starts_with("| problem")).collect();
+        assert_eq!(data_rows.len(), rows, "{md}");
+        assert!(data_rows.iter().all(|l| l.contains("yes") && !l.contains("NO")), "{md}");
+    }
+    let csv = fs::read_to_string(dir.path().join("momentum/momentum.csv")).unwrap();
+    for row in csv.lines().skip(1) {
+        let f: Vec<f64> = row.split(',').skip(3).map(|v| v.parse().unwrap()).collect();
+        assert!((f[0] - f[1]).abs() < 0.01 * f[1], "measured rate within 1 % of theory: {row}");
+    }
+}

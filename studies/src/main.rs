@@ -2,6 +2,7 @@
 //! this file only parses arguments and dispatches.
 
 mod bench;
+mod convex;
 mod data;
 mod datacmd;
 mod env;
@@ -9,6 +10,7 @@ mod harness;
 mod keskar;
 mod landscape;
 mod mnist1d;
+mod momentum;
 mod plot;
 mod stats;
 mod sweep;
@@ -42,6 +44,10 @@ enum Command {
     Trajectory(keskar::FigureArgs),
     /// 2-D loss landscapes around the SB and LB solutions (Li et al. 2018).
     Landscape(keskar::FigureArgs),
+    /// Gradient descent on linear regression: convergence to the normal equations, the 2/L threshold.
+    Convex(convex::Args),
+    /// GD vs heavy-ball momentum on quadratics: measured rates against (κ−1)/(κ+1) and (√κ−1)/(√κ+1).
+    Momentum(momentum::Args),
     /// Greydanus & Kobak's MNIST-1D baselines on our generator, beside the published accuracies.
     Mnist1d(mnist1d::Args),
     /// The real datasets: list, verify, fetch.
@@ -58,6 +64,8 @@ const STUDIES: &[(&str, &str)] = &[
     ("warmstart", "Keskar et al. 2017 Fig. 5: LB training warm-started from SB iterates after k epochs"),
     ("trajectory", "Keskar et al. 2017 Fig. 6: sharpness against training loss along SB and LB training"),
     ("landscape", "2-D loss landscape around the SB and LB solutions, filter-normalized directions (Li et al. 2018)"),
+    ("convex", "GD on linear regression: reaches the normal-equations solution; step-size threshold 2/L found empirically"),
+    ("momentum", "GD vs heavy-ball momentum on quadratics, κ = 10…10⁴: measured convergence rates against the theory"),
     ("mnist1d", "MNIST-1D fidelity: logistic regression, MLP and CNN baselines on our generator vs the published accuracies"),
 ];
 
@@ -72,6 +80,8 @@ fn main() -> ExitCode {
         }
         Command::Keskar(args) => keskar::run(args),
         Command::Mnist1d(args) => mnist1d::run(args),
+        Command::Convex(args) => convex::run(args),
+        Command::Momentum(args) => momentum::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Warmstart(args) => warmstart::run(args),
         Command::Trajectory(args) => trajectory::run(args),

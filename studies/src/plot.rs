@@ -309,14 +309,14 @@ where
     Ok(())
 }
 
-/// The tick label of log₁₀ value `v`: "1e-3", "0.1", "1", "10", "1000"; ticks between powers
+/// The tick label of log₁₀ value `v`: "1e-3", "0.1", "1", "10", "1000", "1e4"; ticks between powers
 /// of ten stay unlabelled (their grid lines remain), so labels are round numbers.
 fn log_tick(v: f64) -> String {
     if (v - v.round()).abs() > 1e-6 {
         return String::new();
     }
     let x = 10f64.powf(v.round());
-    if (0.01..=1e4).contains(&x) { tick(x) } else { format!("{x:.0e}") }
+    if (0.01..=1e3).contains(&x) { tick(x) } else { format!("{x:.0e}") }
 }
 
 /// A tick label without trailing zeros: "40", "0.5", "97.25".
