@@ -384,3 +384,22 @@ fn convex_and_momentum_studies_confirm_the_theory() {
         assert!((f[0] - f[1]).abs() < 0.01 * f[1], "measured rate within 1 % of theory: {row}");
     }
 }
+
+#[test]
+fn surfaces_study_tunes_every_rule_on_every_surface() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run(&["surfaces", "--iterations", "300", "--out", dir.path().to_str().unwrap()]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let csv = fs::read_to_string(dir.path().join("surfaces/surfaces.csv")).unwrap();
+    // Five surfaces × seven rules, each with its tuned step size from the grid 1e-5 … 10.
+    assert_eq!(csv.lines().count(), 1 + 35, "{csv}");
+    for row in csv.lines().skip(1) {
+        let lr: f64 = row.split(',').nth(2).unwrap().parse().unwrap();
+        assert!((1e-5 * 0.99..=10.0 * 1.01).contains(&lr), "{row}");
+    }
+    // Every rule escapes the saddle (started 1e-3 off its stable manifold) within 300 steps.
+    assert!(csv.lines().filter(|l| l.starts_with("saddle")).all(|l| !l.split(',').nth(3).unwrap().is_empty()), "{csv}");
+    for f in ["trajectories.png", "losses.png", "surfaces.md"] {
+        assert!(dir.path().join("surfaces").join(f).exists(), "{f}");
+    }
+}

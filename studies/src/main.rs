@@ -13,6 +13,7 @@ mod mnist1d;
 mod momentum;
 mod plot;
 mod stats;
+mod surfaces;
 mod sweep;
 mod trajectory;
 mod warmstart;
@@ -48,6 +49,8 @@ enum Command {
     Convex(convex::Args),
     /// GD vs heavy-ball momentum on quadratics: measured rates against (κ−1)/(κ+1) and (√κ−1)/(√κ+1).
     Momentum(momentum::Args),
+    /// Every update rule on 2-D test surfaces: tuned step sizes, trajectories, iterations to tolerance.
+    Surfaces(surfaces::Args),
     /// Greydanus & Kobak's MNIST-1D baselines on our generator, beside the published accuracies.
     Mnist1d(mnist1d::Args),
     /// The real datasets: list, verify, fetch.
@@ -66,6 +69,7 @@ const STUDIES: &[(&str, &str)] = &[
     ("landscape", "2-D loss landscape around the SB and LB solutions, filter-normalized directions (Li et al. 2018)"),
     ("convex", "GD on linear regression: reaches the normal-equations solution; step-size threshold 2/L found empirically"),
     ("momentum", "GD vs heavy-ball momentum on quadratics, κ = 10…10⁴: measured convergence rates against the theory"),
+    ("surfaces", "The seven update rules on an ill-conditioned quadratic, a saddle, Rosenbrock, Beale, Himmelblau: trajectories"),
     ("mnist1d", "MNIST-1D fidelity: logistic regression, MLP and CNN baselines on our generator vs the published accuracies"),
 ];
 
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         Command::Mnist1d(args) => mnist1d::run(args),
         Command::Convex(args) => convex::run(args),
         Command::Momentum(args) => momentum::run(args),
+        Command::Surfaces(args) => surfaces::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Warmstart(args) => warmstart::run(args),
         Command::Trajectory(args) => trajectory::run(args),

@@ -220,6 +220,113 @@ pub fn write_heatmaps(stem: &Path, maps: &[Heatmap], cols: usize, bands: usize) 
     Ok(())
 }
 
+/// A 2-D function drawn as filled contours (log₁₀ of f − floor) with paths over it.
+pub struct ContourPaths {
+    /// Title above the panel.
+    pub title: String,
+    /// Grid along x.
+    pub x: Vec<f64>,
+    /// Grid along y.
+    pub y: Vec<f64>,
+    /// `z[j][i]` at (x[i], y[j]); drawn as log₁₀(z − min z + 1e-3) so any function shows.
+    pub z: Vec<Vec<f64>>,
+    /// (label, colour, points) of each path.
+    pub paths: Vec<(String, RGBColor, Vec<(f64, f64)>)>,
+}
+
+/// Draws `panels` side by side (`cols` per row): filled contours with paths on top and a legend,
+/// into `<stem>.png` / `.svg`. Paths are clipped to the panel.
+pub fn write_contour_paths(stem: &Path, panels: &[ContourPaths], cols: usize) -> Result<()> {
+    REGISTER.call_once(|| {
+        let _ = register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+    let cols = cols.clamp(1, panels.len().max(1));
+    let rows = panels.len().div_ceil(cols);
+    let size = ((560 * cols) as u32, (500 * rows) as u32);
+    let png = stem.with_extension("png");
+    let svg = stem.with_extension("svg");
+    {
+        let root = BitMapBackend::new(&png, size).into_drawing_area();
+        draw_contour_paths(&root, panels, (rows, cols))?;
+        root.present().map_err(|e| anyhow!("writing {}: {e}", png.display()))?;
+    }
+    let root = SVGBackend::new(&svg, size).into_drawing_area();
+    draw_contour_paths(&root, panels, (rows, cols))?;
+    root.present().map_err(|e| anyhow!("writing {}: {e}", svg.display()))?;
+    Ok(())
+}
+
+fn draw_contour_paths<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[ContourPaths], grid: (usize, usize)) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+    const BANDS: usize = 16;
+    for (area, p) in root.split_evenly(grid).iter().zip(panels) {
+        let e = |err| anyhow!("drawing {}: {err}", p.title);
+        let floor = p.z.iter().flatten().fold(f64::INFINITY, |a, &v| a.min(v));
+        let level = |v: f64| (v - floor + 1e-3).log10();
+        let (lo, hi) = p.z.iter().flatten().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(level(v)), b.max(level(v))));
+        let span = (hi - lo).max(1e-9);
+        let (x0, x1) = (p.x[0], *p.x.last().expect("grid"));
+        let (y0, y1) = (p.y[0], *p.y.last().expect("grid"));
+        let mut chart = ChartBuilder::on(area)
+            .caption(&p.title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(32)
+            .y_label_area_size(44)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(e)?;
+        chart.configure_mesh().disable_mesh().label_style(("sans-serif", 13)).x_label_formatter(&|v| tick(*v)).y_label_formatter(&|v| tick(*v)).draw().map_err(e)?;
+        let half = |v: &[f64], i: usize| {
+            let left = if i == 0 { v[0] } else { 0.5 * (v[i - 1] + v[i]) };
+            let right = if i + 1 == v.len() { v[i] } else { 0.5 * (v[i] + v[i + 1]) };
+            (left, right)
+        };
+        let mut cells = Vec::new();
+        for (j, row) in p.z.iter().enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                let band = (((level(v) - lo) / span * BANDS as f64).floor() as usize).min(BANDS - 1);
+                // Light colours, so that the paths stand out.
+                let c = ramp((band as f64 + 0.5) / BANDS as f64).mix(0.45);
+                let (xa, xb) = half(&p.x, i);
+                let (ya, yb) = half(&p.y, j);
+                cells.push(Rectangle::new([(xa, ya), (xb, yb)], c.filled()));
+            }
+        }
+        chart.draw_series(cells).map_err(e)?;
+        for (label, color, points) in &p.paths {
+            // Very short segments (a converged path repeats nearly the same point) make plotters'
+            // wide-line drawing emit stray strokes across the image: keep a point only once it
+            // is 1/400 of the window away from the last kept one.
+            let (sx, sy) = ((x1 - x0) / 400.0, (y1 - y0) / 400.0);
+            let mut inside: Vec<(f64, f64)> = Vec::new();
+            for (a, b) in points.iter().copied().filter(|(a, b)| a.is_finite() && b.is_finite()).map(|(a, b)| (a.clamp(x0, x1), b.clamp(y0, y1))) {
+                if inside.last().is_none_or(|&(pa, pb): &(f64, f64)| ((a - pa) / sx).abs() > 1.0 || ((b - pb) / sy).abs() > 1.0) {
+                    inside.push((a, b));
+                }
+            }
+            let color = *color;
+            // Segment by segment: a wide polyline's miter joins at the near-180° turns of a
+            // zig-zagging path shoot spikes across the image.
+            chart
+                .draw_series(inside.windows(2).map(|w| PathElement::new(vec![w[0], w[1]], color.stroke_width(2))))
+                .map_err(e)?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .label_font(("sans-serif", 12))
+            .draw()
+            .map_err(e)?;
+    }
+    Ok(())
+}
+
 /// Viridis-like ramp from dark blue (low) to yellow (high).
 fn ramp(t: f64) -> RGBColor {
     const STOPS: [(f64, (u8, u8, u8)); 5] = [(0.0, (68, 1, 84)), (0.25, (59, 82, 139)), (0.5, (33, 145, 140)), (0.75, (94, 201, 98)), (1.0, (253, 231, 37))];
