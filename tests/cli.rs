@@ -398,7 +398,7 @@ fn surfaces_study_tunes_every_rule_on_every_surface() {
         assert!((1e-5 * 0.99..=10.0 * 1.01).contains(&lr), "{row}");
     }
     // Every rule escapes the saddle (started 1e-3 off its stable manifold) within 300 steps.
-    assert!(csv.lines().filter(|l| l.starts_with("saddle")).all(|l| !l.split(',').nth(3).unwrap().is_empty()), "{csv}");
+    assert!(csv.lines().filter(|l| l.starts_with("Saddle")).all(|l| !l.split(',').nth(3).unwrap().is_empty()), "{csv}");
     for f in ["trajectories.png", "losses.png", "surfaces.md"] {
         assert!(dir.path().join("surfaces").join(f).exists(), "{f}");
     }

@@ -257,7 +257,7 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
                 Some(k) => write!(md, " {k} (α = {:.0e}) |", o.lr)?,
                 None => write!(md, " — ({:.2e}, α = {:.0e}) |", o.final_value, o.lr)?,
             }
-            writeln!(csv, "{},{},{:e},{},{:e}", surface.name(), r.config.rule.name(), o.lr, o.iterations_to_target.map_or(String::new(), |k| k.to_string()), o.final_value)?;
+            writeln!(csv, "{surface:?},{},{:e},{},{:e}", r.config.rule.name(), o.lr, o.iterations_to_target.map_or(String::new(), |k| k.to_string()), o.final_value)?;
         }
         writeln!(md)?;
         let ([xa, xb], [ya, yb]) = surface.window();
