@@ -403,3 +403,17 @@ fn surfaces_study_tunes_every_rule_on_every_surface() {
         assert!(dir.path().join("surfaces").join(f).exists(), "{f}");
     }
 }
+
+#[test]
+fn saddle_study_shows_noise_escaping_where_gd_is_stuck() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run(&["saddle", "--out", dir.path().to_str().unwrap()]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let csv = fs::read_to_string(dir.path().join("saddle/saddle.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    // GD from the manifold (y₀ = 0, σ = 0): never escapes.
+    assert_eq!(rows[0][..5], ["0e0", "0e0", "150", "1", "0"]);
+    // Noisy GD at σ = 0.01 with 1000 runs: all escape.
+    let noisy = rows.iter().find(|r| r[1] == "1e-2").expect("σ = 1e-2 row");
+    assert_eq!(noisy[3..5], ["1000", "1000"]);
+}

@@ -12,6 +12,7 @@ mod landscape;
 mod mnist1d;
 mod momentum;
 mod plot;
+mod saddle;
 mod stats;
 mod surfaces;
 mod sweep;
@@ -51,6 +52,8 @@ enum Command {
     Momentum(momentum::Args),
     /// Every update rule on 2-D test surfaces: tuned step sizes, trajectories, iterations to tolerance.
     Surfaces(surfaces::Args),
+    /// GD vs GD with Gaussian noise at a strict saddle: escape probability and time against σ.
+    Saddle(saddle::Args),
     /// Greydanus & Kobak's MNIST-1D baselines on our generator, beside the published accuracies.
     Mnist1d(mnist1d::Args),
     /// The real datasets: list, verify, fetch.
@@ -70,6 +73,7 @@ const STUDIES: &[(&str, &str)] = &[
     ("convex", "GD on linear regression: reaches the normal-equations solution; step-size threshold 2/L found empirically"),
     ("momentum", "GD vs heavy-ball momentum on quadratics, κ = 10…10⁴: measured convergence rates against the theory"),
     ("surfaces", "The seven update rules on an ill-conditioned quadratic, a saddle, Rosenbrock, Beale, Himmelblau: trajectories"),
+    ("saddle", "GD stuck on a saddle's stable manifold vs noisy GD (Ge et al. 2015): escape probability and time against σ"),
     ("mnist1d", "MNIST-1D fidelity: logistic regression, MLP and CNN baselines on our generator vs the published accuracies"),
 ];
 
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
         Command::Convex(args) => convex::run(args),
         Command::Momentum(args) => momentum::run(args),
         Command::Surfaces(args) => surfaces::run(args),
+        Command::Saddle(args) => saddle::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Warmstart(args) => warmstart::run(args),
         Command::Trajectory(args) => trajectory::run(args),
