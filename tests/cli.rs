@@ -417,3 +417,17 @@ fn saddle_study_shows_noise_escaping_where_gd_is_stuck() {
     let noisy = rows.iter().find(|r| r[1] == "1e-2").expect("σ = 1e-2 row");
     assert_eq!(noisy[3..5], ["1000", "1000"]);
 }
+
+#[test]
+fn optimizers_study_tunes_then_runs_every_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run(&["optimizers", "--scale", "smoke", "--seeds", "2", "--out", dir.path().to_str().unwrap()]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let csv = fs::read_to_string(dir.path().join("optimizers/optimizers.csv")).unwrap();
+    let rules: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(rules, ["GD", "noisy GD", "momentum", "Nesterov", "AdaGrad", "RMSProp", "Adam"]);
+    // 7 rules × 9 step sizes (seed 0), then 7 rules × seed 1 (seed 0 at the chosen step is reused).
+    let records = fs::read_dir(dir.path().join("optimizers/records")).unwrap().count();
+    assert_eq!(records, 63 + 7);
+    assert!(dir.path().join("optimizers/optimizers.png").exists());
+}

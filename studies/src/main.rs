@@ -11,6 +11,7 @@ mod keskar;
 mod landscape;
 mod mnist1d;
 mod momentum;
+mod optimizers;
 mod plot;
 mod saddle;
 mod stats;
@@ -54,6 +55,8 @@ enum Command {
     Surfaces(surfaces::Args),
     /// GD vs GD with Gaussian noise at a strict saddle: escape probability and time against σ.
     Saddle(saddle::Args),
+    /// The seven update rules training the F1-family MLP on MNIST-1D: tuned step sizes, 5 seeds.
+    Optimizers(keskar::FigureArgs),
     /// Greydanus & Kobak's MNIST-1D baselines on our generator, beside the published accuracies.
     Mnist1d(mnist1d::Args),
     /// The real datasets: list, verify, fetch.
@@ -74,6 +77,7 @@ const STUDIES: &[(&str, &str)] = &[
     ("momentum", "GD vs heavy-ball momentum on quadratics, κ = 10…10⁴: measured convergence rates against the theory"),
     ("surfaces", "The seven update rules on an ill-conditioned quadratic, a saddle, Rosenbrock, Beale, Himmelblau: trajectories"),
     ("saddle", "GD stuck on a saddle's stable manifold vs noisy GD (Ge et al. 2015): escape probability and time against σ"),
+    ("optimizers", "The seven update rules training the F1-family MLP on MNIST-1D: step sizes tuned, curves over 5 seeds"),
     ("mnist1d", "MNIST-1D fidelity: logistic regression, MLP and CNN baselines on our generator vs the published accuracies"),
 ];
 
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Command::Momentum(args) => momentum::run(args),
         Command::Surfaces(args) => surfaces::run(args),
         Command::Saddle(args) => saddle::run(args),
+        Command::Optimizers(args) => optimizers::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Warmstart(args) => warmstart::run(args),
         Command::Trajectory(args) => trajectory::run(args),

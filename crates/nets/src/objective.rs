@@ -302,7 +302,7 @@ impl<M: Classifier> Erased for State<'_, M> {
 }
 
 /// Adds each trainable tensor's gradient into `out`, in visiting order.
-fn accumulate<M: Module>(model: &M, grads: &Gradients, out: &mut [f64]) {
+pub(crate) fn accumulate<M: Module>(model: &M, grads: &Gradients, out: &mut [f64]) {
     struct Collect<'a> {
         grads: &'a Gradients,
         out: &'a mut [f64],

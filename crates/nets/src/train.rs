@@ -241,6 +241,68 @@ pub fn train<M: Classifier>(
     (model, curves)
 }
 
+/// Trains `model` like [`train`], but each step applies `rule` from the `optim` crate to the flat
+/// parameter vector (the same code that moves points on analytic surfaces); batch norm's running
+/// statistics still update in the forward pass. The noise of noisy GD is drawn from `seeds.order`.
+pub fn train_with_rule<M: Classifier>(
+    mut model: M,
+    data: &Dataset,
+    config: &TrainConfig,
+    seeds: RunSeeds,
+    rule: optim::Rule,
+    device: &Device,
+    on_epoch: &mut OnEpoch,
+) -> (M, Vec<EpochMetrics>) {
+    let ad = device.clone().autodiff();
+    let sample_len = data.sample_len();
+    let loss_fn = CrossEntropyLossConfig::new().init(&ad);
+    let mut rng: DropoutRng = ChaCha8Rng::seed_from_u64(seeds.order);
+    let mut order: Vec<usize> = (0..data.train.len()).collect();
+    let mut theta = weights_of(&model).params_f64();
+    let mut optimizer = optim::Optimizer::new(rule, theta.len(), seeds.order);
+    let mut grad = vec![0.0; theta.len()];
+    let mut curves = vec![evaluate_epoch(&model, data, config, device, 0)];
+    on_epoch(&curves[0], &|| weights_of(&model));
+    for epoch in 1..=config.epochs {
+        if config.shuffle {
+            order.shuffle(&mut rng);
+        }
+        for idx in order.chunks(config.batch_size) {
+            let (x, y) = batch(&data.train, idx, sample_len, &ad);
+            let loss = loss_fn.forward(model.forward(x, Some(&mut rng)), y);
+            let grads = loss.backward();
+            grad.iter_mut().for_each(|g| *g = 0.0);
+            crate::objective::accumulate(&model, &grads, &mut grad);
+            optimizer.step(&mut theta, &grad);
+            let buffers = weights_of(&model).buffers;
+            let params: Vec<f32> = theta.iter().map(|&v| v as f32).collect();
+            model = with_weights(model, &params, &buffers);
+        }
+        curves.push(evaluate_epoch(&model, data, config, device, epoch));
+        on_epoch(curves.last().expect("just pushed"), &|| weights_of(&model));
+    }
+    (model, curves)
+}
+
+impl NetSpec {
+    /// Builds the network from `seeds.init` and trains it with `rule` (see [`train_with_rule`]).
+    pub fn train_with_rule(&self, data: &Dataset, config: &TrainConfig, seeds: RunSeeds, rule: optim::Rule, device: &Device, on_epoch: &mut OnEpoch) -> Trained {
+        let mut rng = ChaCha8Rng::seed_from_u64(seeds.init);
+        let ad = device.clone().autodiff();
+        fn run<M: Classifier>(model: M, data: &Dataset, config: &TrainConfig, seeds: RunSeeds, rule: optim::Rule, device: &Device, on_epoch: &mut OnEpoch) -> Trained {
+            let parameters = parameter_count(&model);
+            let (model, curves) = train_with_rule(model, data, config, seeds, rule, device, on_epoch);
+            Trained { parameters, curves, weights: weights_of(&model) }
+        }
+        match self {
+            NetSpec::Mlp(s) => run(s.init(&mut rng, &ad), data, config, seeds, rule, device, on_epoch),
+            NetSpec::Shallow(s) => run(s.init(&mut rng, &ad), data, config, seeds, rule, device, on_epoch),
+            NetSpec::Vgg(s) => run(s.init(&mut rng, &ad), data, config, seeds, rule, device, on_epoch),
+            NetSpec::Baseline(s) => run(s.init(&mut rng, &ad), data, config, seeds, rule, device, on_epoch),
+        }
+    }
+}
+
 fn evaluate_epoch<M: Classifier>(model: &M, data: &Dataset, config: &TrainConfig, device: &Device, epoch: usize) -> EpochMetrics {
     let eval = model.valid();
     let (train_loss, train_acc) = evaluate(&eval, &data.train, data.sample_len(), config.eval_batch, device);

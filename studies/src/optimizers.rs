@@ -1,0 +1,197 @@
+//! The seven update rules training a network: the F1-family MLP of the `keskar` default scale on
+//! MNIST-1D. Each rule's step size is tuned on a log grid with seed 0 (by the final training
+//! loss, as a training-speed comparison should be), then run with 5 seeds at the chosen step.
+//!
+//! Command: `cargo run --release -p studies -- optimizers` (a few minutes on 2 cores).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Result;
+use nets::train::{NetSpec, RunSeeds, TrainConfig, Trained};
+use optim::Rule;
+use serde::{Deserialize, Serialize};
+
+use crate::data::DataSpec;
+use crate::harness::{self, CellProgress, Record, Study};
+use crate::keskar::{FigureArgs, FigureSetup};
+use crate::plot::{self, PALETTE, Panel, Series};
+use crate::stats::{mean, std};
+
+/// The rules with the course's defaults; `lr` is tuned.
+fn rules() -> Vec<Rule> {
+    vec![
+        Rule::Gd { lr: 0.0 },
+        Rule::NoisyGd { lr: 0.0, sigma: 1e-4 },
+        Rule::Momentum { lr: 0.0, rho: 0.9 },
+        Rule::Nesterov { lr: 0.0, rho: 0.9 },
+        Rule::AdaGrad { lr: 0.0 },
+        Rule::RmsProp { lr: 0.0, decay: 0.9, eps: 1e-8 },
+        Rule::Adam { lr: 0.0, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+    ]
+}
+
+/// Step sizes tried: 10^(−4 … 0) in half decades.
+fn lr_grid() -> Vec<f64> {
+    (0..=8).map(|k| 10f64.powf(-4.0 + 0.5 * k as f64)).collect()
+}
+
+/// One cell: one rule at one step size from one seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// Network name.
+    pub net: String,
+    /// Its shape.
+    pub spec: NetSpec,
+    /// Data.
+    pub data: DataSpec,
+    /// The rule with its step size.
+    pub rule: Rule,
+    /// Batch size and epochs (`learning_rate` unused: the rule carries its own).
+    pub train: TrainConfig,
+    /// Index of the seed.
+    pub seed_index: usize,
+    /// Seeds (shared by every rule at the same index).
+    pub seeds: RunSeeds,
+}
+
+struct Optimizers {
+    setup: FigureSetup,
+    cells: Vec<Cell>,
+}
+
+impl Study for Optimizers {
+    type Cell = Cell;
+    type Outcome = Trained;
+    const NAME: &'static str = "optimizers";
+
+    fn cells(&self) -> Vec<Cell> {
+        self.cells.clone()
+    }
+
+    fn label(cell: &Cell) -> String {
+        format!("{}-{}-lr{:.0e}-seed{}", cell.net, cell.rule.name().replace(' ', "-"), lr_of(&cell.rule), cell.seed_index)
+    }
+
+    fn run_cell(&self, cell: &Cell, progress: &CellProgress) -> Result<Trained> {
+        let data = self.setup.dataset(&cell.data);
+        Ok(cell.spec.train_with_rule(data, &cell.train, cell.seeds, cell.rule, &self.setup.device, &mut |m, _| {
+            progress.message(&format!("epoch {:>3}  train loss {:.4}  test {:5.1}%", m.epoch, m.train_loss, m.test_acc))
+        }))
+    }
+}
+
+fn lr_of(rule: &Rule) -> f64 {
+    match *rule {
+        Rule::Gd { lr } | Rule::NoisyGd { lr, .. } | Rule::Momentum { lr, .. } | Rule::Nesterov { lr, .. } | Rule::AdaGrad { lr } | Rule::RmsProp { lr, .. } | Rule::Adam { lr, .. } => lr,
+    }
+}
+
+/// Tunes, runs the seeds, reports.
+pub fn run(args: FigureArgs) -> Result<()> {
+    let setup = FigureSetup::new(&args, &["F1"], 5)?;
+    let (epochs, batch) = match args.scale {
+        crate::keskar::Scale::Smoke => (2, 64),
+        _ => (20, 128),
+    };
+    let master = setup.opts.master_seed;
+    let seeds = |net: &str, i: usize| RunSeeds { init: harness::derive_seed(master, &["optimizers", net, "init", &i.to_string()]), order: harness::derive_seed(master, &["optimizers", net, "order", &i.to_string()]) };
+    let train = setup.train_config(batch, epochs);
+    // Phase 1: every step size of the grid, seed 0.
+    let mut tuning = Vec::new();
+    for (net, spec, data) in &setup.nets {
+        for rule in rules() {
+            for lr in lr_grid() {
+                tuning.push(Cell { net: net.clone(), spec: spec.clone(), data: data.clone(), rule: rule.with_lr(lr), train: train.clone(), seed_index: 0, seeds: seeds(net, 0) });
+            }
+        }
+    }
+    let n_seeds = setup.seeds;
+    let mut study = Optimizers { setup, cells: tuning };
+    eprintln!("tuning the step size of each rule (seed 0)");
+    let tuned = harness::run_grid(&study, &study.setup.opts)?;
+    // Phase 2: the best step size of each rule (lowest final training loss), every seed.
+    let mut cells = Vec::new();
+    for (net, spec, data) in &study.setup.nets {
+        for rule in rules() {
+            let best = tuned
+                .iter()
+                .filter(|r| r.config.net == *net && r.config.rule.name() == rule.name())
+                .min_by(|a, b| final_loss(&a.outcome).total_cmp(&final_loss(&b.outcome)))
+                .expect("every rule was tuned");
+            for i in 0..n_seeds {
+                cells.push(Cell { net: net.clone(), spec: spec.clone(), data: data.clone(), rule: best.config.rule, train: train.clone(), seed_index: i, seeds: seeds(net, i) });
+            }
+        }
+    }
+    study.cells = cells;
+    eprintln!("running every rule at its step size, {n_seeds} seeds");
+    let records = harness::run_grid(&study, &study.setup.opts)?;
+    let text = report(&tuned, &records, &harness::study_dir::<Optimizers>(&study.setup.opts.out))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// Final training loss; a diverged run (NaN) counts as infinite.
+fn final_loss(t: &Trained) -> f64 {
+    let l = t.curves.last().map_or(f64::INFINITY, |m| m.train_loss);
+    if l.is_finite() { l } else { f64::INFINITY }
+}
+
+/// First epoch at which the training loss has made 95 % of its total decrease.
+fn epochs_to_95(t: &Trained) -> usize {
+    let (l0, lf) = (t.curves[0].train_loss, final_loss(t));
+    t.curves.iter().find(|m| m.train_loss <= lf + 0.05 * (l0 - lf)).map_or(t.curves.len() - 1, |m| m.epoch)
+}
+
+fn report(tuned: &[Record<Cell, Trained>], records: &[Record<Cell, Trained>], dir: &Path) -> Result<String> {
+    let first = &records[0].config;
+    let mut md = String::from("# The update rules training a network\n\n");
+    writeln!(md, "{} ({} parameters) on {}, batch {}, {} epochs; each rule's step size tuned on 10^(−4 … 0) in half decades with seed 0 (lowest final training loss), then {} seeds. Test accuracy (%) and training loss at the last epoch, mean ± std; epochs until the training loss has made 95 % of its decrease.\n", first.net, records[0].outcome.parameters, first.data.name(), first.train.batch_size, first.train.epochs, records.iter().filter(|r| r.config.rule.name() == first.rule.name()).count())?;
+    md.push_str("| rule | step size | runs | final train loss | test acc | epochs to 95 % |\n|---|---:|---:|---:|---:|---:|\n");
+    let mut csv = String::from("rule,lr,runs,train_loss_mean,train_loss_std,test_acc_mean,test_acc_std,epochs_to_95_mean\n");
+    let (mut loss_series, mut acc_series) = (Vec::new(), Vec::new());
+    for (i, rule) in rules().iter().enumerate() {
+        let runs: Vec<_> = records.iter().filter(|r| r.config.rule.name() == rule.name()).collect();
+        let Some(r0) = runs.first() else { continue };
+        let loss: Vec<f64> = runs.iter().map(|r| final_loss(&r.outcome)).collect();
+        let acc: Vec<f64> = runs.iter().map(|r| r.outcome.curves.last().expect("curves").test_acc).collect();
+        let e95: Vec<f64> = runs.iter().map(|r| epochs_to_95(&r.outcome) as f64).collect();
+        let lr = lr_of(&r0.config.rule);
+        writeln!(md, "| {} | {lr:.0e} | {} | {:.4} ± {:.4} | {:.2} ± {:.2} | {:.1} |", rule.name(), runs.len(), mean(&loss), std(&loss), mean(&acc), std(&acc), mean(&e95))?;
+        writeln!(csv, "{},{lr:e},{},{:.6},{:.6},{:.4},{:.4},{:.2}", rule.name(), runs.len(), mean(&loss), std(&loss), mean(&acc), std(&acc), mean(&e95))?;
+        let len = runs.iter().map(|r| r.outcome.curves.len()).min().unwrap_or(0);
+        let at = |e: usize, f: fn(&nets::train::EpochMetrics) -> f64| runs.iter().map(|r| f(&r.outcome.curves[e])).collect::<Vec<_>>();
+        let color = if i < PALETTE.len() { PALETTE[i] } else { plotters::style::RGBColor(0, 0, 0) };
+        let label = format!("{} (α = {lr:.0e})", rule.name());
+        loss_series.push(Series { label: label.clone(), color, dashed: false, x: (0..len).map(|e| e as f64).collect(), mean: (0..len).map(|e| mean(&at(e, |m| m.train_loss))).collect(), std: vec![0.0; len] });
+        acc_series.push(Series { label, color, dashed: false, x: (0..len).map(|e| e as f64).collect(), mean: (0..len).map(|e| mean(&at(e, |m| m.test_acc))).collect(), std: (0..len).map(|e| std(&at(e, |m| m.test_acc))).collect() });
+    }
+    md.push_str("\nTuning (seed 0, final training loss at each step size):\n\n| rule |");
+    for lr in lr_grid() {
+        write!(md, " {lr:.0e} |")?;
+    }
+    writeln!(md, "\n|---|{}", "---:|".repeat(lr_grid().len()))?;
+    for rule in rules() {
+        write!(md, "| {} |", rule.name())?;
+        for lr in lr_grid() {
+            let r = tuned.iter().find(|r| r.config.rule.name() == rule.name() && (lr_of(&r.config.rule) - lr).abs() < 1e-12 * lr);
+            match r.map(|r| final_loss(&r.outcome)) {
+                Some(l) if l.is_finite() => write!(md, " {l:.3} |")?,
+                Some(_) => write!(md, " diverged |")?,
+                None => write!(md, " – |")?,
+            }
+        }
+        writeln!(md)?;
+    }
+    let mut lp = Panel::new("Training loss (mean over seeds)", "epoch", "training cross-entropy (log scale)", loss_series);
+    lp.log_y = true;
+    lp.legend = plotters::prelude::SeriesLabelPosition::LowerLeft;
+    let mut ap = Panel::new("Test accuracy (mean ± std over seeds)", "epoch", "test accuracy (%)", acc_series);
+    ap.legend = plotters::prelude::SeriesLabelPosition::LowerRight;
+    std::fs::create_dir_all(dir)?;
+    harness::write_atomic(&dir.join("optimizers.md"), md.as_bytes())?;
+    harness::write_atomic(&dir.join("optimizers.csv"), csv.as_bytes())?;
+    plot::write_panels(&dir.join("optimizers"), &[lp, ap])?;
+    Ok(md)
+}
