@@ -258,6 +258,10 @@ pub struct FigureArgs {
     /// Seeds per point [default: the figure's own].
     #[arg(long)]
     pub seeds: Option<usize>,
+    /// Folder holding real datasets (studies that can use them) [default: $FLATLAND_DATA, else
+    /// the platform cache folder].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
     #[command(flatten)]
     pub grid: GridArgs,
 }
@@ -309,7 +313,7 @@ impl FigureSetup {
         let mut data: Vec<(DataSpec, Dataset)> = Vec::new();
         for (_, _, spec) in &nets {
             if !data.iter().any(|(d, _)| d == spec) {
-                data.push((spec.clone(), spec.load(&DataDir::resolve(None))?));
+                data.push((spec.clone(), spec.load(&DataDir::resolve(args.data_dir.as_deref()))?));
             }
         }
         harness::check_writable(&args.grid.out)?;

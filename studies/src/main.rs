@@ -56,7 +56,7 @@ enum Command {
     /// GD vs GD with Gaussian noise at a strict saddle: escape probability and time against σ.
     Saddle(saddle::Args),
     /// The seven update rules training the F1-family MLP on MNIST-1D: tuned step sizes, 5 seeds.
-    Optimizers(keskar::FigureArgs),
+    Optimizers(optimizers::Args),
     /// Greydanus & Kobak's MNIST-1D baselines on our generator, beside the published accuracies.
     Mnist1d(mnist1d::Args),
     /// The real datasets: list, verify, fetch.
