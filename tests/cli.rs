@@ -431,3 +431,14 @@ fn optimizers_study_tunes_then_runs_every_rule() {
     assert_eq!(records, 63 + 7);
     assert!(dir.path().join("optimizers/optimizers.png").exists());
 }
+
+#[test]
+fn optimizers_on_mnist_names_a_missing_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("no-data");
+    let run = run(&["optimizers", "--data", "mnist", "--data-dir", empty.to_str().unwrap(), "--out", dir.path().to_str().unwrap()]);
+    assert!(!run.status.success());
+    let err = text(&run.stderr);
+    assert!(err.contains("mnist") && err.contains("data fetch mnist"), "{err}");
+    assert!(!dir.path().join("optimizers/records").exists(), "nothing ran");
+}
