@@ -102,7 +102,7 @@ impl Study for Optimizers {
 
     fn run_cell(&self, cell: &Cell, progress: &CellProgress) -> Result<Trained> {
         let data = self.setup.dataset(&cell.data);
-        Ok(cell.spec.train_with_rule(data, &cell.train, cell.seeds, cell.rule, &self.setup.device, &mut |m, _| {
+        Ok(cell.spec.train_with_rule(data, &cell.train, cell.seeds, cell.rule, None, &self.setup.device, &mut |m, _| {
             progress.message(&format!("epoch {:>3}  train loss {:.4}  test {:5.1}%", m.epoch, m.train_loss, m.test_acc))
         }))
     }

@@ -285,20 +285,27 @@ pub fn train_with_rule<M: Classifier>(
 }
 
 impl NetSpec {
-    /// Builds the network from `seeds.init` and trains it with `rule` (see [`train_with_rule`]).
-    pub fn train_with_rule(&self, data: &Dataset, config: &TrainConfig, seeds: RunSeeds, rule: optim::Rule, device: &Device, on_epoch: &mut OnEpoch) -> Trained {
+    /// Builds the network from `seeds.init` (or loads `start`) and trains it with `rule` (see
+    /// [`train_with_rule`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn train_with_rule(&self, data: &Dataset, config: &TrainConfig, seeds: RunSeeds, rule: optim::Rule, start: Option<&Weights>, device: &Device, on_epoch: &mut OnEpoch) -> Trained {
         let mut rng = ChaCha8Rng::seed_from_u64(seeds.init);
         let ad = device.clone().autodiff();
-        fn run<M: Classifier>(model: M, data: &Dataset, config: &TrainConfig, seeds: RunSeeds, rule: optim::Rule, device: &Device, on_epoch: &mut OnEpoch) -> Trained {
+        #[allow(clippy::too_many_arguments)]
+        fn run<M: Classifier>(model: M, data: &Dataset, config: &TrainConfig, seeds: RunSeeds, rule: optim::Rule, start: Option<&Weights>, device: &Device, on_epoch: &mut OnEpoch) -> Trained {
+            let model = match start {
+                Some(w) => with_weights(model, &w.params, &w.buffers),
+                None => model,
+            };
             let parameters = parameter_count(&model);
             let (model, curves) = train_with_rule(model, data, config, seeds, rule, device, on_epoch);
             Trained { parameters, curves, weights: weights_of(&model) }
         }
         match self {
-            NetSpec::Mlp(s) => run(s.init(&mut rng, &ad), data, config, seeds, rule, device, on_epoch),
-            NetSpec::Shallow(s) => run(s.init(&mut rng, &ad), data, config, seeds, rule, device, on_epoch),
-            NetSpec::Vgg(s) => run(s.init(&mut rng, &ad), data, config, seeds, rule, device, on_epoch),
-            NetSpec::Baseline(s) => run(s.init(&mut rng, &ad), data, config, seeds, rule, device, on_epoch),
+            NetSpec::Mlp(s) => run(s.init(&mut rng, &ad), data, config, seeds, rule, start, device, on_epoch),
+            NetSpec::Shallow(s) => run(s.init(&mut rng, &ad), data, config, seeds, rule, start, device, on_epoch),
+            NetSpec::Vgg(s) => run(s.init(&mut rng, &ad), data, config, seeds, rule, start, device, on_epoch),
+            NetSpec::Baseline(s) => run(s.init(&mut rng, &ad), data, config, seeds, rule, start, device, on_epoch),
         }
     }
 }

@@ -221,7 +221,7 @@ fn training_with_the_flat_adam_rule_matches_burns_adam() {
     let config = TrainConfig { batch_size: 50, epochs: 2, learning_rate: 1e-3, eval_batch: 64, shuffle: true, patience: None };
     let seeds = RunSeeds { init: 1, order: 2 };
     let burn = spec.train(&data, &config, seeds, None, &flex(), &mut |_, _| {});
-    let ours = spec.train_with_rule(&data, &config, seeds, optim::Rule::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 }, &flex(), &mut |_, _| {});
+    let ours = spec.train_with_rule(&data, &config, seeds, optim::Rule::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 }, None, &flex(), &mut |_, _| {});
     for (a, b) in burn.curves.iter().zip(&ours.curves) {
         assert!((a.train_loss - b.train_loss).abs() < 1e-4, "epoch {}: Burn {} vs flat rule {}", a.epoch, a.train_loss, b.train_loss);
     }
