@@ -298,6 +298,18 @@ impl Progress {
     }
 }
 
+/// The distinct values of `items`, in order of first appearance (e.g. the networks of a grid's
+/// records, in report order).
+pub fn distinct<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
 /// Seed of one part of a run, derived from the master seed and a path of names
 /// (SplitMix64 over an FNV-1a hash of the names), below 2⁵³.
 pub fn derive_seed(master: u64, parts: &[&str]) -> u64 {

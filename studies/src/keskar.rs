@@ -711,12 +711,7 @@ struct Row<'a> {
 /// Writes `table2.{md,csv}` and `curves.{png,svg}` into `dir` from the records alone, and returns
 /// the Markdown it wrote.
 pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
-    let mut nets: Vec<&str> = Vec::new();
-    for r in records {
-        if !nets.contains(&r.config.net.as_str()) {
-            nets.push(&r.config.net);
-        }
-    }
+    let nets = harness::distinct(records.iter().map(|r| r.config.net.as_str()));
     let mut rows = Vec::new();
     for &net in &nets {
         for regime in [Regime::SB, Regime::LB] {

@@ -107,12 +107,7 @@ pub fn run(args: FigureArgs) -> Result<()> {
 }
 
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
-    let mut nets: Vec<&str> = Vec::new();
-    for r in records {
-        if !nets.contains(&r.config.net.as_str()) {
-            nets.push(&r.config.net);
-        }
-    }
+    let nets = harness::distinct(records.iter().map(|r| r.config.net.as_str()));
     let mut md = String::from("# Keskar et al. 2017, Figure 4: batch-size sweep\n\n");
     writeln!(md, "Test accuracy (%) and full-space sharpness (Metric 2.1, ε = 1e-3, 10 L-BFGS-B iterations) of the final iterate, mean ± std over seeds.\n")?;
     md.push_str("| net | batch | runs | train acc | test acc | sharpness |\n|---|---:|---:|---:|---:|---:|\n");

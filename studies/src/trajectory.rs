@@ -131,12 +131,7 @@ pub fn run(args: FigureArgs) -> Result<()> {
 }
 
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
-    let mut nets: Vec<&str> = Vec::new();
-    for r in records {
-        if !nets.contains(&r.config.net.as_str()) {
-            nets.push(&r.config.net);
-        }
-    }
+    let nets = harness::distinct(records.iter().map(|r| r.config.net.as_str()));
     let mut md = String::from("# Keskar et al. 2017, Figure 6: sharpness along training\n\n");
     writeln!(md, "Full-space sharpness (ε = 1e-3) of the iterate after each listed epoch, against its training cross-entropy (seed 0 of each regime).\n")?;
     md.push_str("| net | regime | epoch | train loss | sharpness |\n|---|---|---:|---:|---:|\n");

@@ -123,12 +123,7 @@ pub fn run(args: FigureArgs) -> Result<()> {
 }
 
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
-    let mut nets: Vec<&str> = Vec::new();
-    for r in records {
-        if !nets.contains(&r.config.net.as_str()) {
-            nets.push(&r.config.net);
-        }
-    }
+    let nets = harness::distinct(records.iter().map(|r| r.config.net.as_str()));
     let mut md = String::from("# Keskar et al. 2017, Figure 5: warm-started large-batch training\n\n");
     writeln!(md, "k epochs of SB Adam, then LB Adam from that iterate (fresh optimizer state). Test accuracy (%) of the SB iterate and of the LB solution, and the LB solution's full-space sharpness (ε = 1e-3); mean ± std over seeds.\n")?;
     md.push_str("| net | k (SB epochs) | runs | SB iterate test acc | LB solution test acc | LB sharpness |\n|---|---:|---:|---:|---:|---:|\n");
