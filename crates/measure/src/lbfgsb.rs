@@ -122,7 +122,7 @@ pub fn minimize(obj: &mut dyn Objective, x0: &[f64], lower: &[f64], upper: &[f64
         // already ends inside the box, so the step is capped at 1.
         let stpmax = if iterations == 0 { 1.0 } else { max_feasible_step(&x, &d, lower, upper) };
         let budget = (opts.max_eval - evaluations).min(20);
-        let search = line_search(obj, &x, f, &g, &d, gd, stpmax, budget, lower, upper);
+        let search = line_search(obj, &x, f, &d, gd, stpmax, budget, lower, upper);
         evaluations += search.evaluations;
         let Some((stp, xt, ft, gt)) = search.accepted else {
             if memory.is_empty() {
@@ -445,7 +445,6 @@ fn line_search(
     obj: &mut dyn Objective,
     x: &[f64],
     f0: f64,
-    g0: &[f64],
     d: &[f64],
     gd0: f64,
     stpmax: f64,
@@ -453,7 +452,6 @@ fn line_search(
     lower: &[f64],
     upper: &[f64],
 ) -> Search {
-    let _ = g0;
     let mut search = Dcsrch::new(1.0f64.min(stpmax), f0, gd0, 1e-3, 0.9, 0.1, 0.0, stpmax);
     let mut evaluations = 0;
     let mut gt = vec![0.0; x.len()];
@@ -488,7 +486,6 @@ enum Task {
 /// State of MINPACK-2's `dcsrch` (Moré & Thuente 1994), after the first trial step.
 struct Dcsrch {
     stp: f64,
-    ftol: f64,
     gtol: f64,
     xtol: f64,
     stpmin: f64,
@@ -515,7 +512,6 @@ impl Dcsrch {
     fn new(stp: f64, f: f64, g: f64, ftol: f64, gtol: f64, xtol: f64, stpmin: f64, stpmax: f64) -> Dcsrch {
         Dcsrch {
             stp,
-            ftol,
             gtol,
             xtol,
             stpmin,
@@ -543,7 +539,6 @@ impl Dcsrch {
     fn next(&mut self, f: f64, g: f64) -> Task {
         const XTRAPL: f64 = 1.1;
         const XTRAPU: f64 = 4.0;
-        let _ = self.ftol;
         let ftest = self.finit + self.stp * self.gtest;
         if self.stage == 1 && f <= ftest && g >= 0.0 {
             self.stage = 2;
