@@ -407,8 +407,16 @@ fn surfaces_study_tunes_every_rule_on_every_surface() {
 #[test]
 fn saddle_study_shows_noise_escaping_where_gd_is_stuck() {
     let dir = tempfile::tempdir().unwrap();
-    let run = run(&["saddle", "--out", dir.path().to_str().unwrap()]);
+    let run = run(&["saddle", "--net-steps", "400", "--net-seeds", "1", "--out", dir.path().to_str().unwrap()]);
     assert!(run.status.success(), "{}", text(&run.stderr));
+    // The network counterpart: from the saddle start, SGD at batch 32 leaves the plateau before
+    // full-batch GD, which leaves only through rounding (a start gradient under 1e-5).
+    let net = fs::read_to_string(dir.path().join("saddle-network/saddle-network.csv")).unwrap();
+    let row = |batch: &str| net.lines().find(|l| l.starts_with(&format!("{batch},"))).unwrap_or_else(|| panic!("batch {batch} in {net}")).split(',').map(str::to_string).collect::<Vec<_>>();
+    let (gd, sgd) = (row("4000"), row("32"));
+    assert!(gd[2].parse::<f64>().unwrap() < 1e-5 && sgd[2].parse::<f64>().unwrap() > 1e-2, "{net}");
+    let escape = |r: &[String]| r[3].parse::<usize>().unwrap_or(usize::MAX);
+    assert!(escape(&sgd) < escape(&gd), "{net}");
     let csv = fs::read_to_string(dir.path().join("saddle/saddle.csv")).unwrap();
     let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
     // GD from the manifold (y₀ = 0, σ = 0): never escapes.

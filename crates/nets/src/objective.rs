@@ -340,6 +340,19 @@ impl NetSpec {
         }
     }
 
+    /// The weights this network starts from with init seed `seed` (what training with
+    /// `RunSeeds { init: seed, .. }` and no warm start begins at).
+    pub fn initial_weights(&self, seed: u64, device: &Device) -> Weights {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let ad = device.clone().autodiff();
+        match self {
+            NetSpec::Mlp(s) => weights_of(&s.init(&mut rng, &ad)),
+            NetSpec::Shallow(s) => weights_of(&s.init(&mut rng, &ad)),
+            NetSpec::Vgg(s) => weights_of(&s.init(&mut rng, &ad)),
+            NetSpec::Baseline(s) => weights_of(&s.init(&mut rng, &ad)),
+        }
+    }
+
     /// The training loss of this network at `weights` over `data.train`, evaluated in chunks of
     /// `chunk` samples on `device` (a plain device; gradients run on its autodiff wrapper).
     pub fn training_loss<'a>(&self, weights: &Weights, data: &'a Dataset, chunk: usize, device: &Device) -> TrainingLoss<'a> {
