@@ -450,3 +450,26 @@ fn optimizers_on_mnist_names_a_missing_dataset() {
     assert!(err.contains("mnist") && err.contains("data fetch mnist"), "{err}");
     assert!(!dir.path().join("optimizers/records").exists(), "nothing ran");
 }
+
+#[test]
+fn bench_writes_its_table_and_checks_torch_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    // A Python that cannot import torch is named at once, before any measuring.
+    let run_bad = run(&["bench", "--compare-torch", "--python", "/nonexistent/python", "--out", out]);
+    assert!(!run_bad.status.success());
+    assert!(text(&run_bad.stderr).contains("/nonexistent/python"), "{}", text(&run_bad.stderr));
+    let run = run(&["bench", "--reps", "1", "--steps", "1", "--threads", "1", "--c1-batches", "4", "--out", out]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let csv = fs::read_to_string(dir.path().join("bench/bench.csv")).unwrap();
+    let whats: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    for what in ["matmul-4096", "f1-train", "c1-train", "f1-full-gradient", "f1-grid", "mnist1d-generate", "batch-assembly"] {
+        assert!(whats.contains(&what), "{what} missing from {csv}");
+    }
+    // Every figure is a positive rate.
+    for line in csv.lines().skip(1) {
+        let median: f64 = line.split(',').nth(4).unwrap().parse().unwrap();
+        assert!(median > 0.0, "{line}");
+    }
+    assert!(dir.path().join("bench/bench.md").exists());
+}

@@ -1,82 +1,456 @@
-//! `studies bench`: training throughput of F1 (samples/s) at the paper's batch sizes 256 and
-//! 6000, and the default Keskar grid's wall time at `--jobs 1` and `--jobs 2` (parallel
-//! efficiency). A benchmark, not a test: numbers vary by machine.
+//! `studies bench`: how fast flatland trains and measures, on this machine, beside PyTorch.
+//!
+//! Every figure is the median of `--reps` timed repetitions after untimed warm-up steps, with
+//! the min–max spread: F1 and C1 training steps (Adam) at the paper's batch sizes, the
+//! full-set loss-and-gradient evaluation that sharpness uses, data generation and batch
+//! assembly, a 4096² matrix multiply (the GEMM peak), and the grid's throughput at
+//! `--jobs 1..cores`. `--compare-torch` runs `bench/torch_bench.py` with the same protocol and
+//! prints the ratios against the targets of README's Performance section; `--memory` runs the
+//! default keskar run and the F1 paper protocol as child processes for their peak resident
+//! memory and wall time. A benchmark, not a test: the numbers belong to the machine.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
+use datasets::{Dataset, Split, mnist1d};
+use measure::Objective;
+use nets::Device;
 use nets::train::{NetSpec, throughput};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::Deserialize;
 
 use crate::harness::{self, GridArgs};
-use crate::keskar;
 
 /// Arguments of `studies bench`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Timed Adam steps per batch size (after one warm-up step).
-    #[arg(long, default_value_t = 20)]
-    pub steps: usize,
-    /// Also time the default Keskar grid at --jobs 1 and --jobs 2 (minutes).
-    #[arg(long)]
-    pub grid: bool,
-    /// Seeds of that grid (5 is the default run's).
+    /// Timed repetitions of each figure (the median is quoted, min–max is the spread).
     #[arg(long, default_value_t = 5)]
-    pub grid_seeds: usize,
+    pub reps: usize,
+    /// Training steps per repetition at batch 256 (fewer at larger batches, for about the same
+    /// samples per repetition).
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Thread counts to measure at (default: 1 and every core).
+    #[arg(long, value_delimiter = ',')]
+    pub threads: Vec<usize>,
+    /// C1 batch sizes.
+    #[arg(long, value_delimiter = ',', default_values_t = [256, 1000, 5000])]
+    pub c1_batches: Vec<usize>,
+    /// Also run the PyTorch reference (bench/torch_bench.py) and print the ratios.
+    #[arg(long)]
+    pub compare_torch: bool,
+    /// Python with torch installed, for --compare-torch (default: $FLATLAND_PYTHON, else python3).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Also run PyTorch's C1 with this jemalloc preloaded and never purging (the issue's
+    /// allocator-tuned reference), e.g. /usr/lib/x86_64-linux-gnu/libjemalloc.so.2.
+    #[arg(long)]
+    pub torch_jemalloc: Option<PathBuf>,
+    /// Also measure peak memory and wall time of the default keskar run and of the F1 paper
+    /// protocol (its first epoch; needs MNIST), both at --jobs = cores (about 6 minutes).
+    #[arg(long)]
+    pub memory: bool,
+    /// Folder holding the datasets, for --memory (default: $FLATLAND_DATA, else the cache folder).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
     #[command(flatten)]
     pub common: GridArgs,
 }
 
-/// Runs the benchmark and writes `<out>/bench/bench.md`.
+/// One measured figure: flatland's rates and, when compared, PyTorch's.
+#[derive(Debug, Clone)]
+struct Figure {
+    what: String,
+    batch: usize,
+    threads: usize,
+    unit: &'static str,
+    ours: Vec<f64>,
+    torch: Option<Vec<f64>>,
+    /// The target as text and whether it is met (filled in once both sides are known).
+    target: Option<(String, bool)>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 { s[n / 2] } else { 0.5 * (s[n / 2 - 1] + s[n / 2]) }
+}
+
+fn spread(v: &[f64]) -> (f64, f64) {
+    (v.iter().copied().fold(f64::INFINITY, f64::min), v.iter().copied().fold(f64::NEG_INFINITY, f64::max))
+}
+
+/// Floating-point operations of one F1-family training step per sample: forward 2·MACs,
+/// backward 4·MACs less the input gradient of the first layer (never needed).
+fn mlp_train_flops(spec: &nets::mlp::MlpSpec) -> f64 {
+    let mut macs = 0usize;
+    let mut last = spec.input;
+    for _ in 0..spec.depth {
+        macs += last * spec.width;
+        last = spec.width;
+    }
+    macs += last * spec.classes;
+    (6 * macs - 2 * spec.input * spec.width) as f64
+}
+
+/// Runs `f` on a rayon pool of `threads` threads (Burn's flex backend and its matrix multiply
+/// use the current pool).
+fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().context("building the thread pool")?;
+    Ok(pool.install(f))
+}
+
+fn random_split(n: usize, features: usize, seed: u64) -> Split {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Split { features: (0..n * features).map(|_| rng.random_range(-1.0..1.0)).collect(), labels: (0..n).map(|i| (i % 10) as u32).collect() }
+}
+
+/// Samples/s of F1's loss and gradient over `samples` inputs in chunks of 500 (inference mode,
+/// what sharpness and curvature evaluate).
+fn full_gradient_rates(samples: usize, reps: usize, device: &Device) -> Vec<f64> {
+    let spec = NetSpec::Mlp(nets::mlp::f1());
+    let data = Dataset {
+        name: "random".into(),
+        sample_shape: vec![784],
+        classes: 10,
+        class_names: (0..10).map(|c| c.to_string()).collect(),
+        train: random_split(samples, 784, 4),
+        test: Split { features: vec![], labels: vec![] },
+        provenance: "uniform(−1, 1) inputs".into(),
+    };
+    let weights = spec.initial_weights(0, device);
+    let mut objective = spec.training_loss(&weights, &data, 500, device);
+    let theta = weights.params_f64();
+    let mut grad = vec![0.0; theta.len()];
+    objective.value_grad(&theta, &mut grad);
+    (0..reps)
+        .map(|_| {
+            let start = Instant::now();
+            objective.value_grad(&theta, &mut grad);
+            samples as f64 / start.elapsed().as_secs_f64()
+        })
+        .collect()
+}
+
+/// Samples/s of the grid: `jobs` F1 cells (batch 256) at a time on a pool of `jobs` threads,
+/// as `run_grid` runs them (building each network is part of the time); one rate per
+/// repetition, summed over the cells.
+fn grid_rates(jobs: usize, steps: usize, reps: usize, device: &Device) -> Result<Vec<f64>> {
+    let spec = NetSpec::Mlp(nets::mlp::f1());
+    on_threads(jobs, || {
+        (0..reps)
+            .map(|_| {
+                let start = Instant::now();
+                let samples: usize = (0..jobs).into_par_iter().map(|_| throughput(&spec, 256, 0, steps, 1, device).len() * steps * 256).sum();
+                samples as f64 / start.elapsed().as_secs_f64()
+            })
+            .collect()
+    })
+}
+
+/// The Python that runs the PyTorch reference: --python, else $FLATLAND_PYTHON, else python3.
+fn python(args: &Args) -> PathBuf {
+    args.python.clone().or_else(|| std::env::var_os("FLATLAND_PYTHON").map(PathBuf::from)).unwrap_or_else(|| PathBuf::from("python3"))
+}
+
+/// Fails early, before the minutes of measuring, when the Python given cannot import torch.
+fn check_torch(args: &Args) -> Result<()> {
+    let python = python(args);
+    let out = Command::new(&python).args(["-c", "import torch"]).output();
+    match out {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => bail!(
+            "--compare-torch: {} cannot import torch ({}); install it as README's Performance section says, then give --python or FLATLAND_PYTHON",
+            python.display(),
+            String::from_utf8_lossy(&o.stderr).trim().lines().last().unwrap_or("no message")
+        ),
+        Err(e) => bail!("--compare-torch: cannot start {} ({e}); give --python or FLATLAND_PYTHON: a Python with torch installed", python.display()),
+    }
+}
+
+/// A line of bench/torch_bench.py's output.
+#[derive(Debug, Deserialize)]
+struct TorchLine {
+    what: String,
+    #[serde(default)]
+    batch: usize,
+    #[serde(default)]
+    threads: usize,
+    #[serde(default)]
+    rates: Vec<f64>,
+    #[serde(default)]
+    torch: Option<String>,
+}
+
+/// Runs the PyTorch reference; returns its figures by (what, batch, threads) and its version.
+fn run_torch(args: &Args, threads: &[usize], cores: usize, extra_env: &[(&str, String)], only_c1: bool) -> Result<(BTreeMap<(String, usize, usize), Vec<f64>>, String)> {
+    let python = python(args);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/torch_bench.py");
+    let list = |v: &[usize]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+    let mut cmd = Command::new(&python);
+    cmd.arg(&script).arg("--reps").arg(args.reps.to_string()).arg("--steps").arg(args.steps.to_string());
+    cmd.arg("--threads").args(list(threads)).arg("--c1-batches").args(list(&args.c1_batches));
+    if only_c1 {
+        cmd.args(["--only", "c1"]);
+    } else {
+        cmd.arg("--grid-processes").arg(cores.to_string());
+    }
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    eprintln!("running the PyTorch reference: {} {} …", python.display(), script.display());
+    let out = cmd.output().with_context(|| format!("starting {} (give --python or FLATLAND_PYTHON: a Python with torch)", python.display()))?;
+    if !out.status.success() {
+        bail!("the PyTorch reference failed ({}); its stderr:\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    }
+    let mut figures = BTreeMap::new();
+    let mut version = String::from("unknown");
+    for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with('{')) {
+        let l: TorchLine = serde_json::from_str(line).with_context(|| format!("reading the PyTorch reference's line {line}"))?;
+        if l.what == "version" {
+            version = l.torch.unwrap_or_default();
+        } else {
+            figures.insert((l.what, l.batch, l.threads), l.rates);
+        }
+    }
+    Ok((figures, version))
+}
+
+/// Peak resident memory (MiB) and wall time (s) of a child process.
+#[cfg(unix)]
+fn peak_memory(cmd: &mut Command) -> Result<(f64, f64)> {
+    let start = Instant::now();
+    let child = cmd.stdout(std::process::Stdio::null()).spawn().context("starting the run")?;
+    let mut status = 0;
+    // SAFETY: plain wait4 on our own child, with properly sized out-parameters.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    if pid < 0 {
+        bail!("waiting for the run: {}", std::io::Error::last_os_error());
+    }
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        bail!("the run failed (wait status {status})");
+    }
+    Ok((usage.ru_maxrss as f64 / 1024.0, start.elapsed().as_secs_f64()))
+}
+
+#[cfg(not(unix))]
+fn peak_memory(_cmd: &mut Command) -> Result<(f64, f64)> {
+    bail!("--memory reads the child's peak memory with wait4, which needs a Unix system")
+}
+
+/// Runs the benchmark and writes `<out>/bench/bench.{md,csv}`.
 pub fn run(args: Args) -> Result<()> {
     let (backend, device, _) = args.common.validate()?;
-    if args.steps == 0 {
-        anyhow::bail!("--steps 0: at least one step is needed (accepted: 1 or more)");
+    if args.steps == 0 || args.reps == 0 {
+        bail!("--steps {} --reps {}: both must be at least 1", args.steps, args.reps);
+    }
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = if args.threads.is_empty() { harness::distinct([1, cores]) } else { args.threads.clone() };
+    if let Some(&t) = threads.iter().find(|&&t| t == 0) {
+        bail!("--threads {t}: thread counts must be at least 1");
+    }
+    if let Some(&b) = args.c1_batches.iter().find(|&&b| b == 0) {
+        bail!("--c1-batches {b}: batch sizes must be at least 1");
     }
     harness::check_writable(&args.common.out)?;
-    let threads = rayon::current_num_threads();
-    let mut md = String::new();
-    writeln!(md, "# flatland benchmark\n")?;
-    let env = crate::env::Env::capture(backend, &device, threads);
-    writeln!(md, "Backend {}, CPU {}, {} threads, git {}{}.\n", env.backend, env.cpu, threads, &env.git_commit[..env.git_commit.len().min(10)], if env.git_dirty { " (dirty)" } else { "" })?;
-    writeln!(md, "| what | batch | steps | samples/s |")?;
-    writeln!(md, "|---|---:|---:|---:|")?;
-    for batch in [256, 6000] {
-        let rate = throughput(&NetSpec::Mlp(nets::mlp::f1()), batch, args.steps, &device);
-        eprintln!("F1 batch {batch}: {rate:.0} samples/s");
-        writeln!(md, "| F1 (784-5×512-10) training step | {batch} | {} | {rate:.0} |", args.steps)?;
+    if args.compare_torch {
+        check_torch(&args)?;
     }
-    if args.grid {
-        writeln!(md, "\n| default keskar grid | jobs | wall time (s) |")?;
-        writeln!(md, "|---|---:|---:|")?;
-        let mut times = Vec::new();
-        for jobs in [1, 2] {
-            let dir = tempfile_dir(&args.common.out, jobs)?;
-            let start = Instant::now();
-            keskar::run(keskar::Args {
-                scale: keskar::Scale::Default,
-                nets: None,
-                seeds: args.grid_seeds,
-                epochs: None,
-                data_dir: None,
-                grid: GridArgs { jobs: Some(jobs), out: dir.clone(), backend: args.common.backend.clone(), seed: args.common.seed },
-            })?;
-            let secs = start.elapsed().as_secs_f64();
-            std::fs::remove_dir_all(&dir).ok();
-            writeln!(md, "| {} seeds | {jobs} | {secs:.1} |", args.grid_seeds)?;
-            times.push(secs);
+    if let Some(lib) = args.torch_jemalloc.as_ref().filter(|l| !l.exists()) {
+        bail!("--torch-jemalloc {}: no such file (Debian's package libjemalloc2 installs /usr/lib/x86_64-linux-gnu/libjemalloc.so.2)", lib.display());
+    }
+    let (reps, steps) = (args.reps, args.steps);
+    let steps_at = |batch: usize| (steps * 256 / batch).max(1);
+    let f1 = NetSpec::Mlp(nets::mlp::f1());
+    let c1 = NetSpec::Shallow(nets::shallow::c1());
+    let mut figures = Vec::new();
+    let mut push = |what: &str, batch: usize, threads: usize, unit: &'static str, ours: Vec<f64>| {
+        eprintln!("{what} batch {batch} threads {threads}: {:.1} {unit} (median of {})", median(&ours), ours.len());
+        figures.push(Figure { what: what.into(), batch, threads, unit, ours, torch: None, target: None });
+    };
+    for &t in &threads {
+        push("matmul-4096", 4096, t, "GFLOP/s", on_threads(t, || nets::backend::matmul_gflops(4096, reps, &device))?);
+        for batch in [256, 6000] {
+            push("f1-train", batch, t, "samples/s", on_threads(t, || throughput(&f1, batch, 2, steps_at(batch).max(2), reps, &device))?);
         }
-        writeln!(md, "\nParallel efficiency at 2 jobs: {:.0} % (speed-up {:.2}×).", 100.0 * times[0] / (2.0 * times[1]), times[0] / times[1])?;
+        for &batch in &args.c1_batches {
+            push("c1-train", batch, t, "samples/s", on_threads(t, || throughput(&c1, batch, 1, steps_at(batch), reps, &device))?);
+        }
+        push("f1-full-gradient", 10000, t, "samples/s", on_threads(t, || full_gradient_rates(10000, reps, &device))?);
     }
-    let path = args.common.out.join("bench").join("bench.md");
-    harness::write_atomic(&path, md.as_bytes())?;
+    for jobs in 1..=cores {
+        push("f1-grid", 256, jobs, "samples/s", grid_rates(jobs, steps, reps, &device)?);
+    }
+    let generate: Vec<f64> = (0..reps)
+        .map(|_| {
+            let start = Instant::now();
+            let data = mnist1d::generate(&mnist1d::Config::default());
+            (data.train.len() + data.test.len()) as f64 / start.elapsed().as_secs_f64()
+        })
+        .collect();
+    push("mnist1d-generate", 0, 1, "samples/s", generate);
+    let split = random_split(60000, 784, 5);
+    let assemble: Vec<f64> = (0..reps)
+        .map(|_| {
+            let order: Vec<usize> = (0..split.len()).rev().collect();
+            let start = Instant::now();
+            for idx in order.chunks(256) {
+                let _ = nets::train::batch(&split, idx, 784, &device);
+            }
+            split.len() as f64 / start.elapsed().as_secs_f64()
+        })
+        .collect();
+    push("batch-assembly", 256, 1, "samples/s", assemble);
+
+    let mut torch_version = None;
+    let mut notes = Vec::new();
+    if args.compare_torch {
+        let (mut torch, version) = run_torch(&args, &threads, cores, &[], false)?;
+        torch_version = Some(version);
+        if let Some(lib) = &args.torch_jemalloc {
+            let env = [("LD_PRELOAD", lib.display().to_string()), ("MALLOC_CONF", "dirty_decay_ms:-1,muzzy_decay_ms:-1".to_string())];
+            let (tuned, _) = run_torch(&args, &threads, cores, &env, true)?;
+            for ((what, batch, t), rates) in tuned {
+                torch.insert((format!("{what}-jemalloc"), batch, t), rates);
+            }
+        }
+        notes.push(attach_torch(&mut figures, &torch, cores));
+    }
+
+    let mut memory = Vec::new();
+    if args.memory {
+        let exe = std::env::current_exe().context("locating the studies binary")?;
+        let scratch = args.common.out.join("bench").join(format!(".memory-{}", std::process::id()));
+        let jobs = cores.to_string();
+        let mut default = Command::new(&exe);
+        default.args(["keskar", "--jobs", &jobs, "--out"]).arg(scratch.join("default"));
+        let (mib, secs) = peak_memory(&mut default)?;
+        memory.push(("default keskar run (`studies keskar`)".to_string(), mib, secs));
+        let mut paper = Command::new(&exe);
+        paper.args(["keskar", "--scale", "paper", "--nets", "f1", "--seeds", "1", "--epochs", "1", "--jobs", &jobs, "--out"]).arg(scratch.join("paper"));
+        if let Some(d) = &args.data_dir {
+            paper.arg("--data-dir").arg(d);
+        }
+        match peak_memory(&mut paper) {
+            Ok((mib, secs)) => memory.push(("F1 paper protocol, SB and LB at once, first epoch (`keskar --scale paper --nets f1 --seeds 1 --epochs 1`)".to_string(), mib, secs)),
+            Err(e) => eprintln!("skipping the F1 paper protocol's memory: {e:#} (is MNIST in the data folder? `studies data fetch mnist`)"),
+        }
+        std::fs::remove_dir_all(&scratch).ok();
+    }
+
+    let env = crate::env::Env::capture(backend, &device, cores);
+    let (md, csv) = report(&figures, &memory, &notes, &env, torch_version.as_deref(), &args, cores)?;
+    let dir = args.common.out.join("bench");
+    std::fs::create_dir_all(&dir)?;
+    harness::write_atomic(&dir.join("bench.md"), md.as_bytes())?;
+    harness::write_atomic(&dir.join("bench.csv"), csv.as_bytes())?;
     println!("{md}");
     Ok(())
 }
 
-/// A fresh scratch folder for one timed grid run.
-fn tempfile_dir(out: &std::path::Path, jobs: usize) -> Result<std::path::PathBuf> {
-    let dir = out.join("bench").join(format!(".grid-jobs{jobs}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+/// Pairs each figure with PyTorch's and sets the targets of the issue (README: Performance).
+/// Returns a note on which PyTorch setup was the best on all cores.
+fn attach_torch(figures: &mut [Figure], torch: &BTreeMap<(String, usize, usize), Vec<f64>>, cores: usize) -> String {
+    let get = |what: &str, batch: usize, threads: usize| torch.get(&(what.to_string(), batch, threads)).cloned();
+    let rate = |what: &str| get(what, 256, cores).map_or("not measured".to_string(), |r| format!("{:.0} samples/s", median(&r)));
+    let note = format!(
+        "PyTorch on all {cores} cores, F1 at batch 256: one process with {cores} threads {}, {cores} single-threaded processes {}; the f1-grid row compares with the faster.",
+        rate("f1-train"),
+        rate("f1-grid-processes")
+    );
+    let peak: BTreeMap<usize, f64> = figures
+        .iter()
+        .filter(|f| f.what == "matmul-4096")
+        .map(|f| (f.threads, median(&f.ours).max(get("matmul-4096", 4096, f.threads).map_or(0.0, |r| median(&r)))))
+        .collect();
+    let f1_flops = mlp_train_flops(&nets::mlp::f1());
+    for f in figures.iter_mut() {
+        f.torch = match f.what.as_str() {
+            // PyTorch's best on all cores: one process with every thread, or one single-threaded
+            // process per core.
+            "f1-grid" if f.threads == cores => {
+                let single = get("f1-train", 256, cores);
+                let procs = get("f1-grid-processes", 256, cores);
+                [single, procs].into_iter().flatten().max_by(|a, b| median(a).total_cmp(&median(b)))
+            }
+            "f1-grid" => None,
+            what => get(what, f.batch, f.threads),
+        };
+        let Some(t) = &f.torch else { continue };
+        let ratio = median(&f.ours) / median(t);
+        f.target = match f.what.as_str() {
+            "f1-train" | "f1-grid" => Some(("≥ 1.0× PyTorch".into(), ratio >= 1.0)),
+            "c1-train" => {
+                let tuned = get("c1-train-jemalloc", f.batch, f.threads).map(|r| median(&f.ours) / median(&r));
+                Some(match tuned {
+                    Some(r) => (format!("≥ 1.0× PyTorch, ≥ 0.8× PyTorch+jemalloc (here {r:.2}×)"), ratio >= 1.0 && r >= 0.8),
+                    None => ("≥ 1.0× PyTorch".into(), ratio >= 1.0),
+                })
+            }
+            _ => None,
+        };
+        if f.what == "f1-train" && f.batch == 6000 {
+            let share = median(&f.ours) * f1_flops / 1e9 / peak[&f.threads];
+            let (text, met) = f.target.take().unwrap_or_default();
+            f.target = Some((format!("{text}; ≥ 50 % of GEMM peak (here {:.0} %)", 100.0 * share), met && share >= 0.5));
+        }
+    }
+    note
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(figures: &[Figure], memory: &[(String, f64, f64)], notes: &[String], env: &crate::env::Env, torch: Option<&str>, args: &Args, cores: usize) -> Result<(String, String)> {
+    let mut md = String::from("# flatland benchmark\n\n");
+    writeln!(md, "CPU {} ({cores} cores), backend {}, Burn {}, git {}{}{}.", env.cpu, env.backend, env.burn_version, &env.git_commit[..env.git_commit.len().min(10)], if env.git_dirty { " (dirty)" } else { "" }, torch.map_or(String::new(), |v| format!(", PyTorch {v}")))?;
+    writeln!(md, "Each figure: median of {} repetitions after warm-up (min–max in brackets); F1 steps per repetition {} at batch 256, scaled down at larger batches.\n", args.reps, args.steps)?;
+    let compared = figures.iter().any(|f| f.torch.is_some());
+    md.push_str(if compared { "| what | batch | threads | flatland | PyTorch | ratio | target | met |\n|---|---:|---:|---:|---:|---:|---|---|\n" } else { "| what | batch | threads | flatland |\n|---|---:|---:|---:|\n" });
+    let mut csv = String::from("what,batch,threads,unit,flatland_median,flatland_min,flatland_max,torch_median,torch_min,torch_max,ratio,target,met\n");
+    let cell = |v: &[f64], unit: &str| {
+        let (lo, hi) = spread(v);
+        format!("{:.0} {unit} [{lo:.0}–{hi:.0}]", median(v))
+    };
+    for f in figures {
+        let batch = if f.batch == 0 { "—".to_string() } else { f.batch.to_string() };
+        let threads = if f.what == "f1-grid" { format!("{} jobs", f.threads) } else { f.threads.to_string() };
+        let (lo, hi) = spread(&f.ours);
+        let (tm, tlo, thi, ratio) = match &f.torch {
+            Some(t) => {
+                let (a, b) = spread(t);
+                (format!("{:.1}", median(t)), format!("{a:.1}"), format!("{b:.1}"), format!("{:.3}", median(&f.ours) / median(t)))
+            }
+            None => Default::default(),
+        };
+        let (target, met) = f.target.clone().map_or((String::new(), String::new()), |(t, m)| (t, if m { "yes".into() } else { "no".into() }));
+        writeln!(csv, "{},{},{},{},{:.1},{lo:.1},{hi:.1},{tm},{tlo},{thi},{ratio},\"{target}\",{met}", f.what, f.batch, f.threads, f.unit, median(&f.ours))?;
+        if compared {
+            let theirs = f.torch.as_ref().map_or("—".to_string(), |t| cell(t, f.unit));
+            let ratio = if ratio.is_empty() { "—".to_string() } else { format!("{ratio}×") };
+            writeln!(md, "| {} | {batch} | {threads} | {} | {theirs} | {ratio} | {target} | {met} |", f.what, cell(&f.ours, f.unit))?;
+        } else {
+            writeln!(md, "| {} | {batch} | {threads} | {} |", f.what, cell(&f.ours, f.unit))?;
+        }
+    }
+    if !memory.is_empty() {
+        md.push_str("\n| whole run | peak resident memory (MiB) | wall time (s) |\n|---|---:|---:|\n");
+        for (what, mib, secs) in memory {
+            writeln!(md, "| {what} | {mib:.0} | {secs:.0} |")?;
+            writeln!(csv, "\"peak memory: {what}\",0,{cores},MiB,{mib:.1},,,,,,,,")?;
+            writeln!(csv, "\"wall time: {what}\",0,{cores},s,{secs:.1},,,,,,,,")?;
+        }
+    }
+    for note in notes {
+        writeln!(md, "\n{note}")?;
+    }
+    writeln!(md, "\nF1 training step: {:.2} MFLOP per sample (forward 2·MACs, backward 4·MACs less the first layer's input gradient); GEMM peak: the faster of flatland's and PyTorch's 4096² single-precision multiply at the same threads.", mlp_train_flops(&nets::mlp::f1()) / 1e6)?;
+    Ok((md, csv))
 }

@@ -22,6 +22,11 @@ mod warmstart;
 
 use std::process::ExitCode;
 
+/// mimalloc keeps freed memory for reuse where the system allocator hands large buffers back
+/// to the kernel and faults them in again at the next step (README: Performance).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 /// Reproducible studies of how neural networks train: where optimizers land, sharp or flat

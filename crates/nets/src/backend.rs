@@ -3,7 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 /// A Burn execution backend.
@@ -83,4 +85,20 @@ impl FromStr for Backend {
             format!("unknown backend '{s}'; accepted: {}", names.join(", "))
         })
     }
+}
+
+/// GFLOP/s of an n × n single-precision matrix multiply on `device`, one figure per repetition
+/// after one untimed multiply (the threads are those of the current rayon pool).
+pub fn matmul_gflops(n: usize, reps: usize, device: &Device) -> Vec<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut random = || Tensor::<2>::from_data(TensorData::new((0..n * n).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<f32>>(), [n, n]), device);
+    let (a, b) = (random(), random());
+    let _ = a.clone().matmul(b.clone()).into_data();
+    (0..reps)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            let _ = a.clone().matmul(b.clone()).into_data();
+            2.0 * (n as f64).powi(3) / start.elapsed().as_secs_f64() / 1e9
+        })
+        .collect()
 }

@@ -151,40 +151,66 @@ impl NetSpec {
     }
 }
 
-/// Training throughput of `spec` in samples per second: `steps` Adam steps at `batch_size` on
-/// random inputs, timed after one untimed warm-up step. `device` is a plain device.
-pub fn throughput(spec: &NetSpec, batch_size: usize, steps: usize, device: &Device) -> f64 {
+/// Training throughput of `spec` in samples per second: Adam steps at `batch_size` on random
+/// inputs, `warmup` untimed steps, then `reps` repetitions of `steps` timed steps, one rate per
+/// repetition. `device` is a plain device; the threads are those of the current rayon pool.
+pub fn throughput(spec: &NetSpec, batch_size: usize, warmup: usize, steps: usize, reps: usize, device: &Device) -> Vec<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let ad = device.clone().autodiff();
+    let (features, classes) = match spec {
+        NetSpec::Mlp(s) => (s.input, s.classes),
+        NetSpec::Shallow(s) => (s.input.iter().product(), s.classes),
+        NetSpec::Vgg(s) => (s.input.iter().product(), s.classes),
+        NetSpec::Baseline(_) => (40, 10),
+    };
+    let timing = Timing { features, classes, batch_size, warmup, steps, reps };
     match spec {
-        NetSpec::Mlp(s) => time_steps(s.init(&mut rng, &ad), s.input, s.classes, batch_size, steps, &ad),
-        NetSpec::Shallow(s) => time_steps(s.init(&mut rng, &ad), s.input.iter().product(), s.classes, batch_size, steps, &ad),
-        NetSpec::Vgg(s) => time_steps(s.init(&mut rng, &ad), s.input.iter().product(), s.classes, batch_size, steps, &ad),
-        NetSpec::Baseline(s) => time_steps(s.init(&mut rng, &ad), 40, 10, batch_size, steps, &ad),
+        NetSpec::Mlp(s) => time_steps(s.init(&mut rng, &ad), &timing, &ad),
+        NetSpec::Shallow(s) => time_steps(s.init(&mut rng, &ad), &timing, &ad),
+        NetSpec::Vgg(s) => time_steps(s.init(&mut rng, &ad), &timing, &ad),
+        NetSpec::Baseline(s) => time_steps(s.init(&mut rng, &ad), &timing, &ad),
     }
 }
 
-fn time_steps<M: Classifier>(mut model: M, features: usize, classes: usize, batch_size: usize, steps: usize, ad: &Device) -> f64 {
+struct Timing {
+    features: usize,
+    classes: usize,
+    batch_size: usize,
+    warmup: usize,
+    steps: usize,
+    reps: usize,
+}
+
+fn time_steps<M: Classifier>(mut model: M, t: &Timing, ad: &Device) -> Vec<f64> {
     use rand::Rng;
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let x: Vec<f32> = (0..batch_size * features).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let y: Vec<i64> = (0..batch_size).map(|i| (i % classes) as i64).collect();
+    let x: Vec<f32> = (0..t.batch_size * t.features).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let y: Vec<i64> = (0..t.batch_size).map(|i| (i % t.classes) as i64).collect();
     let loss_fn = CrossEntropyLossConfig::new().init(ad);
-    let mut optimizer = AdamConfig::new().init();
-    let mut start = std::time::Instant::now();
-    for step in 0..=steps {
-        if step == 1 {
-            start = std::time::Instant::now();
-        }
-        let xb = Tensor::<2>::from_data(TensorData::new(x.clone(), [batch_size, features]), ad);
-        let yb = Tensor::<1, Int>::from_data(TensorData::new(y.clone(), [batch_size]), ad);
-        let loss = loss_fn.forward(model.forward(xb, Some(&mut rng)), yb);
+    let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut dropout: DropoutRng = ChaCha8Rng::seed_from_u64(2);
+    let mut step = |model: M| {
+        let xb = Tensor::<2>::from_data(TensorData::new(x.clone(), [t.batch_size, t.features]), ad);
+        let yb = Tensor::<1, Int>::from_data(TensorData::new(y.clone(), [t.batch_size]), ad);
+        let loss = loss_fn.forward(model.forward(xb, Some(&mut dropout)), yb);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optimizer.step(1e-3, model, grads);
+        let model = optimizer.step(1e-3, model, grads);
         // Wait for the step to finish (asynchronous GPU backends), so the timing is the work's.
         ad.sync().expect("device synchronizes");
+        model
+    };
+    for _ in 0..t.warmup {
+        model = step(model);
     }
-    (steps * batch_size) as f64 / start.elapsed().as_secs_f64()
+    let mut rates = Vec::with_capacity(t.reps);
+    for _ in 0..t.reps {
+        let start = std::time::Instant::now();
+        for _ in 0..t.steps {
+            model = step(model);
+        }
+        rates.push((t.steps * t.batch_size) as f64 / start.elapsed().as_secs_f64());
+    }
+    rates
 }
 
 /// Rows `idx` of `split` as a feature tensor `[n, features]` and a label tensor `[n]`.
