@@ -27,6 +27,21 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` in mimalloc 3's `mimalloc.h` (the enum's 16th entry; libmimalloc-sys
+/// names no constant for it). A test checks that this index holds the option's default here.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Tells mimalloc never to hand freed memory back to the kernel (unless the user chose with
+/// `MIMALLOC_PURGE_DELAY`): a training step frees and reallocates the same large activation
+/// buffers every step, and on a VM each page handed back costs a fault and a zeroing when it
+/// returns (C1's steps ran 10–30 % faster without). Peak memory is unchanged.
+fn never_purge() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: a plain call into mimalloc's option API with a valid option index.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    }
+}
+
 use clap::{Parser, Subcommand};
 
 /// Reproducible studies of how neural networks train: where optimizers land, sharp or flat
@@ -87,6 +102,7 @@ const STUDIES: &[(&str, &str)] = &[
 ];
 
 fn main() -> ExitCode {
+    never_purge();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::List => {
@@ -125,5 +141,14 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    /// The index is mimalloc's purge delay: its default in the pinned mimalloc (1000 ms) sits
+    /// there, and no neighbouring option has that default.
+    #[test]
+    fn purge_delay_index_holds_its_default() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            assert_eq!(unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) }, 1000);
+        }
     }
 }
