@@ -36,6 +36,21 @@ pub struct RandomSubspace {
     n: usize,
     p: usize,
     columns: Vec<f32>,
+    /// (AᵀA)⁻¹, p × p, computed once: every measurement's box needs A⁺x.
+    gram_inverse: Vec<f64>,
+}
+
+/// Σ aᵢbᵢ in f64 with eight independent partial sums, so that the loop vectorizes.
+fn dot<T: Copy + Into<f64>>(a: &[f32], b: &[T]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(&x, &y)| x as f64 * y.into()).sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] as f64 * y[k].into();
+        }
+    }
+    acc.iter().sum::<f64>() + tail
 }
 
 impl RandomSubspace {
@@ -46,7 +61,16 @@ impl RandomSubspace {
         for _ in 0..p {
             columns.extend((0..n).map(|_| rng.sample::<f64, _>(StandardNormal) as f32));
         }
-        RandomSubspace { n, p, columns }
+        let mut gram = vec![0.0; p * p];
+        for i in 0..p {
+            for j in i..p {
+                let v = dot(&columns[i * n..(i + 1) * n], &columns[j * n..(j + 1) * n]);
+                gram[i * p + j] = v;
+                gram[j * p + i] = v;
+            }
+        }
+        let gram_inverse = lbfgsb::invert(&gram, p).expect("a random Gaussian matrix has full column rank");
+        RandomSubspace { n, p, columns, gram_inverse }
     }
 
     /// Dimension p of the subspace.
@@ -71,23 +95,14 @@ impl RandomSubspace {
 
     /// Aᵀ v.
     pub fn transpose_apply(&self, v: &[f64]) -> Vec<f64> {
-        (0..self.p).map(|j| self.column(j).iter().zip(v).map(|(&a, b)| a as f64 * b).sum()).collect()
+        (0..self.p).map(|j| dot(self.column(j), v)).collect()
     }
 
     /// A⁺ x = (AᵀA)⁻¹ Aᵀ x (A has full column rank with probability one).
     pub fn pseudo_inverse_apply(&self, x: &[f64]) -> Vec<f64> {
         let p = self.p;
-        let mut gram = vec![0.0; p * p];
-        for i in 0..p {
-            for j in i..p {
-                let v: f64 = self.column(i).iter().zip(self.column(j)).map(|(&a, &b)| a as f64 * b as f64).sum();
-                gram[i * p + j] = v;
-                gram[j * p + i] = v;
-            }
-        }
-        let inv = lbfgsb::invert(&gram, p).expect("a random Gaussian matrix has full column rank");
         let atx = self.transpose_apply(x);
-        (0..p).map(|i| (0..p).map(|j| inv[i * p + j] * atx[j]).sum()).collect()
+        (0..p).map(|i| (0..p).map(|j| self.gram_inverse[i * p + j] * atx[j]).sum()).collect()
     }
 }
 
