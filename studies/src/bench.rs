@@ -224,27 +224,34 @@ fn run_torch(args: &Args, threads: &[usize], cores: usize, extra_env: &[(&str, S
     Ok((figures, version))
 }
 
-/// Peak resident memory (MiB) and wall time (s) of a child process.
-#[cfg(unix)]
+/// Peak resident memory (MiB) and wall time (s) of a child process: its VmHWM (the kernel's
+/// high-water mark of its resident set) read every 50 ms until it exits. The rusage of wait4
+/// would not do: a child started by posix_spawn shares our address space until exec, and the
+/// kernel carries our own peak into its count.
+#[cfg(target_os = "linux")]
 fn peak_memory(cmd: &mut Command) -> Result<(f64, f64)> {
     let start = Instant::now();
-    let child = cmd.stdout(std::process::Stdio::null()).spawn().context("starting the run")?;
-    let mut status = 0;
-    // SAFETY: plain wait4 on our own child, with properly sized out-parameters.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    if pid < 0 {
-        bail!("waiting for the run: {}", std::io::Error::last_os_error());
+    let mut child = cmd.stdout(std::process::Stdio::null()).spawn().context("starting the run")?;
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Some(hwm) = std::fs::read_to_string(&status_file).ok().and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())) {
+            peak_kib = peak_kib.max(hwm);
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    if !status.success() {
+        bail!("the run failed ({status})");
     }
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        bail!("the run failed (wait status {status})");
-    }
-    Ok((usage.ru_maxrss as f64 / 1024.0, start.elapsed().as_secs_f64()))
+    Ok((peak_kib as f64 / 1024.0, start.elapsed().as_secs_f64()))
 }
 
-#[cfg(not(unix))]
+#[cfg(not(target_os = "linux"))]
 fn peak_memory(_cmd: &mut Command) -> Result<(f64, f64)> {
-    bail!("--memory reads the child's peak memory with wait4, which needs a Unix system")
+    bail!("--memory reads the child's peak memory from /proc, which needs Linux")
 }
 
 /// Runs the benchmark and writes `<out>/bench/bench.{md,csv}`.
