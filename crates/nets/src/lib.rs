@@ -7,6 +7,7 @@
 //! - [`train`]: Adam training with per-epoch train/test metrics, and evaluation in inference mode.
 //! - [`baselines`]: the MNIST-1D paper's logistic regression, MLP and CNN.
 //! - [`backend`]: which Burn backend runs the tensors.
+//! - [`fused`]: batch norm in training mode as one fused kernel on `flex`.
 //! - [`objective`]: a network's training loss as a plain objective for the `measure` crate.
 //!
 //! Parameters are initialized from our own seeded generator ([`init`]), not the backend's
@@ -19,6 +20,7 @@ pub mod backend;
 pub mod baselines;
 pub mod init;
 pub mod mlp;
+pub mod fused;
 pub mod objective;
 pub mod shallow;
 pub mod train;

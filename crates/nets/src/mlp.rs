@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::{Classifier, DropoutRng, init};
+use crate::{fused, Classifier, DropoutRng, init};
 
 /// Shape of a fully connected net of the F1/F2 family.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,7 +67,7 @@ impl Classifier for Mlp {
     fn forward(&self, x: Tensor<2>, _dropout: Option<&mut DropoutRng>) -> Tensor<2> {
         let mut x = x;
         for layer in &self.hidden {
-            x = relu(layer.norm.forward(layer.linear.forward(x))); // [batch, width]
+            x = relu(fused::batch_norm(&layer.norm, layer.linear.forward(x))); // [batch, width]
         }
         self.output.forward(x)
     }

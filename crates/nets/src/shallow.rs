@@ -13,7 +13,7 @@ use burn::tensor::{Device, Tensor};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::{Classifier, DropoutRng, init};
+use crate::{fused, Classifier, DropoutRng, init};
 
 /// Shape of a net of the C1/C3 family. A 1-D signal is an input of height 1, which turns every
 /// k × k window into a 1 × k one.
@@ -121,12 +121,12 @@ impl Classifier for Shallow {
         let [c, h, w] = self.input;
         let mut x = x.reshape([batch, c, h, w]);
         for block in &self.blocks {
-            x = block.pool.forward(relu(block.norm.forward(block.conv.forward(x)))); // [batch, 64, ⌈h/2⌉, ⌈w/2⌉]
+            x = block.pool.forward(relu(fused::batch_norm(&block.norm, block.conv.forward(x)))); // [batch, 64, ⌈h/2⌉, ⌈w/2⌉]
         }
         let x = x.flatten::<2>(1, 3); // [batch, 64 · h/4 · w/4]
-        let x = relu(self.norm1.forward(self.dense1.forward(x))); // [batch, 384]
+        let x = relu(fused::batch_norm(&self.norm1, self.dense1.forward(x))); // [batch, 384]
         let x = init::dropout(x, self.dropout, dropout.as_deref_mut());
-        let x = relu(self.norm2.forward(self.dense2.forward(x))); // [batch, 192]
+        let x = relu(fused::batch_norm(&self.norm2, self.dense2.forward(x))); // [batch, 192]
         let x = init::dropout(x, self.dropout, dropout.as_deref_mut());
         self.output.forward(x)
     }

@@ -14,7 +14,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::shallow::{pool, window};
-use crate::{Classifier, DropoutRng, init};
+use crate::{fused, Classifier, DropoutRng, init};
 
 /// Shape of a net of the C2/C4 family. A 1-D signal is an input of height 1 (1 × 3 kernels,
 /// 1 × 2 pools).
@@ -110,14 +110,14 @@ impl Classifier for Vgg {
         let mut x = x.reshape([batch, c, h, w]);
         for stack in &self.stacks {
             for layer in &stack.convs {
-                x = relu(layer.norm.forward(layer.conv.forward(x))); // [batch, channels, h, w]
+                x = relu(fused::batch_norm(&layer.norm, layer.conv.forward(x))); // [batch, channels, h, w]
                 x = init::dropout(x, layer.dropout, dropout.as_deref_mut());
             }
             x = stack.pool.forward(x); // [batch, channels, h/2, w/2]
         }
         let x = x.flatten::<2>(1, 3); // [batch, 512 · h/32 · w/32]
         let x = init::dropout(x, 0.5, dropout.as_deref_mut());
-        let x = relu(self.norm.forward(self.dense.forward(x))); // [batch, 512]
+        let x = relu(fused::batch_norm(&self.norm, self.dense.forward(x))); // [batch, 512]
         let x = init::dropout(x, 0.5, dropout.as_deref_mut());
         self.output.forward(x)
     }

@@ -1,0 +1,469 @@
+//! Batch norm in training mode as one fused operation on the `flex` backend.
+//!
+//! Burn 0.22 runs a training-mode batch norm as a chain of tensor operations: it swaps the
+//! batch and channel axes and copies the activation into channel-major order twice in the
+//! forward pass and twice in the backward pass, and every subtraction, product and scale is a
+//! pass of its own. On F1 at batch 6000 those transposing copies alone took a fifth of a
+//! training step (README: Performance). Here the statistics are two passes over the activation
+//! and the output one more; the backward pass is one reduction and one output pass.
+//!
+//! The semantics are Burn's own ([`burn::nn::BatchNorm`]): biased batch variance, running
+//! statistics updated with the layer's momentum, inference on the running statistics. Tensors on
+//! any other backend (or device kind) take Burn's path unchanged.
+
+use burn::nn::BatchNorm;
+use burn::tensor::Tensor;
+
+/// `norm.forward(x)`, with the training-mode statistics, normalization and their backward pass
+/// fused into single kernels where the tensor lives on `flex` with autodiff.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, ...]` → same shape
+pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    if !(x.device().is_autodiff() && norm.training.is_enabled()) {
+        return norm.forward(x);
+    }
+    #[cfg(feature = "flex")]
+    if let Some((output, mean, variance)) =
+        flex::batch_norm_train(&x, &norm.gamma.val(), &norm.beta.val(), norm.epsilon)
+    {
+        // Running statistics exactly as burn::nn::BatchNorm::forward_train updates them.
+        let device = x.device();
+        let momentum = norm.momentum;
+        let running_mean = norm.running_mean.value_sync().to_device(&device);
+        let running_var = norm.running_var.value_sync().to_device(&device);
+        let running_mean = running_mean
+            .mul_scalar(1.0 - momentum)
+            .add(mean.mul_scalar(momentum));
+        let running_var = running_var
+            .mul_scalar(1.0 - momentum)
+            .add(variance.mul_scalar(momentum));
+        norm.running_mean.update(running_mean.detach());
+        norm.running_var.update(running_var.detach());
+        return output;
+    }
+    norm.forward(x)
+}
+
+#[cfg(feature = "flex")]
+mod flex {
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::flex::FlexTensor;
+    use burn::backend::{Autodiff, Flex};
+    use burn::tensor::{DType, Shape, Tensor, TensorData};
+    use rayon::prelude::*;
+
+    type Ad = Autodiff<Flex, NoCheckpointing>;
+
+    /// Rows of the `[outer, channels, inner]` view handed to one parallel task: enough work to
+    /// amortize the task, few enough tasks to keep the per-task channel sums small.
+    const ROWS_PER_TASK: usize = 64;
+
+    /// An activation seen as `[outer, channels, inner]`: batch, channels, spatial positions.
+    #[derive(Debug, Clone, Copy)]
+    struct View {
+        outer: usize,
+        channels: usize,
+        inner: usize,
+    }
+
+    impl View {
+        fn of(shape: &Shape) -> View {
+            let dims = shape.as_slice();
+            View {
+                outer: dims[0],
+                channels: dims[1],
+                inner: dims[2..].iter().product(),
+            }
+        }
+
+        /// Samples per channel (the `m` of the batch statistics).
+        fn per_channel(&self) -> usize {
+            self.outer * self.inner
+        }
+
+        /// Rows of one task, in units of `channels * inner` elements.
+        fn rows(&self) -> usize {
+            ROWS_PER_TASK.div_ceil(self.inner).max(1)
+        }
+    }
+
+    /// Per-channel sums of `f(elements of a and b)` over batch and positions, accumulated in
+    /// f32 within a task and in f64 across tasks.
+    fn channel_sums<const K: usize>(
+        v: View,
+        a: &[f32],
+        b: &[f32],
+        f: impl Fn(usize, f32, f32) -> [f32; K] + Sync,
+    ) -> [Vec<f64>; K] {
+        let block = v.channels * v.inner;
+        let partial = a
+            .par_chunks(block * v.rows())
+            .zip(b.par_chunks(block * v.rows()))
+            .map(|(a, b)| {
+                let mut sums = [(); K].map(|_| vec![0f32; v.channels]);
+                for (a, b) in a.chunks_exact(block).zip(b.chunks_exact(block)) {
+                    if v.inner == 1 {
+                        for c in 0..v.channels {
+                            let r = f(c, a[c], b[c]);
+                            for k in 0..K {
+                                sums[k][c] += r[k];
+                            }
+                        }
+                    } else {
+                        for c in 0..v.channels {
+                            let span = c * v.inner..(c + 1) * v.inner;
+                            let mut acc = [0f32; K];
+                            for (&x, &y) in a[span.clone()].iter().zip(&b[span]) {
+                                let r = f(c, x, y);
+                                for k in 0..K {
+                                    acc[k] += r[k];
+                                }
+                            }
+                            for k in 0..K {
+                                sums[k][c] += acc[k];
+                            }
+                        }
+                    }
+                }
+                sums
+            })
+            .collect::<Vec<_>>();
+        let mut total = [(); K].map(|_| vec![0f64; v.channels]);
+        for sums in partial {
+            for k in 0..K {
+                for (t, s) in total[k].iter_mut().zip(&sums[k]) {
+                    *t += *s as f64;
+                }
+            }
+        }
+        total
+    }
+
+    /// `out[i] = a[i]·p[c] + b[i]·q[c] + r[c]` for the channel `c` of each element.
+    fn channel_affine(v: View, a: &[f32], b: &[f32], p: &[f32], q: &[f32], r: &[f32]) -> Vec<f32> {
+        let block = v.channels * v.inner;
+        let mut out = vec![0f32; a.len()];
+        out.par_chunks_mut(block * v.rows())
+            .zip(
+                a.par_chunks(block * v.rows())
+                    .zip(b.par_chunks(block * v.rows())),
+            )
+            .for_each(|(out, (a, b))| {
+                for ((out, a), b) in out
+                    .chunks_exact_mut(block)
+                    .zip(a.chunks_exact(block))
+                    .zip(b.chunks_exact(block))
+                {
+                    if v.inner == 1 {
+                        for c in 0..v.channels {
+                            out[c] = a[c] * p[c] + b[c] * q[c] + r[c];
+                        }
+                    } else {
+                        for c in 0..v.channels {
+                            let span = c * v.inner..(c + 1) * v.inner;
+                            for ((o, &x), &y) in out[span.clone()]
+                                .iter_mut()
+                                .zip(&a[span.clone()])
+                                .zip(&b[span])
+                            {
+                                *o = x * p[c] + y * q[c] + r[c];
+                            }
+                        }
+                    }
+                }
+            });
+        out
+    }
+
+    fn contiguous(t: &FlexTensor) -> FlexTensor {
+        if t.is_contiguous() && t.layout().start_offset() == 0 {
+            t.clone()
+        } else {
+            t.to_contiguous()
+        }
+    }
+
+    fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
+        FlexTensor::from_data(TensorData::new(values, shape))
+    }
+
+    fn floats(t: &FlexTensor) -> &[f32] {
+        t.as_slice::<f32>().expect("a contiguous f32 tensor")
+    }
+
+    fn as_f32(v: &[f64]) -> Vec<f32> {
+        v.iter().map(|&x| x as f32).collect()
+    }
+
+    /// Forward kernel: the output, the batch mean and the biased batch variance (Ioffe & Szegedy
+    /// 2015, Alg. 1: μ_B, σ²_B, y = γ·x̂ + β).
+    fn forward(
+        x: &FlexTensor,
+        gamma: &[f32],
+        beta: &[f32],
+        epsilon: f64,
+    ) -> (FlexTensor, Vec<f32>, Vec<f32>) {
+        let v = View::of(&x.layout().shape().clone());
+        let xs = floats(x);
+        let m = v.per_channel() as f64;
+        let [sum] = channel_sums(v, xs, xs, |_, x, _| [x]);
+        let mean: Vec<f32> = sum.iter().map(|s| (s / m) as f32).collect();
+        let [squares] = channel_sums(v, xs, xs, |c, x, _| {
+            let d = x - mean[c];
+            [d * d]
+        });
+        let variance: Vec<f32> = squares.iter().map(|s| (s / m) as f32).collect();
+        // y = x·scale + shift with scale = γ/√(σ²+ε), shift = β − μ·scale.
+        let scale: Vec<f32> = (0..v.channels)
+            .map(|c| gamma[c] / ((variance[c] as f64 + epsilon).sqrt() as f32))
+            .collect();
+        let shift: Vec<f32> = (0..v.channels)
+            .map(|c| beta[c] - mean[c] * scale[c])
+            .collect();
+        let zeros = vec![0f32; v.channels];
+        let out = channel_affine(v, xs, xs, &scale, &zeros, &shift);
+        (tensor(out, x.layout().shape().clone()), mean, variance)
+    }
+
+    /// Backward kernel: ∂L/∂x, ∂L/∂γ, ∂L/∂β from the output gradient (Ioffe & Szegedy 2015, §3).
+    fn backward(
+        x: &FlexTensor,
+        gamma: &[f32],
+        mean: &[f32],
+        variance: &[f32],
+        epsilon: f64,
+        grad: &FlexTensor,
+    ) -> [FlexTensor; 3] {
+        let v = View::of(&x.layout().shape().clone());
+        let (xs, dy) = (floats(x), floats(grad));
+        let m = v.per_channel() as f64;
+        let [sum_dy, sum_dy_centered] =
+            channel_sums(v, dy, xs, |c, dy, x| [dy, dy * (x - mean[c])]);
+        let inv_std: Vec<f64> = variance
+            .iter()
+            .map(|&s| 1.0 / (s as f64 + epsilon).sqrt())
+            .collect();
+        let beta_grad = as_f32(&sum_dy);
+        let gamma_grad: Vec<f32> = (0..v.channels)
+            .map(|c| (sum_dy_centered[c] * inv_std[c]) as f32)
+            .collect();
+        // ∂L/∂x = γ/σ · (dy − Σdy/m − x̂·Σ(dy·x̂)/m) = a·dy + b·x + k per channel.
+        let mut a = vec![0f32; v.channels];
+        let mut b = vec![0f32; v.channels];
+        let mut k = vec![0f32; v.channels];
+        for c in 0..v.channels {
+            let ac = gamma[c] as f64 * inv_std[c];
+            let bc = -ac * inv_std[c] * inv_std[c] * sum_dy_centered[c] / m;
+            a[c] = ac as f32;
+            b[c] = bc as f32;
+            k[c] = (-ac * sum_dy[c] / m - bc * mean[c] as f64) as f32;
+        }
+        let x_grad = channel_affine(v, dy, xs, &a, &b, &k);
+        let per_channel = Shape::new([v.channels]);
+        [
+            tensor(x_grad, x.layout().shape().clone()),
+            tensor(gamma_grad, per_channel.clone()),
+            tensor(beta_grad, per_channel),
+        ]
+    }
+
+    #[derive(Debug)]
+    struct BatchNormTrain;
+
+    impl Backward<Flex, 3> for BatchNormTrain {
+        /// The input, γ, the batch mean and variance, ε.
+        type State = (FlexTensor, Vec<f32>, Vec<f32>, Vec<f32>, f64);
+
+        fn backward(
+            self,
+            ops: Ops<Self::State, 3>,
+            grads: &mut Gradients,
+            _checkpointer: &mut Checkpointer,
+        ) {
+            let [node_x, node_gamma, node_beta] = ops.parents;
+            let grad = contiguous(&grads.consume::<Flex>(&ops.node));
+            let (x, gamma, mean, variance, epsilon) = ops.state;
+            let [x_grad, gamma_grad, beta_grad] =
+                backward(&x, &gamma, &mean, &variance, epsilon, &grad);
+            if let Some(node) = node_x {
+                grads.register::<Flex>(node.id, x_grad);
+            }
+            if let Some(node) = node_gamma {
+                grads.register::<Flex>(node.id, gamma_grad);
+            }
+            if let Some(node) = node_beta {
+                grads.register::<Flex>(node.id, beta_grad);
+            }
+        }
+    }
+
+    /// The fused training-mode batch norm: output, batch mean and biased batch variance (both
+    /// detached), or `None` when `x` does not live on `flex` with autodiff (without gradient
+    /// checkpointing) or is not f32.
+    pub(super) fn batch_norm_train<const D: usize>(
+        x: &Tensor<D>,
+        gamma: &Tensor<1>,
+        beta: &Tensor<1>,
+        epsilon: f64,
+    ) -> Option<(Tensor<D>, Tensor<1>, Tensor<1>)> {
+        let x = x.clone().try_into_primitive::<Ad>().ok()?;
+        let gamma = gamma.clone().try_into_primitive::<Ad>().ok()?;
+        let beta = beta.clone().try_into_primitive::<Ad>().ok()?;
+        if [x.primitive(), gamma.primitive(), beta.primitive()]
+            .iter()
+            .any(|t| t.dtype() != DType::F32)
+            || D < 2
+        {
+            return None;
+        }
+        let xs = contiguous(x.primitive());
+        let gamma_values = floats(&contiguous(gamma.primitive())).to_vec();
+        let beta_values = floats(&contiguous(beta.primitive())).to_vec();
+        let gamma_values_len = gamma_values.len();
+        let (output, mean, variance) = forward(&xs, &gamma_values, &beta_values, epsilon);
+        let output = match BatchNormTrain
+            .prepare::<NoCheckpointing>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(
+                (xs, gamma_values, mean.clone(), variance.clone(), epsilon),
+                output,
+            ),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        };
+        let output = Tensor::<D>::from_primitive::<Ad>(output);
+        let device = output.device();
+        let stat =
+            |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [gamma_values_len]), &device);
+        Some((output, stat(mean), stat(variance)))
+    }
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use burn::module::Param;
+    use burn::tensor::{Device, Distribution, Tensor, TensorData};
+
+    use super::*;
+
+    /// The fused kernels against Burn's own batch norm: output, running statistics and the
+    /// gradients of a random linear functional of the output, for a dense and a convolutional
+    /// activation.
+    fn agrees_with_burn<const D: usize>(shape: [usize; D]) {
+        let device = Device::flex().autodiff();
+        let channels = shape[1];
+        let gamma = Tensor::<1>::random([channels], Distribution::Uniform(0.5, 1.5), &device);
+        let beta = Tensor::<1>::random([channels], Distribution::Uniform(-0.5, 0.5), &device);
+        // Two layers with the same parameters and running statistics of their own.
+        let layer = || BatchNorm {
+            gamma: Param::from_tensor(gamma.clone()),
+            beta: Param::from_tensor(beta.clone()),
+            ..crate::init::batch_norm(channels, &device)
+        };
+        let (norm, reference) = (layer(), layer());
+        let x = Tensor::<D>::random(shape, Distribution::Normal(0.7, 2.0), &device).require_grad();
+        let weights = Tensor::<D>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+
+        assert!(
+            flex::batch_norm_train(&x, &gamma, &beta, norm.epsilon).is_some(),
+            "the fused kernel runs on flex"
+        );
+        let ours = batch_norm(&norm, x.clone());
+        let theirs = reference.forward(x.clone());
+        let close = |a: TensorData, b: TensorData, what: &str| {
+            let (a, b) = (
+                a.try_to_vec::<f32>().unwrap(),
+                b.try_to_vec::<f32>().unwrap(),
+            );
+            assert_eq!(a.len(), b.len());
+            let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+            for (i, (p, q)) in a.iter().zip(&b).enumerate() {
+                assert!(
+                    (p - q).abs() <= 1e-4 * scale,
+                    "{what}[{i}]: fused {p}, Burn {q}"
+                );
+            }
+        };
+        close(ours.to_data(), theirs.to_data(), "output");
+        close(
+            norm.running_mean.value().to_data(),
+            reference.running_mean.value().to_data(),
+            "running mean",
+        );
+        close(
+            norm.running_var.value().to_data(),
+            reference.running_var.value().to_data(),
+            "running variance",
+        );
+
+        let grads_ours = (ours * weights.clone()).sum().backward();
+        let grads_theirs = (theirs * weights).sum().backward();
+        close(
+            x.grad(&grads_ours).unwrap().to_data(),
+            x.grad(&grads_theirs).unwrap().to_data(),
+            "∂/∂x",
+        );
+        let (g, r) = (norm.gamma.val(), reference.gamma.val());
+        close(
+            g.grad(&grads_ours).unwrap().to_data(),
+            r.grad(&grads_theirs).unwrap().to_data(),
+            "∂/∂γ",
+        );
+        let (g, r) = (norm.beta.val(), reference.beta.val());
+        close(
+            g.grad(&grads_ours).unwrap().to_data(),
+            r.grad(&grads_theirs).unwrap().to_data(),
+            "∂/∂β",
+        );
+    }
+
+    #[test]
+    fn dense_activation_matches_burn() {
+        agrees_with_burn([300, 37]);
+    }
+
+    #[test]
+    fn convolutional_activation_matches_burn() {
+        agrees_with_burn([5, 7, 9, 11]);
+    }
+
+    /// Off `flex` (here ndarray) Burn's own batch norm runs.
+    #[cfg(feature = "ndarray")]
+    #[test]
+    #[allow(deprecated)] // Device::ndarray: the backend stays selectable
+    fn other_backends_take_burns_path() {
+        let device = Device::ndarray().autodiff();
+        let x = Tensor::<2>::ones([4, 3], &device);
+        let (gamma, beta) = (
+            Tensor::<1>::ones([3], &device),
+            Tensor::<1>::zeros([3], &device),
+        );
+        assert!(flex::batch_norm_train(&x, &gamma, &beta, 1e-5).is_none());
+    }
+
+    /// A batch of one channel value per sample is normalized to zero mean and unit variance
+    /// (up to ε): the closed form of the forward pass.
+    #[test]
+    fn normalizes_to_zero_mean_unit_variance() {
+        let device = Device::flex().autodiff();
+        let norm = crate::init::batch_norm(1, &device);
+        let x = Tensor::<2>::from_data(TensorData::new(vec![1f32, 2.0, 3.0, 6.0], [4, 1]), &device);
+        let y = batch_norm(&norm, x)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        // mean 3, biased variance 3.5
+        let expected: Vec<f32> = [1f32, 2.0, 3.0, 6.0]
+            .iter()
+            .map(|v| (v - 3.0) / (3.5f32 + 1e-5).sqrt())
+            .collect();
+        for (a, b) in y.iter().zip(&expected) {
+            assert!((a - b).abs() < 1e-5, "{y:?} vs {expected:?}");
+        }
+    }
+}
