@@ -121,7 +121,7 @@ impl Classifier for Shallow {
         let [c, h, w] = self.input;
         let mut x = x.reshape([batch, c, h, w]);
         for block in &self.blocks {
-            x = block.pool.forward(relu(fused::batch_norm(&block.norm, block.conv.forward(x)))); // [batch, 64, ⌈h/2⌉, ⌈w/2⌉]
+            x = fused::max_pool2d(&block.pool, relu(fused::batch_norm(&block.norm, fused::conv2d(&block.conv, x)))); // [batch, 64, ⌈h/2⌉, ⌈w/2⌉]
         }
         let x = x.flatten::<2>(1, 3); // [batch, 64 · h/4 · w/4]
         let x = relu(fused::batch_norm(&self.norm1, self.dense1.forward(x))); // [batch, 384]

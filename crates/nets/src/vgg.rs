@@ -110,10 +110,10 @@ impl Classifier for Vgg {
         let mut x = x.reshape([batch, c, h, w]);
         for stack in &self.stacks {
             for layer in &stack.convs {
-                x = relu(fused::batch_norm(&layer.norm, layer.conv.forward(x))); // [batch, channels, h, w]
+                x = relu(fused::batch_norm(&layer.norm, fused::conv2d(&layer.conv, x))); // [batch, channels, h, w]
                 x = init::dropout(x, layer.dropout, dropout.as_deref_mut());
             }
-            x = stack.pool.forward(x); // [batch, channels, h/2, w/2]
+            x = fused::max_pool2d(&stack.pool, x); // [batch, channels, h/2, w/2]
         }
         let x = x.flatten::<2>(1, 3); // [batch, 512 · h/32 · w/32]
         let x = init::dropout(x, 0.5, dropout.as_deref_mut());

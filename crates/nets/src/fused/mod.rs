@@ -11,6 +11,12 @@
 //! statistics updated with the layer's momentum, inference on the running statistics. Tensors on
 //! any other backend (or device kind) take Burn's path unchanged.
 
+mod conv;
+mod pool;
+
+pub use conv::conv2d;
+pub use pool::max_pool2d;
+
 use burn::nn::BatchNorm;
 use burn::tensor::Tensor;
 
@@ -56,7 +62,8 @@ mod flex {
     use burn::tensor::{DType, Shape, Tensor, TensorData};
     use rayon::prelude::*;
 
-    type Ad = Autodiff<Flex, NoCheckpointing>;
+    /// Burn's autodiff over flex, as `Device::flex().autodiff()` builds it.
+    pub(super) type Ad = Autodiff<Flex, NoCheckpointing>;
 
     /// Rows of the `[outer, channels, inner]` view handed to one parallel task: enough work to
     /// amortize the task, few enough tasks to keep the per-task channel sums small.
@@ -179,7 +186,7 @@ mod flex {
         out
     }
 
-    fn contiguous(t: &FlexTensor) -> FlexTensor {
+    pub(super) fn contiguous(t: &FlexTensor) -> FlexTensor {
         if t.is_contiguous() && t.layout().start_offset() == 0 {
             t.clone()
         } else {
@@ -187,11 +194,11 @@ mod flex {
         }
     }
 
-    fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
+    pub(super) fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
         FlexTensor::from_data(TensorData::new(values, shape))
     }
 
-    fn floats(t: &FlexTensor) -> &[f32] {
+    pub(super) fn floats(t: &FlexTensor) -> &[f32] {
         t.as_slice::<f32>().expect("a contiguous f32 tensor")
     }
 

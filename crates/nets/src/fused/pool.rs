@@ -1,0 +1,227 @@
+//! 2-D max pooling as one fused op on `flex`: one pass that keeps each window's maximum and
+//! where it was, and a backward pass that routes each output gradient to that pixel.
+//!
+//! Burn's flex pooling goes through its generic 3-D kernel, returns the argmax as an integer
+//! tensor and scatters the gradient through it; on C1 that was a sixth of a training step
+//! (README: Performance). Semantics are [`MaxPool2d::forward`]'s: padding never wins a window,
+//! the first maximum in row-major window order does. Layers this does not cover (dilation,
+//! ceil mode, asymmetric padding) and other backends take Burn's path.
+
+use burn::nn::pool::MaxPool2d;
+use burn::tensor::Tensor;
+
+/// `pool.forward(x)`, fused on `flex` (with or without autodiff).
+///
+/// # Shapes
+/// - `x`: `[batch, channels, height, width]` → `[batch, channels, height_out, width_out]`
+pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if let Some(y) = flex::max_pool2d(pool, &x) {
+        return y;
+    }
+    pool.forward(x)
+}
+
+/// One pooling: `planes` images of `h × w`, a `kh × kw` window, stride, symmetric padding.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Geometry {
+    planes: usize,
+    h: usize,
+    w: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    ph: usize,
+    pw: usize,
+    oh: usize,
+    ow: usize,
+}
+
+/// Planes per parallel task.
+const PLANES_PER_TASK: usize = 8;
+
+/// Each window's maximum and the index of that pixel within its plane.
+fn forward(g: &Geometry, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
+    use rayon::prelude::*;
+    let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
+    let mut out = vec![0f32; g.planes * plane_out];
+    let mut argmax = vec![0u32; g.planes * plane_out];
+    out.par_chunks_mut(plane_out * PLANES_PER_TASK)
+        .zip(argmax.par_chunks_mut(plane_out * PLANES_PER_TASK))
+        .zip(x.par_chunks(plane_in * PLANES_PER_TASK))
+        .for_each(|((out, argmax), x)| {
+            for ((out, argmax), x) in out.chunks_exact_mut(plane_out).zip(argmax.chunks_exact_mut(plane_out)).zip(x.chunks_exact(plane_in)) {
+                for oy in 0..g.oh {
+                    let rows = (oy * g.sh).saturating_sub(g.ph)..(oy * g.sh + g.kh).saturating_sub(g.ph).min(g.h);
+                    for ox in 0..g.ow {
+                        let cols = (ox * g.sw).saturating_sub(g.pw)..(ox * g.sw + g.kw).saturating_sub(g.pw).min(g.w);
+                        let (mut best, mut at) = (f32::NEG_INFINITY, rows.start * g.w + cols.start);
+                        for y in rows.clone() {
+                            for xx in cols.clone() {
+                                let v = x[y * g.w + xx];
+                                if v > best || v.is_nan() {
+                                    (best, at) = (v, y * g.w + xx);
+                                }
+                            }
+                        }
+                        out[oy * g.ow + ox] = best;
+                        argmax[oy * g.ow + ox] = at as u32;
+                    }
+                }
+            }
+        });
+    (out, argmax)
+}
+
+/// ∂L/∂x: each output gradient added onto the pixel its window's maximum came from.
+fn backward(g: &Geometry, argmax: &[u32], dy: &[f32]) -> Vec<f32> {
+    use rayon::prelude::*;
+    let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
+    let mut dx = vec![0f32; g.planes * plane_in];
+    dx.par_chunks_mut(plane_in * PLANES_PER_TASK)
+        .zip(argmax.par_chunks(plane_out * PLANES_PER_TASK).zip(dy.par_chunks(plane_out * PLANES_PER_TASK)))
+        .for_each(|(dx, (argmax, dy))| {
+            for ((dx, argmax), dy) in dx.chunks_exact_mut(plane_in).zip(argmax.chunks_exact(plane_out)).zip(dy.chunks_exact(plane_out)) {
+                for (&at, &d) in argmax.iter().zip(dy) {
+                    dx[at as usize] += d;
+                }
+            }
+        });
+    dx
+}
+
+#[cfg(feature = "flex")]
+mod flex {
+    use burn::backend::Flex;
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::pool::MaxPool2d;
+    use burn::tensor::{DType, Shape, Tensor};
+
+    use super::super::flex::{Ad, contiguous, floats, tensor};
+    use super::{Geometry, backward, forward};
+
+    #[derive(Debug)]
+    struct MaxPoolOp;
+
+    impl Backward<Flex, 1> for MaxPoolOp {
+        /// Where each window's maximum came from, the input shape, the geometry.
+        type State = (Vec<u32>, Shape, Geometry);
+
+        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+            let [node_x] = ops.parents;
+            let dy = contiguous(&grads.consume::<Flex>(&ops.node));
+            let (argmax, shape, g) = ops.state;
+            if let Some(node) = node_x {
+                grads.register::<Flex>(node.id, tensor(backward(&g, &argmax, floats(&dy)), shape));
+            }
+        }
+    }
+
+    fn geometry(pool: &MaxPool2d, dims: [usize; 4]) -> Option<Geometry> {
+        let [n, c, h, w] = dims;
+        let PaddingConfig2d::Explicit(top, left, bottom, right) = pool.padding else {
+            return None;
+        };
+        let ([kh, kw], [sh, sw]) = (pool.kernel_size, pool.stride);
+        if pool.dilation != [1, 1] || pool.ceil_mode || top != bottom || left != right || h + 2 * top < kh || w + 2 * left < kw || top >= kh || left >= kw {
+            return None;
+        }
+        let (ph, pw) = (top, left);
+        Some(Geometry { planes: n * c, h, w, kh, kw, sh, sw, ph, pw, oh: (h + 2 * ph - kh) / sh + 1, ow: (w + 2 * pw - kw) / sw + 1 })
+    }
+
+    /// The fused max pool on `flex` (tracked by autodiff or not), `None` elsewhere.
+    pub(super) fn max_pool2d(pool: &MaxPool2d, x: &Tensor<4>) -> Option<Tensor<4>> {
+        let g = geometry(pool, x.dims())?;
+        let [n, c, _, _] = x.dims();
+        let out_shape = Shape::new([n, c, g.oh, g.ow]);
+        if x.device().is_autodiff() {
+            let x = x.clone().try_into_primitive::<Ad>().ok()?;
+            if x.primitive().dtype() != DType::F32 {
+                return None;
+            }
+            let shape = x.primitive().layout().shape().clone();
+            let (y, argmax) = forward(&g, floats(&contiguous(x.primitive())));
+            let y = tensor(y, out_shape);
+            let y = match MaxPoolOp.prepare::<NoCheckpointing>([x.node()]).compute_bound().stateful() {
+                OpsKind::Tracked(prep) => prep.finish((argmax, shape, g), y),
+                OpsKind::UnTracked(prep) => prep.finish(y),
+            };
+            Some(Tensor::from_primitive::<Ad>(y))
+        } else {
+            let x = x.clone().try_into_primitive::<Flex>().ok()?;
+            if x.dtype() != DType::F32 {
+                return None;
+            }
+            let (y, _) = forward(&g, floats(&contiguous(&x)));
+            Some(Tensor::from_primitive::<Flex>(tensor(y, out_shape)))
+        }
+    }
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use burn::module::Module;
+    use burn::nn::PaddingConfig2d;
+    use burn::nn::pool::MaxPool2dConfig;
+    use burn::tensor::activation::relu;
+    use burn::tensor::{Device, Distribution, Tensor, TensorData};
+
+    use super::*;
+
+    /// Output and input gradient against Burn's max pool; after a ReLU, so that windows of
+    /// zeros test which of several equal maxima takes the gradient.
+    fn agrees_with_burn(input: [usize; 4], kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) {
+        let device = Device::flex().autodiff();
+        let pool = MaxPool2dConfig::new(kernel).with_strides(stride).with_padding(PaddingConfig2d::Explicit(padding[0], padding[1], padding[0], padding[1])).init();
+        let x = Tensor::<4>::random(input, Distribution::Normal(-0.3, 1.0), &device).require_grad();
+        assert!(flex::max_pool2d(&pool, &x).is_some(), "the fused kernel runs on flex");
+        let ours = max_pool2d(&pool, relu(x.clone()));
+        let theirs = pool.forward(relu(x.clone()));
+        assert_eq!(ours.to_data().try_to_vec::<f32>().unwrap(), theirs.to_data().try_to_vec::<f32>().unwrap(), "output");
+        let weights = ours.random_like(Distribution::Normal(0.0, 1.0));
+        let grads_ours = (ours * weights.clone()).sum().backward();
+        let grads_theirs = (theirs * weights).sum().backward();
+        let (a, b) = (x.grad(&grads_ours).unwrap().into_data(), x.grad(&grads_theirs).unwrap().into_data());
+        assert_eq!(a.try_to_vec::<f32>().unwrap(), b.try_to_vec::<f32>().unwrap(), "∂/∂x");
+
+        let plain = pool.valid();
+        let x = x.inner();
+        assert_eq!(max_pool2d(&plain, x.clone()).into_data().try_to_vec::<f32>().unwrap(), plain.forward(x).into_data().try_to_vec::<f32>().unwrap(), "inference output");
+    }
+
+    /// C1's pool: 3 × 3, stride 2, 'same'.
+    #[test]
+    fn c1_pool_matches_burn() {
+        agrees_with_burn([3, 4, 10, 9], [3, 3], [2, 2], [1, 1]);
+    }
+
+    #[test]
+    fn unpadded_pool_matches_burn() {
+        agrees_with_burn([2, 3, 8, 8], [2, 2], [2, 2], [0, 0]);
+    }
+
+    /// The 1-D variants: 1 × 3 windows over a height-1 signal.
+    #[test]
+    fn signal_pool_matches_burn() {
+        agrees_with_burn([2, 5, 1, 21], [1, 3], [1, 2], [0, 1]);
+    }
+
+    /// Closed form: 2 × 2 windows, stride 2, over a 2 × 4 image take each block's maximum, and
+    /// the gradient lands on exactly those pixels.
+    #[test]
+    fn takes_each_windows_maximum() {
+        let device = Device::flex().autodiff();
+        let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).with_padding(PaddingConfig2d::Explicit(0, 0, 0, 0)).init();
+        let x = Tensor::<4>::from_data(TensorData::new(vec![1f32, 5.0, -2.0, 0.0, 3.0, 4.0, -1.0, -3.0], [1, 1, 2, 4]), &device).require_grad();
+        let y = max_pool2d(&pool, x.clone());
+        assert_eq!(y.to_data().try_to_vec::<f32>().unwrap(), vec![5.0, 0.0]);
+        let grads = y.sum().backward();
+        assert_eq!(x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap(), vec![0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+    }
+}
