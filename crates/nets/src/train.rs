@@ -5,7 +5,7 @@
 //! running statistics, no dropout), on the whole split, in fixed-size chunks.
 
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use datasets::{Dataset, Split};
 use rand::SeedableRng;
@@ -187,7 +187,7 @@ fn time_steps<M: Classifier>(mut model: M, t: &Timing, ad: &Device) -> Vec<f64> 
     let x: Vec<f32> = (0..t.batch_size * t.features).map(|_| rng.random_range(-1.0..1.0)).collect();
     let y: Vec<i64> = (0..t.batch_size).map(|i| (i % t.classes) as i64).collect();
     let loss_fn = CrossEntropyLossConfig::new().init(ad);
-    let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut optimizer = crate::fused::adam(1e-8);
     let mut dropout: DropoutRng = ChaCha8Rng::seed_from_u64(2);
     let mut step = |model: M| {
         let xb = Tensor::<2>::from_data(TensorData::new(x.clone(), [t.batch_size, t.features]), ad);
@@ -238,7 +238,7 @@ pub fn train<M: Classifier>(
     let ad = device.clone().autodiff();
     let sample_len = data.sample_len();
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
-    let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut optimizer = crate::fused::adam(1e-8);
     let mut rng: DropoutRng = ChaCha8Rng::seed_from_u64(seeds.order);
     let mut order: Vec<usize> = (0..data.train.len()).collect();
 

@@ -11,9 +11,11 @@
 //! statistics updated with the layer's momentum, inference on the running statistics. Tensors on
 //! any other backend (or device kind) take Burn's path unchanged.
 
+mod adam;
 mod conv;
 mod pool;
 
+pub use adam::{Adam, adam};
 pub use conv::conv2d;
 pub use pool::max_pool2d;
 
