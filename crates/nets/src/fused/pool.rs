@@ -1,5 +1,5 @@
-//! 2-D max pooling as one fused op on `flex`: one pass that keeps each window's maximum and
-//! where it was, and a backward pass that routes each output gradient to that pixel.
+//! 2-D max pooling as one fused op on `flex`: one pass for the windows' maxima, and a backward
+//! pass that finds each window's maximum again and routes the output gradient to it.
 //!
 //! Burn's flex pooling goes through its generic 3-D kernel, returns the argmax as an integer
 //! tensor and scatters the gradient through it; on C1 that was a sixth of a training step
@@ -41,50 +41,63 @@ struct Geometry {
 /// Planes per parallel task.
 const PLANES_PER_TASK: usize = 8;
 
-/// Each window's maximum and the index of that pixel within its plane.
-fn forward(g: &Geometry, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
-    use rayon::prelude::*;
-    let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
-    let mut out = vec![0f32; g.planes * plane_out];
-    let mut argmax = vec![0u32; g.planes * plane_out];
-    out.par_chunks_mut(plane_out * PLANES_PER_TASK)
-        .zip(argmax.par_chunks_mut(plane_out * PLANES_PER_TASK))
-        .zip(x.par_chunks(plane_in * PLANES_PER_TASK))
-        .for_each(|((out, argmax), x)| {
-            for ((out, argmax), x) in out.chunks_exact_mut(plane_out).zip(argmax.chunks_exact_mut(plane_out)).zip(x.chunks_exact(plane_in)) {
-                for oy in 0..g.oh {
-                    let rows = (oy * g.sh).saturating_sub(g.ph)..(oy * g.sh + g.kh).saturating_sub(g.ph).min(g.h);
-                    for ox in 0..g.ow {
-                        let cols = (ox * g.sw).saturating_sub(g.pw)..(ox * g.sw + g.kw).saturating_sub(g.pw).min(g.w);
-                        let (mut best, mut at) = (f32::NEG_INFINITY, rows.start * g.w + cols.start);
-                        for y in rows.clone() {
-                            for xx in cols.clone() {
-                                let v = x[y * g.w + xx];
-                                if v > best || v.is_nan() {
-                                    (best, at) = (v, y * g.w + xx);
-                                }
-                            }
-                        }
-                        out[oy * g.ow + ox] = best;
-                        argmax[oy * g.ow + ox] = at as u32;
-                    }
-                }
-            }
-        });
-    (out, argmax)
+impl Geometry {
+    /// Rows of window `oy` inside the image (padding never wins a window).
+    fn rows(&self, oy: usize) -> std::ops::Range<usize> {
+        (oy * self.sh).saturating_sub(self.ph)..(oy * self.sh + self.kh).saturating_sub(self.ph).min(self.h)
+    }
+
+    /// Columns of window `ox` inside the image.
+    fn columns(&self, ox: usize) -> std::ops::Range<usize> {
+        (ox * self.sw).saturating_sub(self.pw)..(ox * self.sw + self.kw).saturating_sub(self.pw).min(self.w)
+    }
 }
 
-/// ∂L/∂x: each output gradient added onto the pixel its window's maximum came from.
-fn backward(g: &Geometry, argmax: &[u32], dy: &[f32]) -> Vec<f32> {
+/// Each window's maximum. Values only: an `f32::max` chain per window has no data-dependent
+/// branch (tracking the argmax here, with its unpredictable selects, was several times
+/// slower); the backward pass finds the pixel again.
+fn forward(g: &Geometry, x: &[f32]) -> Vec<f32> {
+    use rayon::prelude::*;
+    let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
+    let columns: Vec<_> = (0..g.ow).map(|ox| g.columns(ox)).collect();
+    let mut out = vec![0f32; g.planes * plane_out];
+    out.par_chunks_mut(plane_out * PLANES_PER_TASK).zip(x.par_chunks(plane_in * PLANES_PER_TASK)).for_each(|(out, x)| {
+        for (out, x) in out.chunks_exact_mut(plane_out).zip(x.chunks_exact(plane_in)) {
+            for (oy, out) in out.chunks_exact_mut(g.ow).enumerate() {
+                let rows = g.rows(oy);
+                for (o, cols) in out.iter_mut().zip(&columns) {
+                    let mut best = f32::NEG_INFINITY;
+                    for y in rows.clone() {
+                        for &v in &x[y * g.w + cols.start..y * g.w + cols.end] {
+                            best = best.max(v);
+                        }
+                    }
+                    *o = best;
+                }
+            }
+        }
+    });
+    out
+}
+
+/// ∂L/∂x: each output gradient added onto its window's first pixel (row-major) holding the
+/// maximum, as Burn's max pool routes it.
+fn backward(g: &Geometry, x: &[f32], y: &[f32], dy: &[f32]) -> Vec<f32> {
     use rayon::prelude::*;
     let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
     let mut dx = vec![0f32; g.planes * plane_in];
     dx.par_chunks_mut(plane_in * PLANES_PER_TASK)
-        .zip(argmax.par_chunks(plane_out * PLANES_PER_TASK).zip(dy.par_chunks(plane_out * PLANES_PER_TASK)))
-        .for_each(|(dx, (argmax, dy))| {
-            for ((dx, argmax), dy) in dx.chunks_exact_mut(plane_in).zip(argmax.chunks_exact(plane_out)).zip(dy.chunks_exact(plane_out)) {
-                for (&at, &d) in argmax.iter().zip(dy) {
-                    dx[at as usize] += d;
+        .zip(x.par_chunks(plane_in * PLANES_PER_TASK))
+        .zip(y.par_chunks(plane_out * PLANES_PER_TASK).zip(dy.par_chunks(plane_out * PLANES_PER_TASK)))
+        .for_each(|((dx, x), (y, dy))| {
+            for (((dx, x), y), dy) in dx.chunks_exact_mut(plane_in).zip(x.chunks_exact(plane_in)).zip(y.chunks_exact(plane_out)).zip(dy.chunks_exact(plane_out)) {
+                for oy in 0..g.oh {
+                    let rows = g.rows(oy);
+                    for ox in 0..g.ow {
+                        let (cols, best) = (g.columns(ox), y[oy * g.ow + ox]);
+                        let at = rows.clone().flat_map(|r| cols.clone().map(move |c| r * g.w + c)).find(|&i| x[i] == best).unwrap_or(rows.start * g.w + cols.start);
+                        dx[at] += dy[oy * g.ow + ox];
+                    }
                 }
             }
         });
@@ -100,6 +113,7 @@ mod flex {
     use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
     use burn::nn::PaddingConfig2d;
     use burn::nn::pool::MaxPool2d;
+    use burn::backend::flex::FlexTensor;
     use burn::tensor::{DType, Shape, Tensor};
 
     use super::super::flex::{Ad, contiguous, floats, tensor};
@@ -109,15 +123,16 @@ mod flex {
     struct MaxPoolOp;
 
     impl Backward<Flex, 1> for MaxPoolOp {
-        /// Where each window's maximum came from, the input shape, the geometry.
-        type State = (Vec<u32>, Shape, Geometry);
+        /// The input and output (both kept by the ReLU and the next layer anyway), the geometry.
+        type State = (FlexTensor, FlexTensor, Geometry);
 
         fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
             let [node_x] = ops.parents;
             let dy = contiguous(&grads.consume::<Flex>(&ops.node));
-            let (argmax, shape, g) = ops.state;
+            let (x, y, g) = ops.state;
             if let Some(node) = node_x {
-                grads.register::<Flex>(node.id, tensor(backward(&g, &argmax, floats(&dy)), shape));
+                let shape = x.layout().shape().clone();
+                grads.register::<Flex>(node.id, tensor(backward(&g, floats(&x), floats(&y), floats(&dy)), shape));
             }
         }
     }
@@ -145,11 +160,10 @@ mod flex {
             if x.primitive().dtype() != DType::F32 {
                 return None;
             }
-            let shape = x.primitive().layout().shape().clone();
-            let (y, argmax) = forward(&g, floats(&contiguous(x.primitive())));
-            let y = tensor(y, out_shape);
+            let xs = contiguous(x.primitive());
+            let y = tensor(forward(&g, floats(&xs)), out_shape);
             let y = match MaxPoolOp.prepare::<NoCheckpointing>([x.node()]).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish((argmax, shape, g), y),
+                OpsKind::Tracked(prep) => prep.finish((xs, y.clone(), g), y),
                 OpsKind::UnTracked(prep) => prep.finish(y),
             };
             Some(Tensor::from_primitive::<Ad>(y))
@@ -158,7 +172,7 @@ mod flex {
             if x.dtype() != DType::F32 {
                 return None;
             }
-            let (y, _) = forward(&g, floats(&contiguous(&x)));
+            let y = forward(&g, floats(&contiguous(&x)));
             Some(Tensor::from_primitive::<Flex>(tensor(y, out_shape)))
         }
     }
