@@ -7,7 +7,7 @@
 //! - [`train`]: Adam training with per-epoch train/test metrics, and evaluation in inference mode.
 //! - [`baselines`]: the MNIST-1D paper's logistic regression, MLP and CNN.
 //! - [`backend`]: which Burn backend runs the tensors.
-//! - [`fused`]: batch norm in training mode as one fused kernel on `flex`.
+//! - [`fused`]: batch norm, convolution, max pooling and Adam as fused kernels on `flex`.
 //! - [`objective`]: a network's training loss as a plain objective for the `measure` crate.
 //!
 //! Parameters are initialized from our own seeded generator ([`init`]), not the backend's

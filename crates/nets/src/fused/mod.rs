@@ -1,15 +1,18 @@
-//! Batch norm in training mode as one fused operation on the `flex` backend.
+//! Fused kernels for the `flex` backend, where Burn 0.22's own operations were the limit of a
+//! training step (README: Performance): training-mode batch norm (here), 2-D convolution
+//! ([`conv2d`]), max pooling ([`max_pool2d`]) and the Adam update ([`adam`]).
 //!
-//! Burn 0.22 runs a training-mode batch norm as a chain of tensor operations: it swaps the
-//! batch and channel axes and copies the activation into channel-major order twice in the
+//! Each takes Burn's path unchanged on any other backend (or device kind), and keeps Burn's
+//! semantics on flex; the tests compare outputs and gradients with Burn's own operations.
+//!
+//! Batch norm: Burn runs a training-mode batch norm as a chain of tensor operations: it swaps
+//! the batch and channel axes and copies the activation into channel-major order twice in the
 //! forward pass and twice in the backward pass, and every subtraction, product and scale is a
 //! pass of its own. On F1 at batch 6000 those transposing copies alone took a fifth of a
-//! training step (README: Performance). Here the statistics are two passes over the activation
-//! and the output one more; the backward pass is one reduction and one output pass.
-//!
-//! The semantics are Burn's own ([`burn::nn::BatchNorm`]): biased batch variance, running
-//! statistics updated with the layer's momentum, inference on the running statistics. Tensors on
-//! any other backend (or device kind) take Burn's path unchanged.
+//! training step. Here the statistics are two passes over the activation and the output one
+//! more; the backward pass is one reduction and one output pass. The semantics are
+//! [`burn::nn::BatchNorm`]'s: biased batch variance, running statistics updated with the
+//! layer's momentum, inference on the running statistics.
 
 mod adam;
 mod conv;
