@@ -224,15 +224,14 @@ fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
 mod flex {
     use burn::backend::Flex;
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
-    use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
     use burn::backend::autodiff::grads::Gradients;
-    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::autodiff::ops::{Backward, Ops};
     use burn::backend::flex::FlexTensor;
     use burn::nn::PaddingConfig2d;
     use burn::nn::conv::Conv2d;
-    use burn::tensor::{DType, Shape, Tensor};
+    use burn::tensor::{Shape, Tensor};
 
-    use super::super::flex::{Ad, contiguous, floats, tensor};
+    use super::super::flex::{Ad, contiguous, floats, on_ad, on_flex, record, tensor};
     use super::{Geometry, forward, input_grad, weight_and_bias_grad};
 
     #[derive(Debug)]
@@ -299,27 +298,13 @@ mod flex {
         let bias = conv.bias.as_ref()?.val();
         let out_shape = Shape::new([g.n, g.co, g.oh, g.ow]);
         if x.device().is_autodiff() {
-            let x = x.clone().try_into_primitive::<Ad>().ok()?;
-            let weight = conv.weight.val().try_into_primitive::<Ad>().ok()?;
-            let bias = bias.try_into_primitive::<Ad>().ok()?;
-            if [x.primitive(), weight.primitive(), bias.primitive()].iter().any(|t| t.dtype() != DType::F32) {
-                return None;
-            }
+            let (x, weight, bias) = (on_ad(x)?, on_ad(&conv.weight.val())?, on_ad(&bias)?);
             let (xs, ws) = (contiguous(x.primitive()), contiguous(weight.primitive()));
             let y = tensor(forward(&g, floats(&xs), floats(&ws), floats(&contiguous(bias.primitive()))), out_shape);
-            let y = match Conv2dOp.prepare::<NoCheckpointing>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish((xs, ws, g), y),
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            };
-            Some(Tensor::from_primitive::<Ad>(y))
+            Some(Tensor::from_primitive::<Ad>(record(Conv2dOp, [&x, &weight, &bias], || (xs, ws, g), y)))
         } else {
-            let x = x.clone().try_into_primitive::<Flex>().ok()?;
-            let weight = conv.weight.val().try_into_primitive::<Flex>().ok()?;
-            let bias = bias.try_into_primitive::<Flex>().ok()?;
-            if [&x, &weight, &bias].iter().any(|t| t.dtype() != DType::F32) {
-                return None;
-            }
-            let y = forward(&g, floats(&contiguous(&x)), floats(&contiguous(&weight)), floats(&contiguous(&bias)));
+            let (x, weight, bias) = (on_flex(x)?, on_flex(&conv.weight.val())?, on_flex(&bias)?);
+            let y = forward(&g, floats(&x), floats(&weight), floats(&bias));
             Some(Tensor::from_primitive::<Flex>(tensor(y, out_shape)))
         }
     }

@@ -63,12 +63,35 @@ mod flex {
     use burn::backend::autodiff::grads::Gradients;
     use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
     use burn::backend::flex::FlexTensor;
-    use burn::backend::{Autodiff, Flex};
+    use burn::backend::{Autodiff, BackendTypes, Flex};
     use burn::tensor::{DType, Shape, Tensor, TensorData};
     use rayon::prelude::*;
 
     /// Burn's autodiff over flex, as `Device::flex().autodiff()` builds it.
     pub(super) type Ad = Autodiff<Flex, NoCheckpointing>;
+
+    /// A float tensor of [`Ad`]: a flex tensor with its autodiff node.
+    pub(super) type AdTensor = <Ad as BackendTypes>::FloatTensorPrimitive;
+
+    /// `t` on autodiff over flex as f32, or `None` on any other backend, device kind or dtype.
+    pub(super) fn on_ad<const D: usize>(t: &Tensor<D>) -> Option<AdTensor> {
+        t.clone().try_into_primitive::<Ad>().ok().filter(|t| t.primitive().dtype() == DType::F32)
+    }
+
+    /// `t` on plain flex as contiguous f32, or `None` on any other backend, device kind or dtype.
+    pub(super) fn on_flex<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+        let t = t.clone().try_into_primitive::<Flex>().ok().filter(|t| t.dtype() == DType::F32)?;
+        Some(contiguous(&t))
+    }
+
+    /// `output` as the result of one autodiff operation `op` on `inputs`; its backward step gets
+    /// `state`, built only when an input takes a gradient.
+    pub(super) fn record<O: Backward<Flex, N>, const N: usize>(op: O, inputs: [&AdTensor; N], state: impl FnOnce() -> O::State, output: FlexTensor) -> AdTensor {
+        match op.prepare::<NoCheckpointing>(inputs.map(|t| t.node())).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(state(), output),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        }
+    }
 
     /// Rows of the `[outer, channels, inner]` view handed to one parallel task: enough work to
     /// amortize the task, few enough tasks to keep the per-task channel sums small.
@@ -322,14 +345,8 @@ mod flex {
         beta: &Tensor<1>,
         epsilon: f64,
     ) -> Option<(Tensor<D>, Tensor<1>, Tensor<1>)> {
-        let x = x.clone().try_into_primitive::<Ad>().ok()?;
-        let gamma = gamma.clone().try_into_primitive::<Ad>().ok()?;
-        let beta = beta.clone().try_into_primitive::<Ad>().ok()?;
-        if [x.primitive(), gamma.primitive(), beta.primitive()]
-            .iter()
-            .any(|t| t.dtype() != DType::F32)
-            || D < 2
-        {
+        let (x, gamma, beta) = (on_ad(x)?, on_ad(gamma)?, on_ad(beta)?);
+        if D < 2 {
             return None;
         }
         let xs = contiguous(x.primitive());
@@ -337,17 +354,8 @@ mod flex {
         let beta_values = floats(&contiguous(beta.primitive())).to_vec();
         let gamma_values_len = gamma_values.len();
         let (output, mean, variance) = forward(&xs, &gamma_values, &beta_values, epsilon);
-        let output = match BatchNormTrain
-            .prepare::<NoCheckpointing>([x.node(), gamma.node(), beta.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(
-                (xs, gamma_values, mean.clone(), variance.clone(), epsilon),
-                output,
-            ),
-            OpsKind::UnTracked(prep) => prep.finish(output),
-        };
+        let state = || (xs, gamma_values, mean.clone(), variance.clone(), epsilon);
+        let output = record(BatchNormTrain, [&x, &gamma, &beta], state, output);
         let output = Tensor::<D>::from_primitive::<Ad>(output);
         let device = output.device();
         let stat =

@@ -108,15 +108,14 @@ fn backward(g: &Geometry, x: &[f32], y: &[f32], dy: &[f32]) -> Vec<f32> {
 mod flex {
     use burn::backend::Flex;
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
-    use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
     use burn::backend::autodiff::grads::Gradients;
-    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::autodiff::ops::{Backward, Ops};
     use burn::nn::PaddingConfig2d;
     use burn::nn::pool::MaxPool2d;
     use burn::backend::flex::FlexTensor;
-    use burn::tensor::{DType, Shape, Tensor};
+    use burn::tensor::{Shape, Tensor};
 
-    use super::super::flex::{Ad, contiguous, floats, tensor};
+    use super::super::flex::{Ad, contiguous, floats, on_ad, on_flex, record, tensor};
     use super::{Geometry, backward, forward};
 
     #[derive(Debug)]
@@ -156,23 +155,12 @@ mod flex {
         let [n, c, _, _] = x.dims();
         let out_shape = Shape::new([n, c, g.oh, g.ow]);
         if x.device().is_autodiff() {
-            let x = x.clone().try_into_primitive::<Ad>().ok()?;
-            if x.primitive().dtype() != DType::F32 {
-                return None;
-            }
+            let x = on_ad(x)?;
             let xs = contiguous(x.primitive());
             let y = tensor(forward(&g, floats(&xs)), out_shape);
-            let y = match MaxPoolOp.prepare::<NoCheckpointing>([x.node()]).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish((xs, y.clone(), g), y),
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            };
-            Some(Tensor::from_primitive::<Ad>(y))
+            Some(Tensor::from_primitive::<Ad>(record(MaxPoolOp, [&x], || (xs, y.clone(), g), y.clone())))
         } else {
-            let x = x.clone().try_into_primitive::<Flex>().ok()?;
-            if x.dtype() != DType::F32 {
-                return None;
-            }
-            let y = forward(&g, floats(&contiguous(&x)));
+            let y = forward(&g, floats(&on_flex(x)?));
             Some(Tensor::from_primitive::<Flex>(tensor(y, out_shape)))
         }
     }
