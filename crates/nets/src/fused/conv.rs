@@ -53,6 +53,17 @@ impl Geometry {
         self.oh * self.ow
     }
 
+    /// The convolution whose output is this one's input gradient, where there is one: at
+    /// stride 1 with padding below the kernel size, dx = dy ⋆ W' padded by k − 1 − p (W' the
+    /// kernel flipped in space, input and output channels swapped).
+    fn transposed(&self) -> Option<Geometry> {
+        if self.sh != 1 || self.sw != 1 || self.ph >= self.kh || self.pw >= self.kw {
+            return None;
+        }
+        let (ph, pw) = (self.kh - 1 - self.ph, self.kw - 1 - self.pw);
+        Some(Geometry { n: self.n, ci: self.co, h: self.oh, w: self.ow, co: self.ci, kh: self.kh, kw: self.kw, sh: 1, sw: 1, ph, pw, oh: self.h, ow: self.w })
+    }
+
     fn sample_in(&self) -> usize {
         self.ci * self.h * self.w
     }
@@ -204,9 +215,23 @@ fn weight_and_bias_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f
     (dw, db.into_iter().map(|v| v as f32).collect())
 }
 
-/// ∂L/∂x[n] = col2im(Wᵀ·dy[n]), samples in parallel.
+/// ∂L/∂x, samples in parallel: at stride 1 as the forward convolution of dy with the flipped,
+/// transposed kernel (a matrix multiply as deep as the forward one, ci·kh·kw, where Wᵀ·dy is
+/// only co deep and took a third longer than the forward pass on C1); otherwise col2im(Wᵀ·dy[n]).
 fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
     use rayon::prelude::*;
+    if let Some(t) = g.transposed() {
+        // W'[c, o, i, j] = W[o, c, kh−1−i, kw−1−j].
+        let taps = g.kh * g.kw;
+        let mut flipped = vec![0f32; weight.len()];
+        for (o, kernels) in weight.chunks_exact(g.ci * taps).enumerate() {
+            for (c, kernel) in kernels.chunks_exact(taps).enumerate() {
+                let out = &mut flipped[(c * g.co + o) * taps..][..taps];
+                out.iter_mut().zip(kernel.iter().rev()).for_each(|(a, &b)| *a = b);
+            }
+        }
+        return forward(&t, dy, &flipped, &vec![0f32; g.ci]);
+    }
     let (k, p) = (g.k(), g.p());
     let mut dx = vec![0f32; g.n * g.sample_in()];
     dx.par_chunks_mut(g.sample_in()).zip(dy.par_chunks(g.sample_out())).for_each_init(

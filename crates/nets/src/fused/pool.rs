@@ -85,6 +85,7 @@ fn forward(g: &Geometry, x: &[f32]) -> Vec<f32> {
 fn backward(g: &Geometry, x: &[f32], y: &[f32], dy: &[f32]) -> Vec<f32> {
     use rayon::prelude::*;
     let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
+    let columns: Vec<_> = (0..g.ow).map(|ox| g.columns(ox)).collect();
     let mut dx = vec![0f32; g.planes * plane_in];
     dx.par_chunks_mut(plane_in * PLANES_PER_TASK)
         .zip(x.par_chunks(plane_in * PLANES_PER_TASK))
@@ -93,9 +94,16 @@ fn backward(g: &Geometry, x: &[f32], y: &[f32], dy: &[f32]) -> Vec<f32> {
             for (((dx, x), y), dy) in dx.chunks_exact_mut(plane_in).zip(x.chunks_exact(plane_in)).zip(y.chunks_exact(plane_out)).zip(dy.chunks_exact(plane_out)) {
                 for oy in 0..g.oh {
                     let rows = g.rows(oy);
-                    for ox in 0..g.ow {
-                        let (cols, best) = (g.columns(ox), y[oy * g.ow + ox]);
-                        let at = rows.clone().flat_map(|r| cols.clone().map(move |c| r * g.w + c)).find(|&i| x[i] == best).unwrap_or(rows.start * g.w + cols.start);
+                    for (ox, cols) in columns.iter().enumerate() {
+                        let best = y[oy * g.ow + ox];
+                        // Scanned backwards with a select, so the last match is the first
+                        // maximum and the loop has no data-dependent branch.
+                        let mut at = rows.start * g.w + cols.start;
+                        for r in rows.clone().rev() {
+                            for i in (r * g.w + cols.start..r * g.w + cols.end).rev() {
+                                at = if x[i] == best { i } else { at };
+                            }
+                        }
                         dx[at] += dy[oy * g.ow + ox];
                     }
                 }
