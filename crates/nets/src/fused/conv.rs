@@ -137,7 +137,7 @@ fn col2im(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
 
 /// `dst[m×n] (+)= lhs[m×k]·rhs[k×n]`, every matrix given by its row and column strides.
 #[allow(clippy::too_many_arguments)]
-fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: &[f32], lhs_strides: (isize, isize), rhs: &[f32], rhs_strides: (isize, isize)) {
+fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], dst_strides: (isize, isize), accumulate: bool, lhs: &[f32], lhs_strides: (isize, isize), rhs: &[f32], rhs_strides: (isize, isize)) {
     debug_assert!(dst.len() >= m * n);
     // SAFETY: the caller's slices hold the m×k, k×n and m×n matrices under these strides
     // (checked by the shapes of every call site and the tests against Burn's convolution).
@@ -147,8 +147,8 @@ fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: 
             n,
             k,
             dst.as_mut_ptr(),
-            1,
-            n as isize,
+            dst_strides.1,
+            dst_strides.0,
             accumulate,
             lhs.as_ptr(),
             lhs_strides.1,
@@ -178,7 +178,7 @@ fn forward(g: &Geometry, x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
             for (row, &b) in y.chunks_exact_mut(p).zip(bias) {
                 row.fill(b);
             }
-            matmul(g.co, p, k, y, true, weight, (k as isize, 1), cols, (p as isize, 1));
+            matmul(g.co, p, k, y, (p as isize, 1), true, weight, (k as isize, 1), cols, (p as isize, 1));
         },
     );
     out
@@ -196,9 +196,20 @@ fn weight_and_bias_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f
             |(mut dw, mut db, mut cols), (x, dy)| {
                 im2col(g, x, &mut cols);
                 // cols viewed transposed: entry (position, row) at cols[row·p + position].
-                matmul(g.co, k, p, &mut dw, true, dy, (p as isize, 1), &cols, (1, p as isize));
+                // dw held transposed, [k, co]: a column-major destination keeps the GEMM
+                // from transposing the problem and packing the whole im2col matrix.
+                matmul(g.co, k, p, &mut dw, (1, g.co as isize), true, dy, (p as isize, 1), &cols, (1, p as isize));
                 for (sum, row) in db.iter_mut().zip(dy.chunks_exact(p)) {
-                    *sum += row.iter().map(|&v| v as f64).sum::<f64>();
+                    // Eight partial sums, so the loop vectorizes.
+                    let mut lanes = [0f32; 8];
+                    let chunks = row.chunks_exact(8);
+                    for (l, &v) in chunks.remainder().iter().enumerate() {
+                        lanes[l] += v;
+                    }
+                    for chunk in chunks {
+                        lanes.iter_mut().zip(chunk).for_each(|(a, &v)| *a += v);
+                    }
+                    *sum += lanes.iter().map(|&v| v as f64).sum::<f64>();
                 }
                 (dw, db, cols)
             },
@@ -212,7 +223,13 @@ fn weight_and_bias_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f
                 (dw, db)
             },
         );
-    (dw, db.into_iter().map(|v| v as f32).collect())
+    let mut dw_rows = vec![0f32; g.co * k];
+    for (r, column) in dw.chunks_exact(g.co).enumerate() {
+        for (o, &v) in column.iter().enumerate() {
+            dw_rows[o * k + r] = v;
+        }
+    }
+    (dw_rows, db.into_iter().map(|v| v as f32).collect())
 }
 
 /// ∂L/∂x, samples in parallel: at stride 1 as the forward convolution of dy with the flipped,
@@ -238,7 +255,7 @@ fn input_grad(g: &Geometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
         || vec![0f32; k * p],
         |cols, (dx, dy)| {
             // Wᵀ: entry (row, out channel) at weight[channel·k + row].
-            matmul(k, p, g.co, cols, false, weight, (1, k as isize), dy, (p as isize, 1));
+            matmul(k, p, g.co, cols, (p as isize, 1), false, weight, (1, k as isize), dy, (p as isize, 1));
             col2im(g, cols, dx);
         },
     );

@@ -126,6 +126,9 @@ mod flex {
         }
     }
 
+    /// Partial sums kept per channel span: one AVX register of f32.
+    const LANES: usize = 8;
+
     /// Per-channel sums of `f(elements of a and b)` over batch and positions, accumulated in
     /// f32 within a task and in f64 across tasks.
     fn channel_sums<const K: usize>(
@@ -151,15 +154,27 @@ mod flex {
                     } else {
                         for c in 0..v.channels {
                             let span = c * v.inner..(c + 1) * v.inner;
-                            let mut acc = [0f32; K];
-                            for (&x, &y) in a[span.clone()].iter().zip(&b[span]) {
+                            // LANES partial sums, so the loop vectorizes (one running f32 sum
+                            // is a serial chain of adds).
+                            let mut acc = [[0f32; LANES]; K];
+                            let (xs, ys) = (a[span.clone()].chunks_exact(LANES), b[span].chunks_exact(LANES));
+                            let tail = xs.remainder().iter().zip(ys.remainder());
+                            for (x, y) in xs.zip(ys) {
+                                for l in 0..LANES {
+                                    let r = f(c, x[l], y[l]);
+                                    for k in 0..K {
+                                        acc[k][l] += r[k];
+                                    }
+                                }
+                            }
+                            for (l, (&x, &y)) in tail.enumerate() {
                                 let r = f(c, x, y);
                                 for k in 0..K {
-                                    acc[k] += r[k];
+                                    acc[k][l] += r[k];
                                 }
                             }
                             for k in 0..K {
-                                sums[k][c] += acc[k];
+                                sums[k][c] += acc[k].iter().sum::<f32>();
                             }
                         }
                     }
