@@ -106,20 +106,77 @@ impl Geometry {
 /// The im2col matrix `[k, p]` of one sample `[ci, h, w]`: entry (channel·kernel offset, output
 /// position) is the input pixel under that kernel offset, zero in the padding.
 fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
-    let p = g.p();
-    cols.fill(0.0);
-    g.for_each_span(|row, oy, input_row, columns, offset| {
-        let out = &mut cols[row * p + oy * g.ow..][..g.ow];
-        let src = &x[input_row * g.w..][..g.w];
-        if g.sw == 1 {
-            let start = (columns.start as isize + offset) as usize;
-            out[columns.clone()].copy_from_slice(&src[start..start + columns.len()]);
-        } else {
-            for ox in columns {
-                out[ox] = src[(ox as isize * g.sw as isize + offset) as usize];
+    if g.sh == 1 && g.sw == 1 && g.ow == g.w && g.pw < g.w {
+        im2col_same(g, x, cols)
+    } else {
+        im2col_rows(g, x, cols)
+    }
+}
+
+/// [`im2col`] for any geometry, one output row at a time. Every entry is written once: zeros
+/// only where the window lies in the padding.
+fn im2col_rows(g: &Geometry, x: &[f32], cols: &mut [f32]) {
+    for c in 0..g.ci {
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = (c * g.kh + i) * g.kw + j;
+                let columns = g.valid_columns(j);
+                let offset = j as isize - g.pw as isize;
+                for (oy, out) in cols[row * g.p()..][..g.p()].chunks_exact_mut(g.ow).enumerate() {
+                    let Some(iy) = g.input_row(oy, i) else {
+                        out.fill(0.0);
+                        continue;
+                    };
+                    let src = &x[(c * g.h + iy) * g.w..][..g.w];
+                    out[..columns.start].fill(0.0);
+                    out[columns.end..].fill(0.0);
+                    if g.sw == 1 {
+                        let start = (columns.start as isize + offset) as usize;
+                        out[columns.clone()].copy_from_slice(&src[start..start + columns.len()]);
+                    } else {
+                        for ox in columns.clone() {
+                            out[ox] = src[(ox as isize * g.sw as isize + offset) as usize];
+                        }
+                    }
+                }
             }
         }
-    });
+    }
+}
+
+/// [`im2col`] at stride 1 with the output as wide as the input ('same' padding across): each
+/// row is the input plane shifted by one flat offset (kernel row and column), so one copy per
+/// row, then zeros on the rows and border columns the window takes from the padding.
+fn im2col_same(g: &Geometry, x: &[f32], cols: &mut [f32]) {
+    let (w, p) = (g.w, g.p());
+    for c in 0..g.ci {
+        let plane = &x[c * g.h * w..][..g.h * w];
+        for i in 0..g.kh {
+            // Output rows whose input row oy + di lies inside the image.
+            let di = i as isize - g.ph as isize;
+            let (lo, hi) = ((-di).max(0) as usize, (g.h as isize - di).clamp(0, g.oh as isize) as usize);
+            let lo = lo.min(hi);
+            for j in 0..g.kw {
+                let out = &mut cols[((c * g.kh + i) * g.kw + j) * p..][..p];
+                out[..lo * w].fill(0.0);
+                out[hi * w..].fill(0.0);
+                if lo == hi {
+                    continue;
+                }
+                let dj = j as isize - g.pw as isize;
+                let (left, right) = ((-dj).max(0) as usize, dj.max(0) as usize);
+                // out[f] = plane[f + di·w + dj]; the first `left` and last `right` entries
+                // of each row wrap across the row edge and are zeroed below.
+                let (start, end) = (lo * w + left, hi * w - right);
+                let from = (start as isize + di * w as isize + dj) as usize;
+                out[start..end].copy_from_slice(&plane[from..from + (end - start)]);
+                for row in out[lo * w..hi * w].chunks_exact_mut(w) {
+                    row[..left].fill(0.0);
+                    row[w - right..].fill(0.0);
+                }
+            }
+        }
+    }
 }
 
 /// Adds each entry of an im2col-shaped gradient `[k, p]` back onto the input pixel it was read
@@ -416,6 +473,22 @@ mod tests {
     #[test]
     fn signal_matches_burn() {
         agrees_with_burn([4, 3, 1, 40], 6, [1, 5], [1, 1], PaddingConfig2d::Same);
+    }
+
+    /// The one-copy-per-row im2col of 'same' convolutions writes what the general one does,
+    /// padding and wrapped border columns included.
+    #[test]
+    fn same_im2col_matches_the_general_one() {
+        for (h, w, kh, kw, ph, pw) in [(9, 8, 5, 5, 2, 2), (4, 6, 3, 5, 1, 2), (1, 40, 1, 5, 0, 2), (3, 3, 7, 3, 3, 1), (5, 4, 3, 1, 0, 0), (2, 2, 3, 3, 2, 1)] {
+            let (oh, ow) = (h + 2 * ph - kh + 1, w + 2 * pw - kw + 1);
+            let g = Geometry { n: 1, ci: 2, h, w, co: 1, kh, kw, sh: 1, sw: 1, ph, pw, oh, ow };
+            assert_eq!(ow, w, "the case is a 'same' one across");
+            let x: Vec<f32> = (0..g.sample_in()).map(|v| v as f32 + 1.0).collect();
+            let (mut fast, mut general) = (vec![f32::NAN; g.k() * g.p()], vec![f32::NAN; g.k() * g.p()]);
+            im2col_same(&g, &x, &mut fast);
+            im2col_rows(&g, &x, &mut general);
+            assert_eq!(fast, general, "{g:?}");
+        }
     }
 
     /// A 1 × 1 image under a 3 × 3 kernel with padding 1: only the centre tap reads the image,
