@@ -3,16 +3,24 @@
 
 Trains the same networks as flatland's `studies bench` (F1: 784 -> 5 x [dense 512, batch norm,
 ReLU] -> 10; C1: Keskar's shallow convolutional net on 3 x 32 x 32 inputs) with Adam (lr 1e-3,
-eps 1e-8) on random inputs, at the same batch sizes and thread counts, with the same protocol:
-two untimed steps (one for C1), then `--reps` repetitions of `--steps` timed steps (scaled down
-at batches above 256); each repetition gives one samples/s figure. Also times the full-set loss-and-gradient evaluation (F1 in
-inference mode over 10,000 samples in chunks of 500, what sharpness measurement uses) and a
-4096 x 4096 single-precision matrix multiply (the machine's measured GEMM peak).
+eps 1e-8) on random inputs, at the same batch sizes and thread counts, with the same protocol.
 
-Prints one JSON object per line: {"what", "batch", "threads", "rates"} with rates in samples/s
-(GFLOP/s for the matrix multiply). Needs only torch (see README: installing the reference).
+A server, so that the bench can alternate repetitions: one of flatland's, then one of
+PyTorch's, so both sides see the same machine (a shared virtual machine's speed drifts by
+tens of percent within minutes). It prints one line {"what": "version", "torch": ...}, then
+answers each request line on stdin, {"what", "batch", "threads", "steps"}, with one timed
+repetition, {"rate": samples/s} (GFLOP/s for the matrix multiply):
+
+- "f1-train", "c1-train": `steps` Adam steps at `batch`; the network is built, and its
+  untimed warm-up steps run (two for F1, one for C1), at the first request for that figure;
+- "f1-full-gradient": F1's loss and gradient in inference mode over `batch` samples in chunks
+  of 500 (what sharpness measurement uses);
+- "matmul-4096": one 4096 x 4096 single-precision multiply (the machine's GEMM peak);
+- "f1-grid-cell": a fresh F1 trained `steps` steps at batch 256, building included (the bench
+  sends one to each of several single-threaded servers at once, as flatland's grid runs cells).
+
+Needs only torch (see README: installing the reference).
 """
-import argparse
 import json
 import sys
 import time
@@ -45,7 +53,8 @@ def c1():
 NETS = {"f1": f1, "c1": c1}
 
 
-def train_rates(name, batch, warmup, steps, reps):
+def trainer(name, batch, warmup):
+    """Builds the network, runs `warmup` steps; returns a function timing `steps` more."""
     torch.manual_seed(0)
     net, shape = NETS[name]()
     net.train()
@@ -61,16 +70,17 @@ def train_rates(name, batch, warmup, steps, reps):
 
     for _ in range(warmup):
         step()
-    rates = []
-    for _ in range(reps):
+
+    def rep(steps):
         start = time.perf_counter()
         for _ in range(steps):
             step()
-        rates.append(steps * batch / (time.perf_counter() - start))
-    return rates
+        return steps * batch / (time.perf_counter() - start)
+
+    return rep
 
 
-def full_gradient_rates(samples, chunk, reps):
+def full_gradient(samples, chunk=500):
     torch.manual_seed(0)
     net, shape = f1()
     net.eval()
@@ -84,75 +94,60 @@ def full_gradient_rates(samples, chunk, reps):
             (loss_fn(net(x[i:i + chunk]), y[i:i + chunk]) / samples).backward()
 
     once()
-    rates = []
-    for _ in range(reps):
+
+    def rep(_steps):
         start = time.perf_counter()
         once()
-        rates.append(samples / (time.perf_counter() - start))
-    return rates
+        return samples / (time.perf_counter() - start)
+
+    return rep
 
 
-def matmul_gflops(n, reps):
+def matmul(n):
     a, b = torch.rand(n, n), torch.rand(n, n)
     a @ b
-    rates = []
-    for _ in range(reps):
+
+    def rep(_steps):
         start = time.perf_counter()
         a @ b
-        rates.append(2 * n**3 / (time.perf_counter() - start) / 1e9)
-    return rates
+        return 2 * n**3 / (time.perf_counter() - start) / 1e9
+
+    return rep
 
 
-def _grid_worker(steps):
-    torch.set_num_threads(1)
-    train_rates("f1", 256, 0, steps, 1)
-    return steps * 256
+def grid_cell(steps):
+    return trainer("f1", 256, 0)(steps)
 
 
-def grid_rates(processes, steps, reps):
-    """Samples/s summed over `processes` single-threaded processes, each training F1 at batch
-    256 (building the network is part of the time, as in flatland's grid figure)."""
-    import multiprocessing as mp
-
-    rates = []
-    with mp.get_context("spawn").Pool(processes) as pool:
-        pool.map(_grid_worker, [1] * processes)  # start the workers and import torch
-        for _ in range(reps):
-            start = time.perf_counter()
-            samples = sum(pool.map(_grid_worker, [steps] * processes))
-            rates.append(samples / (time.perf_counter() - start))
-    return rates
+def build(what, batch):
+    if what == "f1-train":
+        return trainer("f1", batch, 2)
+    if what == "c1-train":
+        return trainer("c1", batch, 1)
+    if what == "f1-full-gradient":
+        return full_gradient(batch)
+    if what == "matmul-4096":
+        return matmul(4096)
+    if what == "f1-grid-cell":
+        return lambda steps: grid_cell(steps)
+    raise ValueError(f"unknown figure {what!r}")
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--f1-batches", type=int, nargs="*", default=[256, 6000])
-    p.add_argument("--c1-batches", type=int, nargs="*", default=[256, 1000, 5000])
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--reps", type=int, default=5)
-    p.add_argument("--full-gradient-samples", type=int, default=10000)
-    p.add_argument("--grid-processes", type=int, default=0, help="also time this many single-threaded processes training F1 at once")
-    p.add_argument("--only", choices=["c1"], help="time only C1 (for the allocator-tuned run)")
-    args = p.parse_args()
     print(json.dumps({"what": "version", "torch": torch.__version__, "mkldnn": torch.backends.mkldnn.is_available()}), flush=True)
-    for threads in args.threads:
-        torch.set_num_threads(threads)
-        emit = lambda what, batch, rates: print(json.dumps({"what": what, "batch": batch, "threads": threads, "rates": rates}), flush=True)
-        if args.only == "c1":
-            for batch in args.c1_batches:
-                emit("c1-train", batch, train_rates("c1", batch, 1, max(1, args.steps * 256 // batch), args.reps))
+    current, rep = None, None
+    for line in sys.stdin:
+        if not line.strip():
             continue
-        emit("matmul-4096", 4096, matmul_gflops(4096, args.reps))
-        for batch in args.f1_batches:
-            # A step at batch 6000 takes about as long as 20 at 256: fewer steps keep repetitions comparable.
-            emit("f1-train", batch, train_rates("f1", batch, 2, max(2, args.steps * 256 // batch), args.reps))
-        for batch in args.c1_batches:
-            emit("c1-train", batch, train_rates("c1", batch, 1, max(1, args.steps * 256 // batch), args.reps))
-        emit("f1-full-gradient", args.full_gradient_samples, full_gradient_rates(args.full_gradient_samples, 500, args.reps))
-    if args.grid_processes:
-        rates = grid_rates(args.grid_processes, args.steps, args.reps)
-        print(json.dumps({"what": "f1-grid-processes", "batch": 256, "threads": args.grid_processes, "rates": rates}), flush=True)
+        req = json.loads(line)
+        torch.set_num_threads(req["threads"])
+        key = (req["what"], req["batch"], req["threads"])
+        if key != current:
+            # One figure at a time: the last one's network and data are freed first.
+            current, rep = None, None
+            rep = build(req["what"], req["batch"])
+            current = key
+        print(json.dumps({"rate": rep(req["steps"])}), flush=True)
     return 0
 
 

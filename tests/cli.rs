@@ -459,9 +459,26 @@ fn bench_writes_its_table_and_checks_torch_first() {
     let run_bad = run(&["bench", "--compare-torch", "--python", "/nonexistent/python", "--out", out]);
     assert!(!run_bad.status.success());
     assert!(text(&run_bad.stderr).contains("/nonexistent/python"), "{}", text(&run_bad.stderr));
-    let run = run(&["bench", "--reps", "1", "--steps", "1", "--threads", "1", "--c1-batches", "4", "--out", out]);
+    // A stand-in for the PyTorch reference that speaks its protocol (a version line, then one
+    // rate per request line), so the side-by-side path runs here without torch.
+    let fake = dir.path().join("fake-python");
+    let script = "#!/bin/sh\n[ \"$1\" = -c ] && exit 0\necho '{\"what\": \"version\", \"torch\": \"0.0-fake\"}'\nwhile read -r line; do echo '{\"rate\": 1000.0}'; done\n";
+    // Written by a child process: an executable this process held open for writing could be
+    // inherited by a test running beside it and fail to start ("text file busy").
+    let made = std::process::Command::new("sh").args(["-c", "printf '%s' \"$1\" > \"$2\" && chmod +x \"$2\"", "sh", script, fake.to_str().unwrap()]).status().unwrap();
+    assert!(made.success());
+    let run = run(&["bench", "--reps", "2", "--steps", "1", "--threads", "1", "--c1-batches", "4", "--compare-torch", "--python", fake.to_str().unwrap(), "--out", out]);
     assert!(run.status.success(), "{}", text(&run.stderr));
+    let md = fs::read_to_string(dir.path().join("bench/bench.md")).unwrap();
+    assert!(md.contains("PyTorch 0.0-fake") && md.contains("Repetitions alternate"), "{md}");
     let csv = fs::read_to_string(dir.path().join("bench/bench.csv")).unwrap();
+    // Each compared figure carries the reference's rates and the ratio of the medians.
+    let f1 = csv.lines().find(|l| l.starts_with("f1-train,256,")).unwrap();
+    let cols: Vec<&str> = f1.split(',').collect();
+    let (ours, theirs, ratio): (f64, f64, f64) = (cols[4].parse().unwrap(), cols[7].parse().unwrap(), cols[10].parse().unwrap());
+    assert_eq!(theirs, 1000.0, "{f1}");
+    assert!((ratio - ours / theirs).abs() < 1e-3 * ratio, "{f1}");
+    assert!(csv.lines().any(|l| l.starts_with("f1-grid,256,") && !l.split(',').nth(7).unwrap().is_empty()), "the grid on all cores is compared: {csv}");
     let whats: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
     for what in ["matmul-4096", "f1-train", "c1-train", "f1-full-gradient", "f1-grid", "mnist1d-generate", "batch-assembly"] {
         assert!(whats.contains(&what), "{what} missing from {csv}");

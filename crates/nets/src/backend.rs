@@ -87,18 +87,17 @@ impl FromStr for Backend {
     }
 }
 
-/// GFLOP/s of an n × n single-precision matrix multiply on `device`, one figure per repetition
-/// after one untimed multiply (the threads are those of the current rayon pool).
-pub fn matmul_gflops(n: usize, reps: usize, device: &Device) -> Vec<f64> {
+/// A timer of an n × n single-precision matrix multiply on `device`: after one untimed
+/// multiply, each call times one more and gives its GFLOP/s (the threads are those of the
+/// current rayon pool).
+pub fn matmul_timer(n: usize, device: &Device) -> impl FnMut() -> f64 + use<> {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let mut random = || Tensor::<2>::from_data(TensorData::new((0..n * n).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<f32>>(), [n, n]), device);
     let (a, b) = (random(), random());
     let _ = a.clone().matmul(b.clone()).into_data();
-    (0..reps)
-        .map(|_| {
-            let start = std::time::Instant::now();
-            let _ = a.clone().matmul(b.clone()).into_data();
-            2.0 * (n as f64).powi(3) / start.elapsed().as_secs_f64() / 1e9
-        })
-        .collect()
+    move || {
+        let start = std::time::Instant::now();
+        let _ = a.clone().matmul(b.clone()).into_data();
+        2.0 * (n as f64).powi(3) / start.elapsed().as_secs_f64() / 1e9
+    }
 }

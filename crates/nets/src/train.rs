@@ -151,10 +151,12 @@ impl NetSpec {
     }
 }
 
-/// Training throughput of `spec` in samples per second: Adam steps at `batch_size` on random
-/// inputs, `warmup` untimed steps, then `reps` repetitions of `steps` timed steps, one rate per
-/// repetition. `device` is a plain device; the threads are those of the current rayon pool.
-pub fn throughput(spec: &NetSpec, batch_size: usize, warmup: usize, steps: usize, reps: usize, device: &Device) -> Vec<f64> {
+/// A timer of `spec`'s training throughput: builds the network, runs `warmup` untimed Adam
+/// steps at `batch_size` on random inputs, and returns a function that runs `steps` more and
+/// gives their samples per second (called once per repetition, so a benchmark can alternate
+/// repetitions with another program's). `device` is a plain device; the threads are those of
+/// the current rayon pool, so both calls belong inside the same pool.
+pub fn step_timer(spec: &NetSpec, batch_size: usize, warmup: usize, device: &Device) -> Box<dyn FnMut(usize) -> f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let ad = device.clone().autodiff();
     let (features, classes) = match spec {
@@ -163,35 +165,26 @@ pub fn throughput(spec: &NetSpec, batch_size: usize, warmup: usize, steps: usize
         NetSpec::Vgg(s) => (s.input.iter().product(), s.classes),
         NetSpec::Baseline(_) => (40, 10),
     };
-    let timing = Timing { features, classes, batch_size, warmup, steps, reps };
+    let shape = (features, classes, batch_size);
     match spec {
-        NetSpec::Mlp(s) => time_steps(s.init(&mut rng, &ad), &timing, &ad),
-        NetSpec::Shallow(s) => time_steps(s.init(&mut rng, &ad), &timing, &ad),
-        NetSpec::Vgg(s) => time_steps(s.init(&mut rng, &ad), &timing, &ad),
-        NetSpec::Baseline(s) => time_steps(s.init(&mut rng, &ad), &timing, &ad),
+        NetSpec::Mlp(s) => timer(s.init(&mut rng, &ad), shape, warmup, ad),
+        NetSpec::Shallow(s) => timer(s.init(&mut rng, &ad), shape, warmup, ad),
+        NetSpec::Vgg(s) => timer(s.init(&mut rng, &ad), shape, warmup, ad),
+        NetSpec::Baseline(s) => timer(s.init(&mut rng, &ad), shape, warmup, ad),
     }
 }
 
-struct Timing {
-    features: usize,
-    classes: usize,
-    batch_size: usize,
-    warmup: usize,
-    steps: usize,
-    reps: usize,
-}
-
-fn time_steps<M: Classifier>(mut model: M, t: &Timing, ad: &Device) -> Vec<f64> {
+fn timer<M: Classifier + 'static>(model: M, (features, classes, batch_size): (usize, usize, usize), warmup: usize, ad: Device) -> Box<dyn FnMut(usize) -> f64> {
     use rand::Rng;
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let x: Vec<f32> = (0..t.batch_size * t.features).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let y: Vec<i64> = (0..t.batch_size).map(|i| (i % t.classes) as i64).collect();
-    let loss_fn = CrossEntropyLossConfig::new().init(ad);
+    let x: Vec<f32> = (0..batch_size * features).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let y: Vec<i64> = (0..batch_size).map(|i| (i % classes) as i64).collect();
+    let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let mut optimizer = crate::fused::adam(1e-8);
     let mut dropout: DropoutRng = ChaCha8Rng::seed_from_u64(2);
-    let mut step = |model: M| {
-        let xb = Tensor::<2>::from_data(TensorData::new(x.clone(), [t.batch_size, t.features]), ad);
-        let yb = Tensor::<1, Int>::from_data(TensorData::new(y.clone(), [t.batch_size]), ad);
+    let mut step = move |model: M| {
+        let xb = Tensor::<2>::from_data(TensorData::new(x.clone(), [batch_size, features]), &ad);
+        let yb = Tensor::<1, Int>::from_data(TensorData::new(y.clone(), [batch_size]), &ad);
         let loss = loss_fn.forward(model.forward(xb, Some(&mut dropout)), yb);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let model = optimizer.step(1e-3, model, grads);
@@ -199,18 +192,16 @@ fn time_steps<M: Classifier>(mut model: M, t: &Timing, ad: &Device) -> Vec<f64> 
         ad.sync().expect("device synchronizes");
         model
     };
-    for _ in 0..t.warmup {
-        model = step(model);
-    }
-    let mut rates = Vec::with_capacity(t.reps);
-    for _ in 0..t.reps {
+    let mut model = Some((0..warmup).fold(model, |m, _| step(m)));
+    Box::new(move |steps| {
         let start = std::time::Instant::now();
-        for _ in 0..t.steps {
-            model = step(model);
+        let mut m = model.take().expect("the model is put back after every repetition");
+        for _ in 0..steps {
+            m = step(m);
         }
-        rates.push((t.steps * t.batch_size) as f64 / start.elapsed().as_secs_f64());
-    }
-    rates
+        model = Some(m);
+        (steps * batch_size) as f64 / start.elapsed().as_secs_f64()
+    })
 }
 
 /// Rows `idx` of `split` as a feature tensor `[n, features]` and a label tensor `[n]`.
