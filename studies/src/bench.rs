@@ -4,10 +4,10 @@
 //! the min–max spread: F1 and C1 training steps (Adam) at the paper's batch sizes, the
 //! full-set loss-and-gradient evaluation that sharpness uses, data generation and batch
 //! assembly, a 4096² matrix multiply (the GEMM peak), and the grid's throughput at
-//! `--jobs 1..cores`. `--compare-torch` keeps `bench/torch_bench.py` running beside us and
-//! alternates repetitions, one of ours then one of PyTorch's, so both sides see the same
-//! machine (a shared VM's speed drifts by tens of percent within minutes, more than the gaps
-//! measured), and prints the ratios against the targets of README's Performance section;
+//! `--jobs 1..cores`. `--compare-torch` runs `bench/torch_bench.py` beside us, a process per
+//! figure, and alternates repetitions, one of ours then one of PyTorch's, so both sides see the
+//! same machine (a shared VM's speed drifts by tens of percent within minutes, more than the
+//! gaps measured), and prints the ratios against the targets of README's Performance section;
 //! `--memory` runs the default keskar run and the F1 paper protocol as child processes for
 //! their peak resident memory and wall time. A benchmark, not a test: the numbers belong to
 //! the machine.
@@ -77,8 +77,9 @@ struct Figure {
     unit: &'static str,
     ours: Vec<f64>,
     torch: Option<Vec<f64>>,
-    /// PyTorch with jemalloc never purging (C1 only, with --torch-jemalloc).
-    torch_tuned: Option<Vec<f64>>,
+    /// C1 with --torch-jemalloc: a second pass of ours, and PyTorch's with jemalloc never
+    /// purging, alternated the same way.
+    torch_tuned: Option<(Vec<f64>, Vec<f64>)>,
     /// The target as text and whether it is met (filled in once both sides are known).
     target: Option<(String, bool)>,
 }
@@ -107,11 +108,10 @@ fn mlp_train_flops(spec: &nets::mlp::MlpSpec) -> f64 {
     (6 * macs - 2 * spec.input * spec.width) as f64
 }
 
-/// Runs `f` on a rayon pool of `threads` threads (Burn's flex backend and its matrix multiply
-/// use the current pool).
-fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T> {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().context("building the thread pool")?;
-    Ok(pool.install(f))
+/// A rayon pool of `threads` threads (Burn's flex backend, its matrix multiply and our fused
+/// kernels use the current pool).
+fn pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build().context("building the thread pool")
 }
 
 fn random_split(n: usize, features: usize, seed: u64) -> Split {
@@ -226,47 +226,78 @@ impl Drop for Torch {
     }
 }
 
-/// The measurements and the running references.
-struct Bench {
-    reps: usize,
-    figures: Vec<Figure>,
-    torch: Option<Torch>,
-    /// PyTorch with jemalloc never purging, for C1.
-    tuned: Option<Torch>,
+/// `reps` repetitions of ours (`build` makes the timer, warm-up included, on `pool`), each
+/// followed by one of `reference`'s where there is one.
+fn alternate<R: FnMut() -> f64>(pool: &rayon::ThreadPool, reps: usize, request: Request, build: &(impl Fn() -> R + Sync), mut reference: Option<Torch>) -> Result<(Vec<f64>, Vec<f64>)> {
+    pool.install(move || {
+        let mut rep = build();
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            ours.push(rep());
+            if let Some(torch) = reference.as_mut() {
+                theirs.push(torch.rate(request)?);
+            }
+        }
+        Ok((ours, theirs))
+    })
 }
 
-impl Bench {
-    /// One figure: on a pool of `threads`, `build` makes our timer (warm-up included), then
-    /// `reps` repetitions of ours alternate with PyTorch's (and the tuned PyTorch's where
-    /// `tuned`), so each pair of repetitions sees the same machine.
+/// The measurements, and how to start the references.
+struct Bench<'a> {
+    args: &'a Args,
+    figures: Vec<Figure>,
+    /// The environment of jemalloc-tuned PyTorch (for C1), where asked for.
+    tuned_env: Option<[(&'static str, String); 2]>,
+    /// PyTorch's version, once a reference has started.
+    torch_version: Option<String>,
+}
+
+impl Bench<'_> {
+    /// A fresh PyTorch reference for one figure (plain, or jemalloc-tuned with `tuned`), or
+    /// none without --compare-torch. One figure's process at a time: C1 at batch 5000 takes
+    /// about 7 GB in each of us and PyTorch, and a process kept for every figure would keep its
+    /// peak too.
+    fn reference(&mut self, tuned: bool) -> Result<Option<Torch>> {
+        let env: &[(&str, String)] = match (&self.tuned_env, tuned) {
+            (Some(env), true) => env,
+            (None, true) => return Ok(None),
+            (_, false) => &[],
+        };
+        if !self.args.compare_torch {
+            return Ok(None);
+        }
+        let torch = Torch::start(self.args, env)?;
+        self.torch_version.get_or_insert_with(|| torch.version.clone());
+        Ok(Some(torch))
+    }
+
+    /// One figure: on `pool`, `build` makes our timer (warm-up included), then
+    /// `reps` repetitions of ours alternate with PyTorch's, so each pair of repetitions sees the
+    /// same machine; where `tuned`, a second pass alternates ours with jemalloc-tuned PyTorch's.
     #[allow(clippy::too_many_arguments)]
-    fn figure<R: FnMut() -> f64>(&mut self, what: &'static str, batch: usize, threads: usize, unit: &'static str, steps: usize, tuned: bool, build: impl FnOnce() -> R + Send) -> Result<()> {
-        let (reps, request) = (self.reps, Request { what, batch, threads, steps });
-        let mut refs: Vec<&mut Torch> = self.torch.iter_mut().chain(self.tuned.iter_mut().filter(|_| tuned)).collect();
-        let (ours, theirs) = on_threads(threads, move || -> Result<_> {
-            let mut rep = build();
-            let (mut ours, mut theirs) = (Vec::new(), vec![Vec::new(); refs.len()]);
-            for _ in 0..reps {
-                ours.push(rep());
-                for (torch, rates) in refs.iter_mut().zip(&mut theirs) {
-                    rates.push(torch.rate(request)?);
-                }
-            }
-            Ok((ours, theirs))
-        })??;
-        self.push(Figure { what: what.into(), batch, threads, unit, ours, torch: theirs.first().cloned(), torch_tuned: theirs.get(1).cloned(), target: None });
+    fn figure<R: FnMut() -> f64>(&mut self, pool: &rayon::ThreadPool, what: &'static str, batch: usize, unit: &'static str, steps: usize, tuned: bool, build: impl Fn() -> R + Sync) -> Result<()> {
+        let threads = pool.current_num_threads();
+        let request = Request { what, batch, threads, steps };
+        let reference = self.reference(false)?;
+        let (ours, torch) = alternate(pool, self.args.reps, request, &build, reference)?;
+        let torch_tuned = match self.reference(tuned)? {
+            Some(reference) => Some(alternate(pool, self.args.reps, request, &build, Some(reference))?),
+            None => None,
+        };
+        let torch = (!torch.is_empty()).then_some(torch);
+        self.push(Figure { what: what.into(), batch, threads, unit, ours, torch, torch_tuned, target: None });
         Ok(())
     }
 
     /// The grid's samples/s at `jobs` cells at once (F1, batch 256, building each network
     /// included, as `run_grid` runs them), summed over the cells; at `jobs` = cores alternated
     /// with PyTorch's best on all cores run the same way: one single-threaded process per core.
-    fn grid(&mut self, jobs: usize, steps: usize, cores: usize, args: &Args, device: &Device) -> Result<()> {
+    fn grid(&mut self, jobs: usize, steps: usize, cores: usize, device: &Device) -> Result<()> {
         let spec = NetSpec::Mlp(nets::mlp::f1());
         let mut cells = Vec::new();
-        if jobs == cores && self.torch.is_some() {
+        if jobs == cores {
             for _ in 0..cores {
-                cells.push(Torch::start(args, &[])?);
+                cells.extend(self.reference(false)?);
             }
         }
         let request = Request { what: "f1-grid-cell", batch: 256, threads: 1, steps };
@@ -274,8 +305,8 @@ impl Bench {
         for cell in &mut cells {
             cell.rate(Request { steps: 1, ..request })?;
         }
-        let reps = self.reps;
-        let (ours, theirs) = on_threads(jobs, || -> Result<_> {
+        let reps = self.args.reps;
+        let (ours, theirs) = pool(jobs)?.install(|| -> Result<_> {
             let (mut ours, mut theirs) = (Vec::new(), Vec::new());
             for _ in 0..reps {
                 let start = Instant::now();
@@ -291,7 +322,7 @@ impl Bench {
                 }
             }
             Ok((ours, theirs))
-        })??;
+        })?;
         let torch = (!theirs.is_empty()).then_some(theirs);
         self.push(Figure { what: "f1-grid".into(), batch: 256, threads: jobs, unit: "samples/s", ours, torch, torch_tuned: None, target: None });
         Ok(())
@@ -359,14 +390,10 @@ pub fn run(args: Args) -> Result<()> {
     let steps_at = |batch: usize| (steps * 256 / batch).max(1);
     let f1 = NetSpec::Mlp(nets::mlp::f1());
     let c1 = NetSpec::Shallow(nets::shallow::c1());
-    let mut bench = Bench { reps: args.reps, figures: Vec::new(), torch: None, tuned: None };
+    let tuned_env = args.torch_jemalloc.as_ref().map(|lib| [("LD_PRELOAD", lib.display().to_string()), ("MALLOC_CONF", "dirty_decay_ms:-1,muzzy_decay_ms:-1".to_string())]);
+    let mut bench = Bench { args: &args, figures: Vec::new(), tuned_env, torch_version: None };
     if args.compare_torch {
-        eprintln!("starting the PyTorch reference: {} bench/torch_bench.py …", python(&args).display());
-        bench.torch = Some(Torch::start(&args, &[])?);
-        if let Some(lib) = &args.torch_jemalloc {
-            let env = [("LD_PRELOAD", lib.display().to_string()), ("MALLOC_CONF", "dirty_decay_ms:-1,muzzy_decay_ms:-1".to_string())];
-            bench.tuned = Some(Torch::start(&args, &env)?);
-        }
+        eprintln!("PyTorch reference: {} bench/torch_bench.py, one process per figure", python(&args).display());
     }
     let random = Dataset {
         name: "random".into(),
@@ -378,29 +405,31 @@ pub fn run(args: Args) -> Result<()> {
         provenance: "uniform(−1, 1) inputs".into(),
     };
     for &t in &threads {
-        bench.figure("matmul-4096", 4096, t, "GFLOP/s", 1, false, || nets::backend::matmul_timer(4096, &device))?;
+        // One pool for all of a thread count's figures: a pool's threads keep their allocator
+        // heaps (mimalloc never purges here), so a new pool per figure would hold C1's peak at
+        // batch 5000 once more for every pool.
+        let pool = pool(t)?;
+        bench.figure(&pool, "matmul-4096", 4096, "GFLOP/s", 1, false, || nets::backend::matmul_timer(4096, &device))?;
         for batch in [256, 6000] {
             let steps = steps_at(batch).max(2);
-            bench.figure("f1-train", batch, t, "samples/s", steps, false, || {
+            bench.figure(&pool, "f1-train", batch, "samples/s", steps, false, || {
                 let mut rep = step_timer(&f1, batch, 2, &device);
                 move || rep(steps)
             })?;
         }
         for &batch in &args.c1_batches {
             let steps = steps_at(batch);
-            bench.figure("c1-train", batch, t, "samples/s", steps, true, || {
+            bench.figure(&pool, "c1-train", batch, "samples/s", steps, true, || {
                 let mut rep = step_timer(&c1, batch, 1, &device);
                 move || rep(steps)
             })?;
         }
-        bench.figure("f1-full-gradient", random.train.len(), t, "samples/s", 1, false, || full_gradient_timer(&random, &device))?;
+        bench.figure(&pool, "f1-full-gradient", random.train.len(), "samples/s", 1, false, || full_gradient_timer(&random, &device))?;
     }
     for jobs in 1..=cores {
-        bench.grid(jobs, steps, cores, &args, &device)?;
+        bench.grid(jobs, steps, cores, &device)?;
     }
-    let torch_version = bench.torch.as_ref().map(|t| t.version.clone());
-    (bench.torch, bench.tuned) = (None, None);
-    let mut figures = bench.figures;
+    let (torch_version, mut figures) = (bench.torch_version, bench.figures);
     let generate: Vec<f64> = (0..args.reps)
         .map(|_| {
             let start = Instant::now();
@@ -487,8 +516,8 @@ fn set_targets(figures: &mut [Figure], cores: usize) -> String {
                 Some((format!("≥ 1.0× PyTorch's best on all cores (here {ratio:.2}×)"), ratio >= 1.0))
             }
             "c1-train" => Some(match &f.torch_tuned {
-                Some(tuned) => {
-                    let r = median(&f.ours) / median(tuned);
+                Some((ours, tuned)) => {
+                    let r = median(ours) / median(tuned);
                     (format!("≥ 1.0× PyTorch, ≥ 0.8× PyTorch+jemalloc (here {r:.2}×)"), ratio >= 1.0 && r >= 0.8)
                 }
                 None => ("≥ 1.0× PyTorch".into(), ratio >= 1.0),
@@ -511,7 +540,7 @@ fn report(figures: &[Figure], memory: &[(String, f64, f64)], notes: &[String], e
     writeln!(md, "CPU {} ({cores} cores), backend {}, Burn {}, git {}{}{}.", env.cpu, env.backend, env.burn_version, &env.git_commit[..env.git_commit.len().min(10)], if env.git_dirty { " (dirty)" } else { "" }, torch.map_or(String::new(), |v| format!(", PyTorch {v}")))?;
     writeln!(md, "Each figure: median of {} repetitions after warm-up (min–max in brackets); F1 steps per repetition {} at batch 256, scaled down at larger batches.", args.reps, args.steps)?;
     if torch.is_some() {
-        md.push_str("Repetitions alternate: one of flatland's, then one of PyTorch's (and of jemalloc-tuned PyTorch's for C1), each reference a process kept running beside us, so each ratio compares the same minutes of the machine.\n");
+        md.push_str("Repetitions alternate: one of flatland's, then one of PyTorch's (a process started for the figure), so each ratio compares the same minutes of the machine; for C1 a second pass alternates flatland's with jemalloc-tuned PyTorch's the same way.\n");
     }
     md.push('\n');
     let compared = figures.iter().any(|f| f.torch.is_some());
@@ -533,7 +562,7 @@ fn report(figures: &[Figure], memory: &[(String, f64, f64)], notes: &[String], e
             None => Default::default(),
         };
         let (target, met) = f.target.clone().map_or((String::new(), String::new()), |(t, m)| (t, if m { "yes".into() } else { "no".into() }));
-        let tuned = f.torch_tuned.as_deref().map_or(String::new(), |t| format!("{:.1}", median(t)));
+        let tuned = f.torch_tuned.as_ref().map_or(String::new(), |(_, t)| format!("{:.1}", median(t)));
         writeln!(csv, "{},{},{},{},{:.1},{lo:.1},{hi:.1},{tm},{tlo},{thi},{ratio},{tuned},\"{target}\",{met}", f.what, f.batch, f.threads, f.unit, median(&f.ours))?;
         if compared {
             let theirs = f.torch.as_ref().map_or("—".to_string(), |t| cell(t, f.unit));
