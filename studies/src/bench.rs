@@ -259,13 +259,11 @@ impl Bench<'_> {
     /// peak too.
     fn reference(&mut self, tuned: bool) -> Result<Option<Torch>> {
         let env: &[(&str, String)] = match (&self.tuned_env, tuned) {
+            _ if !self.args.compare_torch => return Ok(None),
             (Some(env), true) => env,
             (None, true) => return Ok(None),
             (_, false) => &[],
         };
-        if !self.args.compare_torch {
-            return Ok(None);
-        }
         let torch = Torch::start(self.args, env)?;
         self.torch_version.get_or_insert_with(|| torch.version.clone());
         Ok(Some(torch))
@@ -280,7 +278,7 @@ impl Bench<'_> {
         let request = Request { what, batch, threads, steps };
         let reference = self.reference(false)?;
         let (ours, torch) = alternate(pool, self.args.reps, request, &build, reference)?;
-        let torch_tuned = match self.reference(tuned)? {
+        let torch_tuned = match tuned.then(|| self.reference(true)).transpose()?.flatten() {
             Some(reference) => Some(alternate(pool, self.args.reps, request, &build, Some(reference))?),
             None => None,
         };
