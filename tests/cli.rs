@@ -26,7 +26,9 @@ fn smoke(out: &Path, extra: &[&str]) -> Output {
 
 fn records(out: &Path) -> Vec<PathBuf> {
     let dir = out.join("keskar/records");
-    let mut files: Vec<_> = fs::read_dir(&dir).map(|d| d.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect()).unwrap_or_default();
+    let mut files: Vec<_> = fs::read_dir(&dir)
+        .map(|d| d.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect())
+        .unwrap_or_default();
     files.sort();
     files
 }
@@ -97,7 +99,8 @@ fn smoke_grid_writes_table_plot_and_records() {
     let curvature = fs::read_to_string(dir.path().join("keskar/curvature.md")).unwrap();
     assert!(curvature.contains("Cost: the measurements took"), "{curvature}");
     assert_eq!(&fs::read(dir.path().join("keskar/figure3.png")).unwrap()[..4], b"\x89PNG");
-    let slice: serde_json::Value = serde_json::from_slice(&fs::read(dir.path().join("keskar/slices/F1.json")).unwrap()).unwrap();
+    let slice: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("keskar/slices/F1.json")).unwrap()).unwrap();
     assert_eq!(slice["alpha"].as_array().unwrap().len(), 25);
     let png = fs::read(dir.path().join("keskar/curves.png")).unwrap();
     assert_eq!(&png[..4], b"\x89PNG");
@@ -137,9 +140,16 @@ fn figure_studies_write_their_plots_and_tables() {
     }
     // Figure 4's table has one row per batch size of the smoke sweep.
     let csv = fs::read_to_string(dir.path().join("sweep/sweep.csv")).unwrap();
-    assert_eq!(csv.lines().skip(1).map(|l| l.split(',').nth(1).unwrap().to_string()).collect::<Vec<_>>(), ["16", "64", "160"]);
+    assert_eq!(
+        csv.lines().skip(1).map(|l| l.split(',').nth(1).unwrap().to_string()).collect::<Vec<_>>(),
+        ["16", "64", "160"]
+    );
     let refused = run(&["sweep", "--scale", "paper", "--out", out]);
-    assert!(!refused.status.success() && text(&refused.stderr).contains("accepted: smoke, default"), "{}", text(&refused.stderr));
+    assert!(
+        !refused.status.success() && text(&refused.stderr).contains("accepted: smoke, default"),
+        "{}",
+        text(&refused.stderr)
+    );
 }
 
 #[test]
@@ -182,7 +192,8 @@ fn rerun_after_kill_completes_without_redoing_finished_cells() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let before: Vec<(PathBuf, Vec<u8>)> = records(dir.path()).into_iter().map(|p| (p.clone(), fs::read(&p).unwrap())).collect();
+    let before: Vec<(PathBuf, Vec<u8>)> =
+        records(dir.path()).into_iter().map(|p| (p.clone(), fs::read(&p).unwrap())).collect();
     assert!(before.len() >= 3 && before.len() < 20, "killed mid-grid with {} records", before.len());
     // No half-written record is left behind as a record.
     for (p, bytes) in &before {
@@ -191,7 +202,11 @@ fn rerun_after_kill_completes_without_redoing_finished_cells() {
 
     let out = smoke(dir.path(), &["--epochs", "10"]);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
-    assert!(text(&out.stderr).contains(&format!("{} of 20 cells already have records", before.len())), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("{} of 20 cells already have records", before.len())),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(records(dir.path()).len(), 20);
     for (p, bytes) in before {
         assert_eq!(fs::read(&p).unwrap(), bytes, "{} was not redone", p.display());
@@ -233,7 +248,17 @@ fn paper_scale_names_the_missing_datasets() {
     let data = dir.path().join("data");
     let out = dir.path().join("out");
     assert_refused(
-        &["keskar", "--scale", "paper", "--nets", "F1,C3", "--data-dir", data.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        &[
+            "keskar",
+            "--scale",
+            "paper",
+            "--nets",
+            "F1,C3",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
         &[
             "dataset mnist",
             "dataset cifar-100",
@@ -264,7 +289,10 @@ fn mnist1d_fidelity_reports_and_flags_a_miss() {
     assert!(text(&out.stderr).contains("more than 3 points from its reference"), "{}", text(&out.stderr));
     let csv = fs::read_to_string(dir.path().join("mnist1d/table.csv")).unwrap();
     let rows: Vec<&str> = csv.lines().collect();
-    assert_eq!(rows[0], "model,parameters,runs,test_acc_mean,test_acc_std,published_test_acc,reference_test_acc,difference,within_tolerance");
+    assert_eq!(
+        rows[0],
+        "model,parameters,runs,test_acc_mean,test_acc_std,published_test_acc,reference_test_acc,difference,within_tolerance"
+    );
     // Parameter counts: 40·10+10; 40·100+100 + 100·100+100 + 100·10+10; 1·25·5+25 + 2·(25·25·3+25) + 125·10+10.
     assert!(rows[1].starts_with("logistic regression,410,1,"), "{}", rows[1]);
     assert!(rows[2].starts_with("MLP,15210,1,"), "{}", rows[2]);
@@ -297,7 +325,10 @@ fn serve(dir: PathBuf, max: usize) -> String {
             };
             let _ = match body {
                 Some(b) => stream
-                    .write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len()).as_bytes())
+                    .write_all(
+                        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len())
+                            .as_bytes(),
+                    )
                     .and_then(|_| stream.write_all(&b)),
                 None => stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
             };
@@ -333,13 +364,34 @@ fn fetch_tries_mirrors_in_order_and_keeps_only_verified_files() {
         .output()
         .unwrap();
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("/bad/train-images-idx3-ubyte.gz: ") && text(&out.stderr).contains("corrupt gzip stream"), "the truncated copy is refused: {}", text(&out.stderr));
-    let mut names: Vec<String> = fs::read_dir(data.path().join("mnist")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(
+        text(&out.stderr).contains("/bad/train-images-idx3-ubyte.gz: ")
+            && text(&out.stderr).contains("corrupt gzip stream"),
+        "the truncated copy is refused: {}",
+        text(&out.stderr)
+    );
+    let mut names: Vec<String> = fs::read_dir(data.path().join("mnist"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     names.sort();
-    assert_eq!(names, ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"], "no partial files left");
+    assert_eq!(
+        names,
+        [
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz"
+        ],
+        "no partial files left"
+    );
 
     let out = run(&["data", "list", "--data-dir", d]);
-    assert!(text(&out.stdout).lines().any(|l| l.starts_with("mnist") && l.contains("present, verified")), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).lines().any(|l| l.starts_with("mnist") && l.contains("present, verified")),
+        "{}",
+        text(&out.stdout)
+    );
     assert!(run(&["data", "verify", "mnist", "--data-dir", d]).status.success());
 
     // A corrupted file is reported with the expected and the actual hash.
@@ -374,7 +426,10 @@ fn convex_and_momentum_studies_confirm_the_theory() {
         let run = run(&[study, "--out", out]);
         assert!(run.status.success(), "{study}: {}", text(&run.stderr));
         let md = fs::read_to_string(dir.path().join(table)).unwrap();
-        let data_rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| κ") && !l.starts_with("| problem")).collect();
+        let data_rows: Vec<&str> = md
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| κ") && !l.starts_with("| problem"))
+            .collect();
         assert_eq!(data_rows.len(), rows, "{md}");
         assert!(data_rows.iter().all(|l| l.contains("yes") && !l.contains("NO")), "{md}");
     }
@@ -412,7 +467,14 @@ fn saddle_study_shows_noise_escaping_where_gd_is_stuck() {
     // The network counterpart: from the saddle start, SGD at batch 32 leaves the plateau before
     // full-batch GD, which leaves only through rounding (a start gradient under 1e-5).
     let net = fs::read_to_string(dir.path().join("saddle-network/saddle-network.csv")).unwrap();
-    let row = |batch: &str| net.lines().find(|l| l.starts_with(&format!("{batch},"))).unwrap_or_else(|| panic!("batch {batch} in {net}")).split(',').map(str::to_string).collect::<Vec<_>>();
+    let row = |batch: &str| {
+        net.lines()
+            .find(|l| l.starts_with(&format!("{batch},")))
+            .unwrap_or_else(|| panic!("batch {batch} in {net}"))
+            .split(',')
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
     let (gd, sgd) = (row("4000"), row("32"));
     assert!(gd[2].parse::<f64>().unwrap() < 1e-5 && sgd[2].parse::<f64>().unwrap() > 1e-2, "{net}");
     let escape = |r: &[String]| r[3].parse::<usize>().unwrap_or(usize::MAX);
@@ -444,7 +506,15 @@ fn optimizers_study_tunes_then_runs_every_rule() {
 fn optimizers_on_mnist_names_a_missing_dataset() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("no-data");
-    let run = run(&["optimizers", "--data", "mnist", "--data-dir", empty.to_str().unwrap(), "--out", dir.path().to_str().unwrap()]);
+    let run = run(&[
+        "optimizers",
+        "--data",
+        "mnist",
+        "--data-dir",
+        empty.to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
     assert!(!run.status.success());
     let err = text(&run.stderr);
     assert!(err.contains("mnist") && err.contains("data fetch mnist"), "{err}");
@@ -465,12 +535,32 @@ fn bench_writes_its_table_and_checks_torch_first() {
     let script = "#!/bin/sh\n[ \"$1\" = -c ] && exit 0\necho '{\"what\": \"version\", \"torch\": \"0.0-fake\"}'\nwhile read -r line; do echo '{\"rate\": 1000.0}'; done\n";
     // Written by a child process: an executable this process held open for writing could be
     // inherited by a test running beside it and fail to start ("text file busy").
-    let made = std::process::Command::new("sh").args(["-c", "printf '%s' \"$1\" > \"$2\" && chmod +x \"$2\"", "sh", script, fake.to_str().unwrap()]).status().unwrap();
+    let made = std::process::Command::new("sh")
+        .args(["-c", "printf '%s' \"$1\" > \"$2\" && chmod +x \"$2\"", "sh", script, fake.to_str().unwrap()])
+        .status()
+        .unwrap();
     assert!(made.success());
     // The stand-in also serves as the "jemalloc" library: the loader ignores a preload that
     // is no library, so the tuned reference runs as the plain one does.
     let fake_path = fake.to_str().unwrap();
-    let run = run(&["bench", "--reps", "2", "--steps", "1", "--threads", "1", "--c1-batches", "4", "--compare-torch", "--python", fake_path, "--torch-jemalloc", fake_path, "--out", out]);
+    let run = run(&[
+        "bench",
+        "--reps",
+        "2",
+        "--steps",
+        "1",
+        "--threads",
+        "1",
+        "--c1-batches",
+        "4",
+        "--compare-torch",
+        "--python",
+        fake_path,
+        "--torch-jemalloc",
+        fake_path,
+        "--out",
+        out,
+    ]);
     assert!(run.status.success(), "{}", text(&run.stderr));
     let md = fs::read_to_string(dir.path().join("bench/bench.md")).unwrap();
     assert!(md.contains("PyTorch 0.0-fake") && md.contains("Repetitions alternate"), "{md}");
@@ -478,16 +568,22 @@ fn bench_writes_its_table_and_checks_torch_first() {
     // Each compared figure carries the reference's rates and the ratio of the medians.
     let f1 = csv.lines().find(|l| l.starts_with("f1-train,256,")).unwrap();
     let cols: Vec<&str> = f1.split(',').collect();
-    let (ours, theirs, ratio): (f64, f64, f64) = (cols[4].parse().unwrap(), cols[7].parse().unwrap(), cols[10].parse().unwrap());
+    let (ours, theirs, ratio): (f64, f64, f64) =
+        (cols[4].parse().unwrap(), cols[7].parse().unwrap(), cols[10].parse().unwrap());
     assert_eq!(theirs, 1000.0, "{f1}");
     assert!((ratio - ours / theirs).abs() < 1e-3 * ratio, "{f1}");
-    assert!(csv.lines().any(|l| l.starts_with("f1-grid,256,") && !l.split(',').nth(7).unwrap().is_empty()), "the grid on all cores is compared: {csv}");
+    assert!(
+        csv.lines().any(|l| l.starts_with("f1-grid,256,") && !l.split(',').nth(7).unwrap().is_empty()),
+        "the grid on all cores is compared: {csv}"
+    );
     // The allocator-tuned reference is C1's alone.
     for line in csv.lines().skip(1) {
         assert_eq!(!line.split(',').nth(11).unwrap().is_empty(), line.starts_with("c1-train"), "{line}");
     }
     let whats: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
-    for what in ["matmul-4096", "f1-train", "c1-train", "f1-full-gradient", "f1-grid", "mnist1d-generate", "batch-assembly"] {
+    for what in
+        ["matmul-4096", "f1-train", "c1-train", "f1-full-gradient", "f1-grid", "mnist1d-generate", "batch-assembly"]
+    {
         assert!(whats.contains(&what), "{what} missing from {csv}");
     }
     // Every figure is a positive rate.

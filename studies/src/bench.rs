@@ -116,7 +116,10 @@ fn pool(threads: usize) -> Result<rayon::ThreadPool> {
 
 fn random_split(n: usize, features: usize, seed: u64) -> Split {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    Split { features: (0..n * features).map(|_| rng.random_range(-1.0..1.0)).collect(), labels: (0..n).map(|i| (i % 10) as u32).collect() }
+    Split {
+        features: (0..n * features).map(|_| rng.random_range(-1.0..1.0)).collect(),
+        labels: (0..n).map(|i| (i % 10) as u32).collect(),
+    }
 }
 
 /// A timer of F1's loss and gradient over `data`'s training set in chunks of 500 (inference
@@ -137,7 +140,10 @@ fn full_gradient_timer<'a>(data: &'a Dataset, device: &Device) -> impl FnMut() -
 
 /// The Python that runs the PyTorch reference: --python, else $FLATLAND_PYTHON, else python3.
 fn python(args: &Args) -> PathBuf {
-    args.python.clone().or_else(|| std::env::var_os("FLATLAND_PYTHON").map(PathBuf::from)).unwrap_or_else(|| PathBuf::from("python3"))
+    args.python
+        .clone()
+        .or_else(|| std::env::var_os("FLATLAND_PYTHON").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("python3"))
 }
 
 /// Fails early, before the minutes of measuring, when the Python given cannot import torch.
@@ -151,7 +157,10 @@ fn check_torch(args: &Args) -> Result<()> {
             python.display(),
             String::from_utf8_lossy(&o.stderr).trim().lines().last().unwrap_or("no message")
         ),
-        Err(e) => bail!("--compare-torch: cannot start {} ({e}); give --python or FLATLAND_PYTHON: a Python with torch installed", python.display()),
+        Err(e) => bail!(
+            "--compare-torch: cannot start {} ({e}); give --python or FLATLAND_PYTHON: a Python with torch installed",
+            python.display()
+        ),
     }
 }
 
@@ -189,7 +198,13 @@ impl Torch {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .with_context(|| format!("starting {} {} (give --python or FLATLAND_PYTHON: a Python with torch)", python.display(), script.display()))?;
+            .with_context(|| {
+                format!(
+                    "starting {} {} (give --python or FLATLAND_PYTHON: a Python with torch)",
+                    python.display(),
+                    script.display()
+                )
+            })?;
         let (input, output) = (child.stdin.take().expect("piped"), BufReader::new(child.stdout.take().expect("piped")));
         let mut torch = Torch { child, input, output, version: String::new() };
         torch.version = torch.reply()?.torch.context("the PyTorch reference's first line names no version")?;
@@ -206,7 +221,8 @@ impl Torch {
     }
 
     fn send(&mut self, r: Request) -> Result<()> {
-        writeln!(self.input, "{}", json!({"what": r.what, "batch": r.batch, "threads": r.threads, "steps": r.steps})).context("writing to the PyTorch reference")
+        writeln!(self.input, "{}", json!({"what": r.what, "batch": r.batch, "threads": r.threads, "steps": r.steps}))
+            .context("writing to the PyTorch reference")
     }
 
     fn receive(&mut self) -> Result<f64> {
@@ -228,7 +244,13 @@ impl Drop for Torch {
 
 /// `reps` repetitions of ours (`build` makes the timer, warm-up included, on `pool`), each
 /// followed by one of `reference`'s where there is one.
-fn alternate<R: FnMut() -> f64>(pool: &rayon::ThreadPool, reps: usize, request: Request, build: &(impl Fn() -> R + Sync), mut reference: Option<Torch>) -> Result<(Vec<f64>, Vec<f64>)> {
+fn alternate<R: FnMut() -> f64>(
+    pool: &rayon::ThreadPool,
+    reps: usize,
+    request: Request,
+    build: &(impl Fn() -> R + Sync),
+    mut reference: Option<Torch>,
+) -> Result<(Vec<f64>, Vec<f64>)> {
     pool.install(move || {
         let mut rep = build();
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
@@ -273,7 +295,16 @@ impl Bench<'_> {
     /// `reps` repetitions of ours alternate with PyTorch's, so each pair of repetitions sees the
     /// same machine; where `tuned`, a second pass alternates ours with jemalloc-tuned PyTorch's.
     #[allow(clippy::too_many_arguments)]
-    fn figure<R: FnMut() -> f64>(&mut self, pool: &rayon::ThreadPool, what: &'static str, batch: usize, unit: &'static str, steps: usize, tuned: bool, build: impl Fn() -> R + Sync) -> Result<()> {
+    fn figure<R: FnMut() -> f64>(
+        &mut self,
+        pool: &rayon::ThreadPool,
+        what: &'static str,
+        batch: usize,
+        unit: &'static str,
+        steps: usize,
+        tuned: bool,
+        build: impl Fn() -> R + Sync,
+    ) -> Result<()> {
         let threads = pool.current_num_threads();
         let request = Request { what, batch, threads, steps };
         let reference = self.reference(false)?;
@@ -322,13 +353,30 @@ impl Bench<'_> {
             Ok((ours, theirs))
         })?;
         let torch = (!theirs.is_empty()).then_some(theirs);
-        self.push(Figure { what: "f1-grid".into(), batch: 256, threads: jobs, unit: "samples/s", ours, torch, torch_tuned: None, target: None });
+        self.push(Figure {
+            what: "f1-grid".into(),
+            batch: 256,
+            threads: jobs,
+            unit: "samples/s",
+            ours,
+            torch,
+            torch_tuned: None,
+            target: None,
+        });
         Ok(())
     }
 
     fn push(&mut self, f: Figure) {
         let theirs = f.torch.as_ref().map_or(String::new(), |t| format!(", PyTorch {:.1}", median(t)));
-        eprintln!("{} batch {} threads {}: {:.1} {}{theirs} (median of {})", f.what, f.batch, f.threads, median(&f.ours), f.unit, f.ours.len());
+        eprintln!(
+            "{} batch {} threads {}: {:.1} {}{theirs} (median of {})",
+            f.what,
+            f.batch,
+            f.threads,
+            median(&f.ours),
+            f.unit,
+            f.ours.len()
+        );
         self.figures.push(f);
     }
 }
@@ -344,7 +392,9 @@ fn peak_memory(cmd: &mut Command) -> Result<(f64, f64)> {
     let status_file = format!("/proc/{}/status", child.id());
     let mut peak_kib = 0u64;
     let status = loop {
-        if let Some(hwm) = std::fs::read_to_string(&status_file).ok().and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())) {
+        if let Some(hwm) = std::fs::read_to_string(&status_file).ok().and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        }) {
             peak_kib = peak_kib.max(hwm);
         }
         if let Some(status) = child.try_wait()? {
@@ -382,13 +432,18 @@ pub fn run(args: Args) -> Result<()> {
         check_torch(&args)?;
     }
     if let Some(lib) = args.torch_jemalloc.as_ref().filter(|l| !l.exists()) {
-        bail!("--torch-jemalloc {}: no such file (Debian's package libjemalloc2 installs /usr/lib/x86_64-linux-gnu/libjemalloc.so.2)", lib.display());
+        bail!(
+            "--torch-jemalloc {}: no such file (Debian's package libjemalloc2 installs /usr/lib/x86_64-linux-gnu/libjemalloc.so.2)",
+            lib.display()
+        );
     }
     let steps = args.steps;
     let steps_at = |batch: usize| (steps * 256 / batch).max(1);
     let f1 = NetSpec::Mlp(nets::mlp::f1());
     let c1 = NetSpec::Shallow(nets::shallow::c1());
-    let tuned_env = args.torch_jemalloc.as_ref().map(|lib| [("LD_PRELOAD", lib.display().to_string()), ("MALLOC_CONF", "dirty_decay_ms:-1,muzzy_decay_ms:-1".to_string())]);
+    let tuned_env = args.torch_jemalloc.as_ref().map(|lib| {
+        [("LD_PRELOAD", lib.display().to_string()), ("MALLOC_CONF", "dirty_decay_ms:-1,muzzy_decay_ms:-1".to_string())]
+    });
     let mut bench = Bench { args: &args, figures: Vec::new(), tuned_env, torch_version: None };
     if args.compare_torch {
         eprintln!("PyTorch reference: {} bench/torch_bench.py, one process per figure", python(&args).display());
@@ -422,7 +477,9 @@ pub fn run(args: Args) -> Result<()> {
                 move || rep(steps)
             })?;
         }
-        bench.figure(&pool, "f1-full-gradient", random.train.len(), "samples/s", 1, false, || full_gradient_timer(&random, &device))?;
+        bench.figure(&pool, "f1-full-gradient", random.train.len(), "samples/s", 1, false, || {
+            full_gradient_timer(&random, &device)
+        })?;
     }
     for jobs in 1..=cores {
         bench.grid(jobs, steps, cores, &device)?;
@@ -448,7 +505,16 @@ pub fn run(args: Args) -> Result<()> {
         .collect();
     for (what, batch, ours) in [("mnist1d-generate", 0, generate), ("batch-assembly", 256, assemble)] {
         eprintln!("{what}: {:.0} samples/s (median of {})", median(&ours), ours.len());
-        figures.push(Figure { what: what.into(), batch, threads: 1, unit: "samples/s", ours, torch: None, torch_tuned: None, target: None });
+        figures.push(Figure {
+            what: what.into(),
+            batch,
+            threads: 1,
+            unit: "samples/s",
+            ours,
+            torch: None,
+            torch_tuned: None,
+            target: None,
+        });
     }
 
     let mut notes = Vec::new();
@@ -466,7 +532,11 @@ pub fn run(args: Args) -> Result<()> {
         let (mib, secs) = peak_memory(&mut default)?;
         memory.push(("default keskar run (`studies keskar`)".to_string(), mib, secs));
         let mut paper = Command::new(&exe);
-        paper.args(["keskar", "--scale", "paper", "--nets", "f1", "--seeds", "1", "--epochs", "1", "--jobs", &jobs, "--out"]).arg(scratch.join("paper"));
+        paper
+            .args([
+                "keskar", "--scale", "paper", "--nets", "f1", "--seeds", "1", "--epochs", "1", "--jobs", &jobs, "--out",
+            ])
+            .arg(scratch.join("paper"));
         if let Some(d) = &args.data_dir {
             paper.arg("--data-dir").arg(d);
         }
@@ -490,7 +560,13 @@ pub fn run(args: Args) -> Result<()> {
 /// Sets the targets of the issue (README: Performance) on the figures measured beside PyTorch.
 /// Returns a note on which PyTorch setup was the best on all cores.
 fn set_targets(figures: &mut [Figure], cores: usize) -> String {
-    let theirs = |what: &str, batch: usize, threads: usize| figures.iter().find(|f| f.what == what && f.batch == batch && f.threads == threads).and_then(|f| f.torch.as_deref()).map(median);
+    let theirs = |what: &str, batch: usize, threads: usize| {
+        figures
+            .iter()
+            .find(|f| f.what == what && f.batch == batch && f.threads == threads)
+            .and_then(|f| f.torch.as_deref())
+            .map(median)
+    };
     let rate = |r: Option<f64>| r.map_or("not measured".to_string(), |r| format!("{r:.0} samples/s"));
     let one_process = theirs("f1-train", 256, cores);
     let processes = theirs("f1-grid", 256, cores);
@@ -499,7 +575,11 @@ fn set_targets(figures: &mut [Figure], cores: usize) -> String {
         rate(one_process),
         rate(processes)
     );
-    let peak: Vec<(usize, f64)> = figures.iter().filter(|f| f.what == "matmul-4096").map(|f| (f.threads, median(&f.ours).max(f.torch.as_deref().map_or(0.0, median)))).collect();
+    let peak: Vec<(usize, f64)> = figures
+        .iter()
+        .filter(|f| f.what == "matmul-4096")
+        .map(|f| (f.threads, median(&f.ours).max(f.torch.as_deref().map_or(0.0, median))))
+        .collect();
     let f1_flops = mlp_train_flops(&nets::mlp::f1());
     for f in figures.iter_mut() {
         let Some(t) = &f.torch else { continue };
@@ -526,24 +606,48 @@ fn set_targets(figures: &mut [Figure], cores: usize) -> String {
             let peak = peak.iter().find(|(t, _)| *t == f.threads).map_or(f64::NAN, |p| p.1);
             let share = median(&f.ours) * f1_flops / 1e9 / peak;
             let (text, met) = f.target.take().unwrap_or_default();
-            f.target = Some((format!("{text}; ≥ 50 % of GEMM peak (here {:.0} %)", 100.0 * share), met && share >= 0.5));
+            f.target =
+                Some((format!("{text}; ≥ 50 % of GEMM peak (here {:.0} %)", 100.0 * share), met && share >= 0.5));
         }
     }
     note
 }
 
 #[allow(clippy::too_many_arguments)]
-fn report(figures: &[Figure], memory: &[(String, f64, f64)], notes: &[String], env: &crate::env::Env, torch: Option<&str>, args: &Args, cores: usize) -> Result<(String, String)> {
+fn report(
+    figures: &[Figure],
+    memory: &[(String, f64, f64)],
+    notes: &[String],
+    env: &crate::env::Env,
+    torch: Option<&str>,
+    args: &Args,
+    cores: usize,
+) -> Result<(String, String)> {
     let mut md = String::from("# flatland benchmark\n\n");
-    writeln!(md, "CPU {} ({cores} cores), backend {}, Burn {}, git {}{}{}.", env.cpu, env.backend, env.burn_version, &env.git_commit[..env.git_commit.len().min(10)], if env.git_dirty { " (dirty)" } else { "" }, torch.map_or(String::new(), |v| format!(", PyTorch {v}")))?;
-    writeln!(md, "Each figure: median of {} repetitions after warm-up (min–max in brackets); F1 steps per repetition {} at batch 256, scaled down at larger batches.", args.reps, args.steps)?;
+    writeln!(
+        md,
+        "CPU {} ({cores} cores), backend {}, Burn {}, git {}{}{}.",
+        env.cpu,
+        env.backend,
+        env.burn_version,
+        &env.git_commit[..env.git_commit.len().min(10)],
+        if env.git_dirty { " (dirty)" } else { "" },
+        torch.map_or(String::new(), |v| format!(", PyTorch {v}"))
+    )?;
+    writeln!(
+        md,
+        "Each figure: median of {} repetitions after warm-up (min–max in brackets); F1 steps per repetition {} at batch 256, scaled down at larger batches.",
+        args.reps, args.steps
+    )?;
     if torch.is_some() {
         md.push_str("Repetitions alternate: one of flatland's, then one of PyTorch's (a process started for the figure), so each ratio compares the same minutes of the machine; for C1 a second pass alternates flatland's with jemalloc-tuned PyTorch's the same way.\n");
     }
     md.push('\n');
     let compared = figures.iter().any(|f| f.torch.is_some());
     md.push_str(if compared { "| what | batch | threads | flatland | PyTorch | ratio | target | met |\n|---|---:|---:|---:|---:|---:|---|---|\n" } else { "| what | batch | threads | flatland |\n|---|---:|---:|---:|\n" });
-    let mut csv = String::from("what,batch,threads,unit,flatland_median,flatland_min,flatland_max,torch_median,torch_min,torch_max,ratio,torch_jemalloc_median,target,met\n");
+    let mut csv = String::from(
+        "what,batch,threads,unit,flatland_median,flatland_min,flatland_max,torch_median,torch_min,torch_max,ratio,torch_jemalloc_median,target,met\n",
+    );
     let cell = |v: &[f64], unit: &str| {
         let (lo, hi) = spread(v);
         format!("{:.0} {unit} [{lo:.0}–{hi:.0}]", median(v))
@@ -555,17 +659,38 @@ fn report(figures: &[Figure], memory: &[(String, f64, f64)], notes: &[String], e
         let (tm, tlo, thi, ratio) = match &f.torch {
             Some(t) => {
                 let (a, b) = spread(t);
-                (format!("{:.1}", median(t)), format!("{a:.1}"), format!("{b:.1}"), format!("{:.3}", median(&f.ours) / median(t)))
+                (
+                    format!("{:.1}", median(t)),
+                    format!("{a:.1}"),
+                    format!("{b:.1}"),
+                    format!("{:.3}", median(&f.ours) / median(t)),
+                )
             }
             None => Default::default(),
         };
-        let (target, met) = f.target.clone().map_or((String::new(), String::new()), |(t, m)| (t, if m { "yes".into() } else { "no".into() }));
+        let (target, met) = f
+            .target
+            .clone()
+            .map_or((String::new(), String::new()), |(t, m)| (t, if m { "yes".into() } else { "no".into() }));
         let tuned = f.torch_tuned.as_ref().map_or(String::new(), |(_, t)| format!("{:.1}", median(t)));
-        writeln!(csv, "{},{},{},{},{:.1},{lo:.1},{hi:.1},{tm},{tlo},{thi},{ratio},{tuned},\"{target}\",{met}", f.what, f.batch, f.threads, f.unit, median(&f.ours))?;
+        writeln!(
+            csv,
+            "{},{},{},{},{:.1},{lo:.1},{hi:.1},{tm},{tlo},{thi},{ratio},{tuned},\"{target}\",{met}",
+            f.what,
+            f.batch,
+            f.threads,
+            f.unit,
+            median(&f.ours)
+        )?;
         if compared {
             let theirs = f.torch.as_ref().map_or("—".to_string(), |t| cell(t, f.unit));
             let ratio = if ratio.is_empty() { "—".to_string() } else { format!("{ratio}×") };
-            writeln!(md, "| {} | {batch} | {threads} | {} | {theirs} | {ratio} | {target} | {met} |", f.what, cell(&f.ours, f.unit))?;
+            writeln!(
+                md,
+                "| {} | {batch} | {threads} | {} | {theirs} | {ratio} | {target} | {met} |",
+                f.what,
+                cell(&f.ours, f.unit)
+            )?;
         } else {
             writeln!(md, "| {} | {batch} | {threads} | {} |", f.what, cell(&f.ours, f.unit))?;
         }
@@ -581,6 +706,10 @@ fn report(figures: &[Figure], memory: &[(String, f64, f64)], notes: &[String], e
     for note in notes {
         writeln!(md, "\n{note}")?;
     }
-    writeln!(md, "\nF1 training step: {:.2} MFLOP per sample (forward 2·MACs, backward 4·MACs less the first layer's input gradient); GEMM peak: the faster of flatland's and PyTorch's 4096² single-precision multiply at the same threads.", mlp_train_flops(&nets::mlp::f1()) / 1e6)?;
+    writeln!(
+        md,
+        "\nF1 training step: {:.2} MFLOP per sample (forward 2·MACs, backward 4·MACs less the first layer's input gradient); GEMM peak: the faster of flatland's and PyTorch's 4096² single-precision multiply at the same threads.",
+        mlp_train_flops(&nets::mlp::f1()) / 1e6
+    )?;
     Ok((md, csv))
 }

@@ -110,7 +110,8 @@ impl LeastSquares {
     fn random(cell: &Cell) -> (LeastSquares, Vec<f64>) {
         let mut rng = ChaCha8Rng::seed_from_u64(cell.seed);
         let (n, d) = (cell.samples, cell.features);
-        let scales: Vec<f64> = (0..d).map(|k| cell.condition.powf(-(k as f64) / (d - 1).max(1) as f64).sqrt()).collect();
+        let scales: Vec<f64> =
+            (0..d).map(|k| cell.condition.powf(-(k as f64) / (d - 1).max(1) as f64).sqrt()).collect();
         let mut q: Vec<Vec<f64>> = Vec::new();
         while q.len() < d {
             let mut v: Vec<f64> = (0..d).map(|_| rng.sample(StandardNormal)).collect();
@@ -202,7 +203,14 @@ impl Study for Convex {
         let w_star = obj.normal_equations();
         let loss_at_optimum = obj.value_grad(&w_star, &mut vec![0.0; obj.d]);
         // Lanczos on the exact Hessian-vector products of a quadratic: d steps give λ_max exactly.
-        let top = measure::curvature::top_eigenvalue(&mut obj, &w_star, cell.features, 1e-12, 1.0, &mut ChaCha8Rng::seed_from_u64(cell.seed));
+        let top = measure::curvature::top_eigenvalue(
+            &mut obj,
+            &w_star,
+            cell.features,
+            1e-12,
+            1.0,
+            &mut ChaCha8Rng::seed_from_u64(cell.seed),
+        );
         let lipschitz = top.value;
 
         progress.message("GD at α = 1/L");
@@ -250,7 +258,16 @@ pub fn run(args: Args) -> Result<()> {
     harness::check_writable(&args.grid.out)?;
     let master = args.grid.seed;
     let cells = (0..args.seeds)
-        .map(|i| Cell { samples: 500, features: 20, condition: 100.0, noise: 0.1, max_iter: 100_000, budget: 2000, seed_index: i, seed: harness::derive_seed(master, &["convex", &i.to_string()]) })
+        .map(|i| Cell {
+            samples: 500,
+            features: 20,
+            condition: 100.0,
+            noise: 0.1,
+            max_iter: 100_000,
+            budget: 2000,
+            seed_index: i,
+            seed: harness::derive_seed(master, &["convex", &i.to_string()]),
+        })
         .collect();
     let env = crate::env::Env::capture(backend, &device, jobs);
     let opts = harness::GridOptions { out: args.grid.out.clone(), jobs, master_seed: master, env };
@@ -267,7 +284,11 @@ pub fn run(args: Args) -> Result<()> {
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool)> {
     let mut md = String::from("# Gradient descent on linear regression\n\n");
     let c = &records[0].config;
-    writeln!(md, "L(w) = ‖Xw − y‖² / 2n with n = {}, d = {}, feature covariance of condition number {}, label noise σ = {}. L = λ_max(XᵀX/n) by Lanczos. GD from w = 0 at α = 1/L must reach the normal-equations solution to a relative error below 1e-6; the largest stable step (bisection: the loss after {} steps is not above its start) must be 2/L within 2 %.\n", c.samples, c.features, c.condition, c.noise, c.budget)?;
+    writeln!(
+        md,
+        "L(w) = ‖Xw − y‖² / 2n with n = {}, d = {}, feature covariance of condition number {}, label noise σ = {}. L = λ_max(XᵀX/n) by Lanczos. GD from w = 0 at α = 1/L must reach the normal-equations solution to a relative error below 1e-6; the largest stable step (bisection: the loss after {} steps is not above its start) must be 2/L within 2 %.\n",
+        c.samples, c.features, c.condition, c.noise, c.budget
+    )?;
     md.push_str("| problem | L | iterations at α = 1/L (to 1e-8) | ‖w − w*‖ / ‖w*‖ | error < 1e-6 | stable threshold / (2/L) | within 2 % |\n|---|---:|---:|---:|---|---:|---|\n");
     let mut csv = String::from("problem,lipschitz,iterations,relative_error,threshold_over_theory\n");
     let mut ok = true;
@@ -276,8 +297,22 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool
         let e_ok = o.relative_error < 1e-6;
         let t_ok = (o.threshold_over_theory - 1.0).abs() < 0.02;
         ok &= e_ok && t_ok;
-        writeln!(md, "| {} | {:.4} | {} | {:.2e} | {} | {:.5} | {} |", r.config.seed_index, o.lipschitz, o.iterations, o.relative_error, if e_ok { "yes" } else { "NO" }, o.threshold_over_theory, if t_ok { "yes" } else { "NO" })?;
-        writeln!(csv, "{},{:.8},{},{:.6e},{:.8}", r.config.seed_index, o.lipschitz, o.iterations, o.relative_error, o.threshold_over_theory)?;
+        writeln!(
+            md,
+            "| {} | {:.4} | {} | {:.2e} | {} | {:.5} | {} |",
+            r.config.seed_index,
+            o.lipschitz,
+            o.iterations,
+            o.relative_error,
+            if e_ok { "yes" } else { "NO" },
+            o.threshold_over_theory,
+            if t_ok { "yes" } else { "NO" }
+        )?;
+        writeln!(
+            csv,
+            "{},{:.8},{},{:.6e},{:.8}",
+            r.config.seed_index, o.lipschitz, o.iterations, o.relative_error, o.threshold_over_theory
+        )?;
     }
     let o = &records[0].outcome;
     let series = o
@@ -285,7 +320,16 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool
         .iter()
         .enumerate()
         .map(|(i, (k, gaps))| Series {
-            label: format!("α = {k}/L{}", if *k < 2.0 { "" } else if *k == 2.0 { " (= 2/L)" } else { " (> 2/L)" }),
+            label: format!(
+                "α = {k}/L{}",
+                if *k < 2.0 {
+                    ""
+                } else if *k == 2.0 {
+                    " (= 2/L)"
+                } else {
+                    " (> 2/L)"
+                }
+            ),
             color: PALETTE[i % PALETTE.len()],
             dashed: *k >= 2.0,
             x: (0..gaps.len()).map(|j| j as f64).collect(),

@@ -85,7 +85,9 @@ impl DataSpec {
             DataSpec::Cifar10 => "data_batch_1.bin … data_batch_5.bin, test_batch.bin (the binary version)",
             DataSpec::Cifar100 => "train.bin, test.bin (the binary version)",
             DataSpec::Optdigits => "optdigits.tra, optdigits.tes",
-            DataSpec::Timit => "header.json, train.f32, train.u16, test.f32, test.u16 (see README: TIMIT-style features)",
+            DataSpec::Timit => {
+                "header.json, train.f32, train.u16, test.f32, test.u16 (see README: TIMIT-style features)"
+            }
         }
     }
 

@@ -56,12 +56,19 @@ pub fn run(args: Args) -> Result<()> {
         Command::List => {
             println!("data folder: {} (chosen by {})", dir.path.display(), dir.source);
             for e in CATALOG {
-                let states: Vec<FileState> = e.files.iter().map(|f| catalog::check(&dir.path.join(e.name), f)).collect();
+                let states: Vec<FileState> =
+                    e.files.iter().map(|f| catalog::check(&dir.path.join(e.name), f)).collect();
                 let verified = states.iter().filter(|s| matches!(s, FileState::Verified(_))).count();
                 let status = match verified {
                     n if n == e.files.len() => "present, verified".to_string(),
-                    0 if states.iter().all(|s| *s == FileState::Missing) => format!("absent (studies data fetch {})", e.name),
-                    n => format!("incomplete or corrupt: {n} of {} files verify (studies data verify {})", e.files.len(), e.name),
+                    0 if states.iter().all(|s| *s == FileState::Missing) => {
+                        format!("absent (studies data fetch {})", e.name)
+                    }
+                    n => format!(
+                        "incomplete or corrupt: {n} of {} files verify (studies data verify {})",
+                        e.files.len(),
+                        e.name
+                    ),
                 };
                 println!("{:<10} {:<60} {status}", e.name, dir.path.join(e.name).display());
             }
@@ -80,7 +87,10 @@ pub fn run(args: Args) -> Result<()> {
                         FileState::Missing => println!("missing  {}", dir.path.join(e.name).join(f.name).display()),
                         FileState::Corrupt { path, expected, actual } => {
                             println!("CORRUPT  {}", path.display());
-                            bad.push(format!("{}: SHA-256 of the contents is {actual}, expected {expected}", path.display()));
+                            bad.push(format!(
+                                "{}: SHA-256 of the contents is {actual}, expected {expected}",
+                                path.display()
+                            ));
                         }
                     }
                 }
@@ -123,10 +133,15 @@ fn fetch_file(e: &Entry, f: &RemoteFile, folder: &Path) -> Result<()> {
         let url = format!("{base}{}", f.name);
         match download(&url, &part).and_then(|_| {
             let actual = catalog::content_sha256(&part).map_err(|e| anyhow!("{e}"))?;
-            if actual == f.sha256 { Ok(()) } else { Err(anyhow!("SHA-256 of the contents is {actual}, expected {}", f.sha256)) }
+            if actual == f.sha256 {
+                Ok(())
+            } else {
+                Err(anyhow!("SHA-256 of the contents is {actual}, expected {}", f.sha256))
+            }
         }) {
             Ok(()) => {
-                fs::rename(&part, &target).with_context(|| format!("renaming {} to {}", part.display(), target.display()))?;
+                fs::rename(&part, &target)
+                    .with_context(|| format!("renaming {} to {}", part.display(), target.display()))?;
                 eprintln!("{} verified", target.display());
                 return Ok(());
             }
@@ -142,9 +157,12 @@ fn fetch_file(e: &Entry, f: &RemoteFile, folder: &Path) -> Result<()> {
 
 fn download(url: &str, to: &Path) -> Result<()> {
     let response = ureq::get(url).call().map_err(|e| anyhow!("{e}"))?;
-    let len: Option<u64> = response.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let len: Option<u64> =
+        response.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let bar = if std::io::stderr().is_terminal() { ProgressBar::new(len.unwrap_or(0)) } else { ProgressBar::hidden() };
-    bar.set_style(ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}").expect("valid template"));
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}").expect("valid template"),
+    );
     bar.set_message(url.to_string());
     let mut reader = response.into_body().into_reader();
     let mut out = fs::File::create(to).with_context(|| format!("creating {}", to.display()))?;

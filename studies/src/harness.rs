@@ -127,7 +127,8 @@ pub fn study_dir<S: Study>(out: &Path) -> PathBuf {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().context("path has no parent folder")?;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("out"), std::process::id()));
+    let tmp =
+        dir.join(format!(".{}.{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("out"), std::process::id()));
     let mut f = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     f.write_all(bytes).and_then(|_| f.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
     fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
@@ -286,7 +287,10 @@ impl Progress {
             }
             _ => {
                 let elapsed = self.started.elapsed().as_secs_f64();
-                eprintln!("{label:<16} finished in {seconds:.1} s   [{}/{} cells, {elapsed:.0} s elapsed]", *done, self.total);
+                eprintln!(
+                    "{label:<16} finished in {seconds:.1} s   [{}/{} cells, {elapsed:.0} s elapsed]",
+                    *done, self.total
+                );
             }
         }
     }

@@ -13,15 +13,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 use datasets::Dataset;
-use nets::mlp::MlpSpec;
-use nets::shallow::ShallowSpec;
-use measure::curvature::{self, Trace, TopEigenvalue};
+use measure::curvature::{self, TopEigenvalue, Trace};
 use measure::sharpness::{RandomSubspace, Sharpness, Subspace, epsilon_sharpness};
+use nets::mlp::MlpSpec;
 use nets::objective::Weights;
+use nets::shallow::ShallowSpec;
 use nets::train::{EpochMetrics, NetSpec, RunSeeds, TrainConfig, Trained};
+use nets::vgg::VggSpec;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use nets::vgg::VggSpec;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{DataDir, DataSpec};
@@ -151,7 +151,13 @@ impl MeasureConfig {
 
     /// Full-space sharpness at ε = 1e-3 only (Figures 4–6, whose ε the paper does not state).
     pub fn sharpness_only(seed: u64) -> MeasureConfig {
-        MeasureConfig { epsilons: vec![1e-3], subspace_dim: 0, lanczos_steps: 0, trace_probes: 0, ..MeasureConfig::keskar(seed) }
+        MeasureConfig {
+            epsilons: vec![1e-3],
+            subspace_dim: 0,
+            lanczos_steps: 0,
+            trace_probes: 0,
+            ..MeasureConfig::keskar(seed)
+        }
     }
 }
 
@@ -192,14 +198,21 @@ fn training_subset(data: &Dataset, m: usize, seed: u64) -> Dataset {
     idx.sort_unstable();
     let len = data.sample_len();
     let mut out = data.clone();
-    out.train.features = idx.iter().flat_map(|&i| data.train.features[i * len..(i + 1) * len].iter().copied()).collect();
+    out.train.features =
+        idx.iter().flat_map(|&i| data.train.features[i * len..(i + 1) * len].iter().copied()).collect();
     out.train.labels = idx.iter().map(|&i| data.train.labels[i]).collect();
     out
 }
 
 /// Measures the solution `weights` of `spec` on the training set of `data` (the objective:
 /// mean cross-entropy, batch norm on its running statistics, no dropout).
-pub fn measure(spec: &NetSpec, weights: &Weights, data: &Dataset, cfg: &MeasureConfig, device: &nets::Device) -> Measures {
+pub fn measure(
+    spec: &NetSpec,
+    weights: &Weights,
+    data: &Dataset,
+    cfg: &MeasureConfig,
+    device: &nets::Device,
+) -> Measures {
     let start = std::time::Instant::now();
     let subset;
     let data = match cfg.samples {
@@ -211,20 +224,27 @@ pub fn measure(spec: &NetSpec, weights: &Weights, data: &Dataset, cfg: &MeasureC
     };
     let mut obj = spec.training_loss(weights, data, cfg.chunk, device);
     let x = weights.params_f64();
-    let full_space = cfg.epsilons.iter().map(|&eps| epsilon_sharpness(&mut obj, &x, &Subspace::Full, eps, cfg.lbfgsb_iterations)).collect();
+    let full_space = cfg
+        .epsilons
+        .iter()
+        .map(|&eps| epsilon_sharpness(&mut obj, &x, &Subspace::Full, eps, cfg.lbfgsb_iterations))
+        .collect();
     let subspace = if cfg.subspace_dim > 0 {
-        let a = Subspace::Random(RandomSubspace::gaussian(x.len(), cfg.subspace_dim, harness::derive_seed(cfg.seed, &["subspace"])));
+        let a = Subspace::Random(RandomSubspace::gaussian(
+            x.len(),
+            cfg.subspace_dim,
+            harness::derive_seed(cfg.seed, &["subspace"]),
+        ));
         cfg.epsilons.iter().map(|&eps| epsilon_sharpness(&mut obj, &x, &a, eps, cfg.lbfgsb_iterations)).collect()
     } else {
         Vec::new()
     };
     let mut rng = ChaCha8Rng::seed_from_u64(harness::derive_seed(cfg.seed, &["hessian"]));
-    let top_eigenvalue = (cfg.lanczos_steps > 0).then(|| curvature::top_eigenvalue(&mut obj, &x, cfg.lanczos_steps, cfg.lanczos_tol, cfg.fd_step, &mut rng));
+    let top_eigenvalue = (cfg.lanczos_steps > 0)
+        .then(|| curvature::top_eigenvalue(&mut obj, &x, cfg.lanczos_steps, cfg.lanczos_tol, cfg.fd_step, &mut rng));
     let trace = (cfg.trace_probes > 0).then(|| curvature::trace(&mut obj, &x, cfg.trace_probes, cfg.fd_step, &mut rng));
     Measures { full_space, subspace, top_eigenvalue, trace, seconds: start.elapsed().as_secs_f64() }
 }
-
-
 
 /// The settings of one scale: networks with their data, batch sizes, epochs.
 pub struct ScaleSpec {
@@ -329,7 +349,14 @@ impl FigureSetup {
 
     /// Adam settings at `batch_size` for `epochs`.
     pub fn train_config(&self, batch_size: usize, epochs: usize) -> TrainConfig {
-        TrainConfig { batch_size, epochs, learning_rate: self.scale.learning_rate, eval_batch: 1000, shuffle: true, patience: None }
+        TrainConfig {
+            batch_size,
+            epochs,
+            learning_rate: self.scale.learning_rate,
+            eval_batch: 1000,
+            shuffle: true,
+            patience: None,
+        }
     }
 }
 
@@ -345,8 +372,23 @@ pub fn scale_spec(scale: Scale) -> ScaleSpec {
                 nets: vec![
                     ("F1", NetSpec::Mlp(MlpSpec { input: 40, width: 32, depth: 2, classes: 10 }), data.clone()),
                     ("F2", NetSpec::Mlp(MlpSpec { input: 40, width: 32, depth: 3, classes: 10 }), data.clone()),
-                    ("C1", NetSpec::Shallow(ShallowSpec { input: signal, channels: 8, kernel: 5, dense: [32, 16], dropout: 0.5, classes: 10 }), data.clone()),
-                    ("C2", NetSpec::Vgg(VggSpec { input: signal, stacks: vec![(8, 1), (16, 1)], dense: 16, classes: 10 }), data),
+                    (
+                        "C1",
+                        NetSpec::Shallow(ShallowSpec {
+                            input: signal,
+                            channels: 8,
+                            kernel: 5,
+                            dense: [32, 16],
+                            dropout: 0.5,
+                            classes: 10,
+                        }),
+                        data.clone(),
+                    ),
+                    (
+                        "C2",
+                        NetSpec::Vgg(VggSpec { input: signal, stacks: vec![(8, 1), (16, 1)], dense: 16, classes: 10 }),
+                        data,
+                    ),
                 ],
                 default_nets: &["F1", "C1"],
                 sb: 16,
@@ -366,8 +408,28 @@ pub fn scale_spec(scale: Scale) -> ScaleSpec {
                 nets: vec![
                     ("F1", NetSpec::Mlp(MlpSpec { input: 40, width: 256, depth: 3, classes: 10 }), data.clone()),
                     ("F2", NetSpec::Mlp(MlpSpec { input: 40, width: 256, depth: 5, classes: 10 }), data.clone()),
-                    ("C1", NetSpec::Shallow(ShallowSpec { input: signal, channels: 32, kernel: 5, dense: [128, 64], dropout: 0.5, classes: 10 }), data.clone()),
-                    ("C2", NetSpec::Vgg(VggSpec { input: signal, stacks: vec![(32, 2), (64, 2), (128, 2)], dense: 128, classes: 10 }), data),
+                    (
+                        "C1",
+                        NetSpec::Shallow(ShallowSpec {
+                            input: signal,
+                            channels: 32,
+                            kernel: 5,
+                            dense: [128, 64],
+                            dropout: 0.5,
+                            classes: 10,
+                        }),
+                        data.clone(),
+                    ),
+                    (
+                        "C2",
+                        NetSpec::Vgg(VggSpec {
+                            input: signal,
+                            stacks: vec![(32, 2), (64, 2), (128, 2)],
+                            dense: 128,
+                            classes: 10,
+                        }),
+                        data,
+                    ),
                 ],
                 default_nets: &["F1", "C1"],
                 sb: 32,
@@ -489,7 +551,10 @@ impl Study for Keskar {
         let data = &self.data.iter().find(|(spec, _)| *spec == cell.data).expect("every cell's data is loaded").1;
         let start = std::time::Instant::now();
         let trained = cell.spec.train(data, &cell.train, cell.seeds, None, &self.device, &mut |m, _| {
-            let msg = format!("epoch {:>3}/{epochs}  train loss {:.4}  train {:5.1}%  test {:5.1}%", m.epoch, m.train_loss, m.train_acc, m.test_acc);
+            let msg = format!(
+                "epoch {:>3}/{epochs}  train loss {:.4}  train {:5.1}%  test {:5.1}%",
+                m.epoch, m.train_loss, m.train_acc, m.test_acc
+            );
             if m.epoch % 10 == 0 || m.epoch == epochs {
                 progress.log(&msg);
             } else {
@@ -599,7 +664,12 @@ pub fn run(args: Args) -> Result<()> {
                         init: harness::derive_seed(master, &["keskar", name, "init", &i]),
                         order: harness::derive_seed(master, &["keskar", name, &format!("{regime:?}"), "order", &i]),
                     },
-                    measure: spec.measure.then(|| MeasureConfig::keskar(harness::derive_seed(master, &["keskar", name, &format!("{regime:?}"), "measure", &i]))),
+                    measure: spec.measure.then(|| {
+                        MeasureConfig::keskar(harness::derive_seed(
+                            master,
+                            &["keskar", name, &format!("{regime:?}"), "measure", &i],
+                        ))
+                    }),
                 });
             }
         }
@@ -647,11 +717,13 @@ fn slice_alphas() -> Vec<f64> {
 /// solutions' weights. Batch norm's running statistics move along the line with the weights
 /// (see `Weights::lerp`); evaluation is in inference mode on the whole train and test sets.
 fn parametric_slice(study: &Keskar, records: &[Record<Cell, Outcome>], net: &str, dir: &Path) -> Result<()> {
-    let find = |regime| records.iter().find(|r| r.config.net == net && r.config.regime == regime && r.config.seed_index == 0);
+    let find =
+        |regime| records.iter().find(|r| r.config.net == net && r.config.regime == regime && r.config.seed_index == 0);
     let (Some(sb), Some(lb)) = (find(Regime::SB), find(Regime::LB)) else { return Ok(()) };
     let path = dir.join("slices").join(format!("{net}.json"));
     let alpha = slice_alphas();
-    if let Ok(old) = fs::read_to_string(&path).map_err(anyhow::Error::from).and_then(|t| Ok(serde_json::from_str::<Slice>(&t)?))
+    if let Ok(old) =
+        fs::read_to_string(&path).map_err(anyhow::Error::from).and_then(|t| Ok(serde_json::from_str::<Slice>(&t)?))
         && old.sb == sb.id
         && old.lb == lb.id
         && old.alpha == alpha
@@ -675,7 +747,16 @@ fn parametric_slice(study: &Keskar, records: &[Record<Cell, Outcome>], net: &str
     let data = &study.data.iter().find(|(spec, _)| *spec == sb.config.data).expect("every cell's data is loaded").1;
     let layout = sb.config.spec.layout(&study.device);
     let mut obj = sb.config.spec.training_loss(&w_sb, data, 1000, &study.device);
-    let mut slice = Slice { net: net.into(), sb: sb.id.clone(), lb: lb.id.clone(), alpha: alpha.clone(), train_loss: vec![], train_acc: vec![], test_loss: vec![], test_acc: vec![] };
+    let mut slice = Slice {
+        net: net.into(),
+        sb: sb.id.clone(),
+        lb: lb.id.clone(),
+        alpha: alpha.clone(),
+        train_loss: vec![],
+        train_acc: vec![],
+        test_loss: vec![],
+        test_acc: vec![],
+    };
     eprintln!("{net}: Figure 3, {} points between the SB and LB solutions of seed 0", alpha.len());
     let points = measure::slices::line(&w_sb.params_f64(), &w_lb.params_f64(), &alpha, |a, x| {
         let buffers = w_sb.lerp(&w_lb, a, &layout).buffers;
@@ -730,26 +811,44 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
         }
     }
 
-    let mut csv = String::from("net,dataset,regime,runs,train_acc_mean,train_acc_std,test_acc_mean,test_acc_std,paper_train_acc,paper_test_acc\n");
+    let mut csv = String::from(
+        "net,dataset,regime,runs,train_acc_mean,train_acc_std,test_acc_mean,test_acc_std,paper_train_acc,paper_test_acc\n",
+    );
     for r in &rows {
         let (ptrain, ptest) = paper_row(r.net, r.regime);
         writeln!(
             csv,
             "{},{},{:?},{},{:.4},{:.4},{:.4},{:.4},{:.2},{:.2}",
-            r.net, r.dataset, r.regime, r.train.len(), mean(&r.train), std(&r.train), mean(&r.test), std(&r.test), ptrain, ptest
+            r.net,
+            r.dataset,
+            r.regime,
+            r.train.len(),
+            mean(&r.train),
+            std(&r.train),
+            mean(&r.test),
+            std(&r.test),
+            ptrain,
+            ptest
         )?;
     }
 
     let first = &records[0];
     let mut commits: Vec<String> = Vec::new();
     for r in records {
-        let short = format!("{}{}", &r.env.git_commit[..r.env.git_commit.len().min(10)], if r.env.git_dirty { " (dirty)" } else { "" });
+        let short = format!(
+            "{}{}",
+            &r.env.git_commit[..r.env.git_commit.len().min(10)],
+            if r.env.git_dirty { " (dirty)" } else { "" }
+        );
         if !commits.contains(&short) {
             commits.push(short);
         }
     }
     let schedule = match first.config.train.patience {
-        Some(p) => format!("until the training loss has made no new minimum for {p} epochs, at most {} epochs", first.config.train.epochs),
+        Some(p) => format!(
+            "until the training loss has made no new minimum for {p} epochs, at most {} epochs",
+            first.config.train.epochs
+        ),
         None => format!("{} epochs", first.config.train.epochs),
     };
     let mut md = String::new();
@@ -764,7 +863,10 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
         first.env.backend,
         commits.join(", "),
     )?;
-    writeln!(md, "| net | params | data | regime | batch | runs | epochs run | train acc | test acc | paper train | paper test |")?;
+    writeln!(
+        md,
+        "| net | params | data | regime | batch | runs | epochs run | train acc | test acc | paper train | paper test |"
+    )?;
     writeln!(md, "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")?;
     for r in &rows {
         let (ptrain, ptest) = paper_row(r.net, r.regime);
@@ -773,7 +875,18 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
         writeln!(
             md,
             "| {} | {} | {} | {:?} | {} | {} | {epochs} | {:.2} ± {:.2} | {:.2} ± {:.2} | {:.2} | {:.2} |",
-            r.net, r.parameters, r.dataset, r.regime, r.batch, r.train.len(), mean(&r.train), std(&r.train), mean(&r.test), std(&r.test), ptrain, ptest
+            r.net,
+            r.parameters,
+            r.dataset,
+            r.regime,
+            r.batch,
+            r.train.len(),
+            mean(&r.train),
+            std(&r.train),
+            mean(&r.test),
+            std(&r.test),
+            ptrain,
+            ptest
         )?;
     }
     let paper_data: Vec<String> = nets
@@ -794,7 +907,13 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
             None => ("–".into(), "–".into()),
         };
         let significant = welch_t_test(&sb.test, &lb.test).is_some_and(|(_, p)| p < 0.05) && gap > 0.0;
-        writeln!(md, "| {net} | {:.2} | {:.2} | {gap:.2} | {t} | {p} | {} |", mean(&sb.test), mean(&lb.test), if significant { "yes" } else { "no" })?;
+        writeln!(
+            md,
+            "| {net} | {:.2} | {:.2} | {gap:.2} | {t} | {p} | {} |",
+            mean(&sb.test),
+            mean(&lb.test),
+            if significant { "yes" } else { "no" }
+        )?;
     }
 
     fs::create_dir_all(dir)?;
@@ -858,12 +977,16 @@ fn sharpness_table(records: &[Record<Cell, Outcome>], nets: &[&str], space: Spac
             .collect();
         (v, eps)
     };
-    let epsilons: Vec<f64> = records.iter().find_map(|r| r.config.measure.as_ref()).map(|m| m.epsilons.clone()).unwrap_or_default();
+    let epsilons: Vec<f64> =
+        records.iter().find_map(|r| r.config.measure.as_ref()).map(|m| m.epsilons.clone()).unwrap_or_default();
     let iterations = records.iter().find_map(|r| r.config.measure.as_ref()).map(|m| m.lbfgsb_iterations).unwrap_or(0);
     let mut md = String::new();
     let mut csv = String::from("net,regime,runs,epsilon,sharpness_mean,sharpness_std,paper_mean\n");
     writeln!(md, "## Table {n}: sharpness in the {title}\n")?;
-    writeln!(md, "Metric 2.1, 100 · (max f(x + Ay) − f(x)) / (1 + f(x)) over the box |y_i| ≤ ε(|(A⁺x)_i| + 1), maximized by {iterations} iterations of L-BFGS-B; mean ± std over seeds. The paper's means beside ours.\n")?;
+    writeln!(
+        md,
+        "Metric 2.1, 100 · (max f(x + Ay) − f(x)) / (1 + f(x)) over the box |y_i| ≤ ε(|(A⁺x)_i| + 1), maximized by {iterations} iterations of L-BFGS-B; mean ± std over seeds. The paper's means beside ours.\n"
+    )?;
     let mut header = String::from("| net | regime | runs |");
     let mut rule = String::from("|---|---|---:|");
     for e in &epsilons {
@@ -913,7 +1036,9 @@ fn curvature_table(records: &[Record<Cell, Outcome>], nets: &[&str]) -> Result<(
     let mut md = String::from("## Curvature of the training loss at the solutions\n\n");
     md.push_str("Top Hessian eigenvalue by the Lanczos method and trace by Hutchinson's estimator (Rademacher probes), both on Hessian-vector products from central differences of gradients; mean ± std over seeds. `converged` counts runs whose Ritz pair reached the relative-residual tolerance (the eigenvalue is then within that fraction of the estimate); `max residual` is the largest relative residual of a run; `trace s.e.` is the largest standard error of a single run's estimate.\n\n");
     md.push_str("| net | regime | runs | top eigenvalue | converged | max residual | trace | trace s.e. |\n|---|---|---:|---:|---:|---:|---:|---:|\n");
-    let mut csv = String::from("net,regime,runs,top_eigenvalue_mean,top_eigenvalue_std,converged,max_residual,trace_mean,trace_std,trace_max_std_error\n");
+    let mut csv = String::from(
+        "net,regime,runs,top_eigenvalue_mean,top_eigenvalue_std,converged,max_residual,trace_mean,trace_std,trace_max_std_error\n",
+    );
     for &net in nets {
         for regime in [Regime::SB, Regime::LB] {
             let ms: Vec<(&TopEigenvalue, &Trace)> = records
@@ -930,8 +1055,25 @@ fn curvature_table(records: &[Record<Cell, Outcome>], nets: &[&str]) -> Result<(
             let conv = ms.iter().filter(|m| m.0.converged).count();
             let se = ms.iter().map(|m| m.1.std_error).fold(0.0, f64::max);
             let res = ms.iter().map(|m| m.0.residual).fold(0.0, f64::max);
-            writeln!(md, "| {net} | {regime:?} | {} | {:.3} ± {:.3} | {conv}/{} | {res:.1e} | {:.1} ± {:.1} | {se:.1} |", ms.len(), mean(&eig), std(&eig), ms.len(), mean(&tr), std(&tr))?;
-            writeln!(csv, "{net},{regime:?},{},{:.6},{:.6},{conv},{res:.6e},{:.6},{:.6},{se:.6}", ms.len(), mean(&eig), std(&eig), mean(&tr), std(&tr))?;
+            writeln!(
+                md,
+                "| {net} | {regime:?} | {} | {:.3} ± {:.3} | {conv}/{} | {res:.1e} | {:.1} ± {:.1} | {se:.1} |",
+                ms.len(),
+                mean(&eig),
+                std(&eig),
+                ms.len(),
+                mean(&tr),
+                std(&tr)
+            )?;
+            writeln!(
+                csv,
+                "{net},{regime:?},{},{:.6},{:.6},{conv},{res:.6e},{:.6},{:.6},{se:.6}",
+                ms.len(),
+                mean(&eig),
+                std(&eig),
+                mean(&tr),
+                std(&tr)
+            )?;
         }
     }
     let train: f64 = records.iter().filter(|r| r.outcome.measures.is_some()).map(|r| r.outcome.train_seconds).sum();
@@ -952,24 +1094,54 @@ fn curvature_table(records: &[Record<Cell, Outcome>], nets: &[&str]) -> Result<(
 /// Figure 3: per net, cross-entropy (log scale) above and accuracy below, along α; training
 /// data solid, test data dashed, as in the paper.
 fn slice_panels(slices: &[Slice], records: &[Record<Cell, Outcome>]) -> Vec<Panel> {
-    let name = |s: &Slice| records.iter().find(|r| r.id == s.sb).map(|r| format!("{} on {}", s.net, r.config.data.name())).unwrap_or(s.net.clone());
+    let name = |s: &Slice| {
+        records
+            .iter()
+            .find(|r| r.id == s.sb)
+            .map(|r| format!("{} on {}", s.net, r.config.data.name()))
+            .unwrap_or(s.net.clone())
+    };
     let series = |s: &Slice, train: &[f64], test: &[f64], color| {
         vec![
-            Series { label: "train".into(), color, dashed: false, x: s.alpha.clone(), mean: train.to_vec(), std: vec![0.0; train.len()] },
-            Series { label: "test".into(), color, dashed: true, x: s.alpha.clone(), mean: test.to_vec(), std: vec![0.0; test.len()] },
+            Series {
+                label: "train".into(),
+                color,
+                dashed: false,
+                x: s.alpha.clone(),
+                mean: train.to_vec(),
+                std: vec![0.0; train.len()],
+            },
+            Series {
+                label: "test".into(),
+                color,
+                dashed: true,
+                x: s.alpha.clone(),
+                mean: test.to_vec(),
+                std: vec![0.0; test.len()],
+            },
         ]
     };
     let mut panels: Vec<Panel> = slices
         .iter()
         .map(|s| {
-            let mut p = Panel::new(format!("{}: cross-entropy", name(s)), "α  (0 = SB solution, 1 = LB solution)", "cross-entropy (log scale)", series(s, &s.train_loss, &s.test_loss, PALETTE[0]));
+            let mut p = Panel::new(
+                format!("{}: cross-entropy", name(s)),
+                "α  (0 = SB solution, 1 = LB solution)",
+                "cross-entropy (log scale)",
+                series(s, &s.train_loss, &s.test_loss, PALETTE[0]),
+            );
             p.log_y = true;
             p.legend = plotters::prelude::SeriesLabelPosition::UpperMiddle;
             p
         })
         .collect();
     panels.extend(slices.iter().map(|s| {
-        let mut p = Panel::new(format!("{}: accuracy", name(s)), "α  (0 = SB solution, 1 = LB solution)", "accuracy (%)", series(s, &s.train_acc, &s.test_acc, PALETTE[1]));
+        let mut p = Panel::new(
+            format!("{}: accuracy", name(s)),
+            "α  (0 = SB solution, 1 = LB solution)",
+            "accuracy (%)",
+            series(s, &s.train_acc, &s.test_acc, PALETTE[1]),
+        );
         p.legend = plotters::prelude::SeriesLabelPosition::LowerMiddle;
         p
     }));
@@ -982,11 +1154,15 @@ fn curve_panels(records: &[Record<Cell, Outcome>], nets: &[&str]) -> Vec<Panel> 
         .map(|&net| {
             let mut series = Vec::new();
             for (regime, color) in [(Regime::SB, PALETTE[0]), (Regime::LB, PALETTE[1])] {
-                let runs: Vec<_> = records.iter().filter(|r| r.config.net == net && r.config.regime == regime).collect();
+                let runs: Vec<_> =
+                    records.iter().filter(|r| r.config.net == net && r.config.regime == regime).collect();
                 let Some(first) = runs.first() else { continue };
                 let batch = first.config.train.batch_size;
                 let len = runs.iter().map(|r| r.outcome.trained.curves.len()).min().unwrap_or(0);
-                for (which, dashed, get) in [("train", true, (|m: &EpochMetrics| m.train_acc) as fn(&EpochMetrics) -> f64), ("test", false, |m| m.test_acc)] {
+                for (which, dashed, get) in [
+                    ("train", true, (|m: &EpochMetrics| m.train_acc) as fn(&EpochMetrics) -> f64),
+                    ("test", false, |m| m.test_acc),
+                ] {
                     let at = |e: usize| runs.iter().map(|r| get(&r.outcome.trained.curves[e])).collect::<Vec<_>>();
                     series.push(Series {
                         label: format!("{regime:?} (batch {batch}) {which}"),
@@ -998,7 +1174,15 @@ fn curve_panels(records: &[Record<Cell, Outcome>], nets: &[&str]) -> Vec<Panel> 
                     });
                 }
             }
-            Panel::new(format!("{net} on {}", records.iter().find(|r| r.config.net == net).map(|r| r.config.data.name()).unwrap_or("?")), "epoch", "accuracy (%)", series)
+            Panel::new(
+                format!(
+                    "{net} on {}",
+                    records.iter().find(|r| r.config.net == net).map(|r| r.config.data.name()).unwrap_or("?")
+                ),
+                "epoch",
+                "accuracy (%)",
+                series,
+            )
         })
         .collect()
 }
@@ -1011,7 +1195,8 @@ mod tests {
     fn record(regime: Regime, seed_index: usize, train_acc: f64, test_acc: f64) -> Record<Cell, Outcome> {
         let spec = scale_spec(Scale::Smoke);
         let (_, net, data) = spec.nets[0].clone();
-        let metrics = |epoch, train_acc, test_acc| EpochMetrics { epoch, train_loss: 1.0, train_acc, test_loss: 1.0, test_acc };
+        let metrics =
+            |epoch, train_acc, test_acc| EpochMetrics { epoch, train_loss: 1.0, train_acc, test_loss: 1.0, test_acc };
         Record {
             study: "keskar".into(),
             id: format!("F1-{regime:?}-seed{seed_index}"),
@@ -1022,7 +1207,14 @@ mod tests {
                 data,
                 spec: net,
                 regime,
-                train: TrainConfig { batch_size: 16, epochs: 1, learning_rate: 1e-3, eval_batch: 1000, shuffle: true, patience: None },
+                train: TrainConfig {
+                    batch_size: 16,
+                    epochs: 1,
+                    learning_rate: 1e-3,
+                    eval_batch: 1000,
+                    shuffle: true,
+                    patience: None,
+                },
                 seed_index,
                 seeds: RunSeeds { init: 1, order: 2 },
                 measure: None,
@@ -1040,7 +1232,11 @@ mod tests {
             wall_time_s: 1.0,
             finished_unix_s: 0,
             outcome: Outcome {
-                trained: Trained { parameters: 2, curves: vec![metrics(0, 10.0, 10.0), metrics(1, train_acc, test_acc)], weights: Weights::default() },
+                trained: Trained {
+                    parameters: 2,
+                    curves: vec![metrics(0, 10.0, 10.0), metrics(1, train_acc, test_acc)],
+                    weights: Weights::default(),
+                },
                 train_seconds: 1.0,
                 measures: None,
             },
@@ -1068,7 +1264,10 @@ mod tests {
         // Welch: t = 5 / √(2/2 + 0) = 5, df = 1, two-sided p = 2·(1 − F₁(5)) = 0.1257 (Cauchy:
         // 1 − 2/π·atan 5).
         assert!(md.contains("| F1 | 71.00 | 66.00 | 5.00 | 5.00 | 1.26e-1 | no |"), "{md}");
-        assert!(md.contains("| F1 | 2 | mnist1d | SB | 16 | 2 | 1 | 99.50 ± 0.71 | 71.00 ± 1.41 | 99.66 | 98.03 |"), "{md}");
+        assert!(
+            md.contains("| F1 | 2 | mnist1d | SB | 16 | 2 | 1 | 99.50 ± 0.71 | 71.00 ± 1.41 | 99.66 | 98.03 |"),
+            "{md}"
+        );
         assert!(dir.path().join("curves.png").exists() && dir.path().join("curves.svg").exists());
     }
 }

@@ -77,14 +77,17 @@ impl Study for Landscape {
     fn run_cell(&self, cell: &Cell, progress: &CellProgress) -> Result<Outcome> {
         let data = self.setup.dataset(&cell.data);
         let device = &self.setup.device;
-        let trained = cell.spec.train(data, &cell.train, cell.seeds, None, device, &mut |m, _| progress.message(&format!("epoch {:>3}  train loss {:.4}", m.epoch, m.train_loss)));
+        let trained = cell.spec.train(data, &cell.train, cell.seeds, None, device, &mut |m, _| {
+            progress.message(&format!("epoch {:>3}  train loss {:.4}", m.epoch, m.train_loss))
+        });
         let layout = cell.spec.layout(device);
         let mut rng = ChaCha8Rng::seed_from_u64(cell.direction_seed);
         let d1 = layout.filter_normalized_direction(&trained.weights.params, &mut rng);
         let d2 = layout.filter_normalized_direction(&trained.weights.params, &mut rng);
         let x = trained.weights.params_f64();
         let mut obj = cell.spec.training_loss(&trained.weights, data, 1000, device);
-        let grid: Vec<f64> = (0..cell.points).map(|i| -cell.span + 2.0 * cell.span * i as f64 / (cell.points - 1) as f64).collect();
+        let grid: Vec<f64> =
+            (0..cell.points).map(|i| -cell.span + 2.0 * cell.span * i as f64 / (cell.points - 1) as f64).collect();
         let mut done = 0;
         let train_loss = measure::slices::plane(&x, &d1, &d2, &grid, |point| {
             done += 1;
@@ -111,7 +114,10 @@ pub fn run(args: FigureArgs) -> Result<()> {
                 data: data.clone(),
                 regime,
                 train: setup.train_config(if regime == Regime::SB { setup.scale.sb } else { lb }, setup.scale.epochs),
-                seeds: RunSeeds { init: harness::derive_seed(master, &["landscape", net, "init"]), order: harness::derive_seed(master, &["landscape", net, &r, "order"]) },
+                seeds: RunSeeds {
+                    init: harness::derive_seed(master, &["landscape", net, "init"]),
+                    order: harness::derive_seed(master, &["landscape", net, &r, "order"]),
+                },
                 points,
                 span: 1.0,
                 direction_seed: harness::derive_seed(master, &["landscape", net, &r, "directions"]),
@@ -127,7 +133,10 @@ pub fn run(args: FigureArgs) -> Result<()> {
 
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
     let mut md = String::from("# Loss landscape around the SB and LB solutions\n\n");
-    writeln!(md, "Training cross-entropy on the plane x + α d₁ + β d₂ through each solution, d₁ and d₂ random filter-normalized directions (Li et al. 2018). The value at the centre and the largest value on the circle of radius r (grid points with α² + β² ≤ r²) measure how fast the loss rises.\n")?;
+    writeln!(
+        md,
+        "Training cross-entropy on the plane x + α d₁ + β d₂ through each solution, d₁ and d₂ random filter-normalized directions (Li et al. 2018). The value at the centre and the largest value on the circle of radius r (grid points with α² + β² ≤ r²) measure how fast the loss rises.\n"
+    )?;
     md.push_str("| net | regime | batch | loss at centre | max loss, r ≤ 0.25 | max loss, r ≤ 0.5 | max loss, r ≤ 1 |\n|---|---|---:|---:|---:|---:|---:|\n");
     let mut maps = Vec::new();
     for r in records {
@@ -144,9 +153,22 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
             }
             m
         };
-        writeln!(md, "| {} | {:?} | {} | {:.4} | {:.4} | {:.4} | {:.4} |", r.config.net, r.config.regime, r.config.train.batch_size, o.train_loss[c][c], within(0.25), within(0.5), within(1.0))?;
+        writeln!(
+            md,
+            "| {} | {:?} | {} | {:.4} | {:.4} | {:.4} | {:.4} |",
+            r.config.net,
+            r.config.regime,
+            r.config.train.batch_size,
+            o.train_loss[c][c],
+            within(0.25),
+            within(0.5),
+            within(1.0)
+        )?;
         maps.push(Heatmap {
-            title: format!("{} {:?} (batch {}): training loss", r.config.net, r.config.regime, r.config.train.batch_size),
+            title: format!(
+                "{} {:?} (batch {}): training loss",
+                r.config.net, r.config.regime, r.config.train.batch_size
+            ),
             x_label: "α (filter-normalized direction 1)".into(),
             y_label: "β (direction 2)".into(),
             x: o.grid.clone(),

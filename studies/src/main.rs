@@ -88,17 +88,35 @@ enum Command {
 /// Studies and their one-line descriptions, as `studies list` prints them (`data` and `bench`
 /// are tools, listed by `--help`).
 const STUDIES: &[(&str, &str)] = &[
-    ("keskar", "Keskar et al. 2017 Tables 2-4, Fig. 3: SB vs LB Adam, accuracy, sharpness, curvature, with the paper's numbers"),
+    (
+        "keskar",
+        "Keskar et al. 2017 Tables 2-4, Fig. 3: SB vs LB Adam, accuracy, sharpness, curvature, with the paper's numbers",
+    ),
     ("sweep", "Keskar et al. 2017 Fig. 4: test accuracy and sharpness against the batch size"),
     ("warmstart", "Keskar et al. 2017 Fig. 5: LB training warm-started from SB iterates after k epochs"),
     ("trajectory", "Keskar et al. 2017 Fig. 6: sharpness against training loss along SB and LB training"),
     ("landscape", "2-D loss landscape around the SB and LB solutions, filter-normalized directions (Li et al. 2018)"),
-    ("convex", "GD on linear regression: reaches the normal-equations solution; step-size threshold 2/L found empirically"),
+    (
+        "convex",
+        "GD on linear regression: reaches the normal-equations solution; step-size threshold 2/L found empirically",
+    ),
     ("momentum", "GD vs heavy-ball momentum on quadratics, κ = 10…10⁴: measured convergence rates against the theory"),
-    ("surfaces", "The seven update rules on an ill-conditioned quadratic, a saddle, Rosenbrock, Beale, Himmelblau: trajectories"),
-    ("saddle", "GD stuck on a saddle's stable manifold vs noisy GD (Ge et al. 2015): escape probability and time against σ"),
-    ("optimizers", "The seven update rules training the F1-family MLP on MNIST-1D: step sizes tuned, curves over 5 seeds"),
-    ("mnist1d", "MNIST-1D fidelity: logistic regression, MLP and CNN baselines on our generator vs the published accuracies"),
+    (
+        "surfaces",
+        "The seven update rules on an ill-conditioned quadratic, a saddle, Rosenbrock, Beale, Himmelblau: trajectories",
+    ),
+    (
+        "saddle",
+        "GD stuck on a saddle's stable manifold vs noisy GD (Ge et al. 2015): escape probability and time against σ",
+    ),
+    (
+        "optimizers",
+        "The seven update rules training the F1-family MLP on MNIST-1D: step sizes tuned, curves over 5 seeds",
+    ),
+    (
+        "mnist1d",
+        "MNIST-1D fidelity: logistic regression, MLP and CNN baselines on our generator vs the published accuracies",
+    ),
 ];
 
 fn main() -> ExitCode {

@@ -51,7 +51,6 @@ pub struct Cell {
     pub seeds: RunSeeds,
 }
 
-
 /// (model, name, published test accuracy %, reference figure % on the upstream data, last step,
 /// 3 seeds).
 const REFERENCE: [(BaselineSpec, &str, f64, f64); 3] = [
@@ -87,7 +86,8 @@ impl Study for Mnist1dFidelity {
         let spec = NetSpec::Baseline(cell.model);
         let epochs = cell.train.epochs;
         Ok(spec.train(&self.data, &cell.train, cell.seeds, None, &self.device, &mut |m, _| {
-            let msg = format!("epoch {:>3}/{epochs}  train loss {:.4}  test {:5.1}%", m.epoch, m.train_loss, m.test_acc);
+            let msg =
+                format!("epoch {:>3}/{epochs}  train loss {:.4}  test {:5.1}%", m.epoch, m.train_loss, m.test_acc);
             if m.epoch % 50 == 0 || m.epoch == epochs { progress.log(&msg) } else { progress.message(&msg) }
         }))
     }
@@ -104,7 +104,14 @@ pub fn run(args: Args) -> Result<()> {
     let (backend, device, jobs) = args.grid.validate()?;
     harness::check_writable(&args.grid.out)?;
     let data = DataSpec::Mnist1d { train: 4000, test: 1000, seed: 42 };
-    let train = TrainConfig { batch_size: 100, epochs: args.epochs, learning_rate: 1e-2, eval_batch: 1000, shuffle: false, patience: None };
+    let train = TrainConfig {
+        batch_size: 100,
+        epochs: args.epochs,
+        learning_rate: 1e-2,
+        eval_batch: 1000,
+        shuffle: false,
+        patience: None,
+    };
     let master = args.grid.seed;
     let mut cells = Vec::new();
     for (model, ..) in REFERENCE {
@@ -130,7 +137,9 @@ pub fn run(args: Args) -> Result<()> {
     let (text, all_within) = report(&records, &harness::study_dir::<Mnist1dFidelity>(&args.grid.out))?;
     println!("{text}");
     if !all_within {
-        bail!("a baseline is more than {TOLERANCE} points from its reference figure: the generator differs from the reference");
+        bail!(
+            "a baseline is more than {TOLERANCE} points from its reference figure: the generator differs from the reference"
+        );
     }
     Ok(())
 }
@@ -141,7 +150,9 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, 
     let first = &records[0];
     let steps = first.config.train.epochs * 4000 / first.config.train.batch_size;
     let mut md = String::new();
-    let mut csv = String::from("model,parameters,runs,test_acc_mean,test_acc_std,published_test_acc,reference_test_acc,difference,within_tolerance\n");
+    let mut csv = String::from(
+        "model,parameters,runs,test_acc_mean,test_acc_std,published_test_acc,reference_test_acc,difference,within_tolerance\n",
+    );
     writeln!(md, "# MNIST-1D baselines on flatland's generator\n")?;
     writeln!(
         md,
@@ -152,13 +163,17 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, 
         &first.env.git_commit[..first.env.git_commit.len().min(10)],
         if first.env.git_dirty { " (dirty)" } else { "" }
     )?;
-    writeln!(md, "| model | params | runs | ours | published | reference | ours − reference | within {TOLERANCE} points |")?;
+    writeln!(
+        md,
+        "| model | params | runs | ours | published | reference | ours − reference | within {TOLERANCE} points |"
+    )?;
     writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---|")?;
     let mut all_within = true;
     for (model, name, published, reference) in REFERENCE {
         let runs: Vec<_> = records.iter().filter(|r| r.config.model == model).collect();
         let Some(one) = runs.first() else { continue };
-        let acc: Vec<f64> = runs.iter().map(|r| r.outcome.curves.last().map(|m| m.test_acc).unwrap_or(f64::NAN)).collect();
+        let acc: Vec<f64> =
+            runs.iter().map(|r| r.outcome.curves.last().map(|m| m.test_acc).unwrap_or(f64::NAN)).collect();
         let diff = mean(&acc) - reference;
         let within = diff.abs() <= TOLERANCE;
         all_within &= within;
@@ -171,7 +186,14 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, 
             std(&acc),
             if within { "yes" } else { "no" }
         )?;
-        writeln!(csv, "{name},{},{},{:.4},{:.4},{published},{reference},{diff:.4},{within}", one.outcome.parameters, acc.len(), mean(&acc), std(&acc))?;
+        writeln!(
+            csv,
+            "{name},{},{},{:.4},{:.4},{published},{reference},{diff:.4},{within}",
+            one.outcome.parameters,
+            acc.len(),
+            mean(&acc),
+            std(&acc)
+        )?;
     }
     fs::create_dir_all(dir)?;
     harness::write_atomic(&dir.join("table.md"), md.as_bytes())?;

@@ -112,7 +112,12 @@ pub fn run(args: Args) -> Result<()> {
         cells.push(Cell { kappa, dimension: 100, rule: Rule::Gd { lr: 2.0 / (l + mu) }, theory: gd });
         let sk = kappa.sqrt();
         let hb = (sk - 1.0) / (sk + 1.0);
-        cells.push(Cell { kappa, dimension: 100, rule: Rule::Momentum { lr: 4.0 / (l.sqrt() + mu.sqrt()).powi(2), rho: hb * hb }, theory: hb });
+        cells.push(Cell {
+            kappa,
+            dimension: 100,
+            rule: Rule::Momentum { lr: 4.0 / (l.sqrt() + mu.sqrt()).powi(2), rho: hb * hb },
+            theory: hb,
+        });
     }
     let env = crate::env::Env::capture(backend, &device, jobs);
     let opts = harness::GridOptions { out: args.grid.out.clone(), jobs, master_seed: args.grid.seed, env };
@@ -128,7 +133,11 @@ pub fn run(args: Args) -> Result<()> {
 
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool)> {
     let mut md = String::from("# Momentum: convergence rates on ill-conditioned quadratics\n\n");
-    writeln!(md, "f(x) = ½ Σ λᵢ xᵢ² with {} eigenvalues log-spaced over [1, κ], from x = (1, …, 1). GD: α = 2/(L + μ), theory (κ − 1)/(κ + 1). Heavy ball (V ← ρV + ∇f, x ← x − αV): α = 4/(√L + √μ)², ρ = ((√κ − 1)/(√κ + 1))², theory (√κ − 1)/(√κ + 1). Measured: (‖x_N‖ / ‖x_N/2‖)^(2/N).\n", records[0].config.dimension)?;
+    writeln!(
+        md,
+        "f(x) = ½ Σ λᵢ xᵢ² with {} eigenvalues log-spaced over [1, κ], from x = (1, …, 1). GD: α = 2/(L + μ), theory (κ − 1)/(κ + 1). Heavy ball (V ← ρV + ∇f, x ← x − αV): α = 4/(√L + √μ)², ρ = ((√κ − 1)/(√κ + 1))², theory (√κ − 1)/(√κ + 1). Measured: (‖x_N‖ / ‖x_N/2‖)^(2/N).\n",
+        records[0].config.dimension
+    )?;
     md.push_str("| κ | method | iterations N | measured rate | theory | relative difference | within 1 % |\n|---:|---|---:|---:|---:|---:|---|\n");
     let mut csv = String::from("kappa,method,iterations,measured_rate,theory_rate\n");
     let mut ok = true;
@@ -136,18 +145,55 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool
         let diff = (r.outcome.rate - r.config.theory) / r.config.theory;
         let within = diff.abs() < 0.01;
         ok &= within;
-        writeln!(md, "| {} | {} | {} | {:.6} | {:.6} | {:+.2e} | {} |", r.config.kappa, r.config.rule.name(), r.outcome.iterations, r.outcome.rate, r.config.theory, diff, if within { "yes" } else { "NO" })?;
-        writeln!(csv, "{},{},{},{:.10},{:.10}", r.config.kappa, r.config.rule.name(), r.outcome.iterations, r.outcome.rate, r.config.theory)?;
+        writeln!(
+            md,
+            "| {} | {} | {} | {:.6} | {:.6} | {:+.2e} | {} |",
+            r.config.kappa,
+            r.config.rule.name(),
+            r.outcome.iterations,
+            r.outcome.rate,
+            r.config.theory,
+            diff,
+            if within { "yes" } else { "NO" }
+        )?;
+        writeln!(
+            csv,
+            "{},{},{},{:.10},{:.10}",
+            r.config.kappa,
+            r.config.rule.name(),
+            r.outcome.iterations,
+            r.outcome.rate,
+            r.config.theory
+        )?;
     }
     // 1 − rate against κ on log-log axes: slope −1 for GD, −½ for momentum.
     let mut series = Vec::new();
     for (i, name) in ["GD", "momentum"].iter().enumerate() {
         let rs: Vec<_> = records.iter().filter(|r| r.config.rule.name() == *name).collect();
         let x: Vec<f64> = rs.iter().map(|r| r.config.kappa).collect();
-        series.push(Series { label: format!("{name}, measured"), color: PALETTE[i], dashed: false, x: x.clone(), mean: rs.iter().map(|r| 1.0 - r.outcome.rate).collect(), std: vec![0.0; rs.len()] });
-        series.push(Series { label: format!("{name}, theory"), color: PALETTE[i], dashed: true, x, mean: rs.iter().map(|r| 1.0 - r.config.theory).collect(), std: vec![0.0; rs.len()] });
+        series.push(Series {
+            label: format!("{name}, measured"),
+            color: PALETTE[i],
+            dashed: false,
+            x: x.clone(),
+            mean: rs.iter().map(|r| 1.0 - r.outcome.rate).collect(),
+            std: vec![0.0; rs.len()],
+        });
+        series.push(Series {
+            label: format!("{name}, theory"),
+            color: PALETTE[i],
+            dashed: true,
+            x,
+            mean: rs.iter().map(|r| 1.0 - r.config.theory).collect(),
+            std: vec![0.0; rs.len()],
+        });
     }
-    let mut rate_panel = Panel::new("1 − rate against κ (measured on theory)", "condition number κ (log scale)", "1 − rate per step (log scale)", series);
+    let mut rate_panel = Panel::new(
+        "1 − rate against κ (measured on theory)",
+        "condition number κ (log scale)",
+        "1 − rate per step (log scale)",
+        series,
+    );
     rate_panel.log_x = true;
     rate_panel.log_y = true;
     rate_panel.legend = plotters::prelude::SeriesLabelPosition::LowerLeft;
@@ -166,7 +212,8 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool
             std: vec![0.0; r.outcome.trace.iter().filter(|t| t.1 > 1e-10).count()],
         })
         .collect();
-    let mut trace_panel = Panel::new("Distance to the minimum, κ = 1000", "iteration", "‖x_k − x*‖ (log scale)", traces);
+    let mut trace_panel =
+        Panel::new("Distance to the minimum, κ = 1000", "iteration", "‖x_k − x*‖ (log scale)", traces);
     trace_panel.log_y = true;
     trace_panel.legend = plotters::prelude::SeriesLabelPosition::UpperRight;
     std::fs::create_dir_all(dir)?;

@@ -97,20 +97,41 @@ impl Study for Optimizers {
     }
 
     fn label(cell: &Cell) -> String {
-        format!("{}-{}-lr{:.0e}-seed{}", cell.net, cell.rule.name().replace(' ', "-"), lr_of(&cell.rule), cell.seed_index)
+        format!(
+            "{}-{}-lr{:.0e}-seed{}",
+            cell.net,
+            cell.rule.name().replace(' ', "-"),
+            lr_of(&cell.rule),
+            cell.seed_index
+        )
     }
 
     fn run_cell(&self, cell: &Cell, progress: &CellProgress) -> Result<Trained> {
         let data = self.setup.dataset(&cell.data);
-        Ok(cell.spec.train_with_rule(data, &cell.train, cell.seeds, cell.rule, None, &self.setup.device, &mut |m, _| {
-            progress.message(&format!("epoch {:>3}  train loss {:.4}  test {:5.1}%", m.epoch, m.train_loss, m.test_acc))
-        }))
+        Ok(cell.spec.train_with_rule(
+            data,
+            &cell.train,
+            cell.seeds,
+            cell.rule,
+            None,
+            &self.setup.device,
+            &mut |m, _| {
+                progress
+                    .message(&format!("epoch {:>3}  train loss {:.4}  test {:5.1}%", m.epoch, m.train_loss, m.test_acc))
+            },
+        ))
     }
 }
 
 fn lr_of(rule: &Rule) -> f64 {
     match *rule {
-        Rule::Gd { lr } | Rule::NoisyGd { lr, .. } | Rule::Momentum { lr, .. } | Rule::Nesterov { lr, .. } | Rule::AdaGrad { lr } | Rule::RmsProp { lr, .. } | Rule::Adam { lr, .. } => lr,
+        Rule::Gd { lr }
+        | Rule::NoisyGd { lr, .. }
+        | Rule::Momentum { lr, .. }
+        | Rule::Nesterov { lr, .. }
+        | Rule::AdaGrad { lr }
+        | Rule::RmsProp { lr, .. }
+        | Rule::Adam { lr, .. } => lr,
     }
 }
 
@@ -124,14 +145,20 @@ pub fn run(args: Args) -> Result<()> {
     let mut train_subset = None;
     if args.data == Data::Mnist {
         if args.figure.nets.is_some() {
-            anyhow::bail!("--nets: with --data mnist the study trains the F1 family only (784 → 3 × [256, BN, ReLU] → 10)");
+            anyhow::bail!(
+                "--nets: with --data mnist the study trains the F1 family only (784 → 3 × [256, BN, ReLU] → 10)"
+            );
         }
         let dir = crate::data::DataDir::resolve(args.figure.data_dir.as_deref());
         let mut mnist = DataSpec::Mnist.load(&dir)?;
         let keep = MNIST_TRAIN.min(mnist.train.len());
         mnist.train.features.truncate(keep * mnist.sample_len());
         mnist.train.labels.truncate(keep);
-        setup.nets = vec![("F1".into(), NetSpec::Mlp(nets::mlp::MlpSpec { input: 784, width: 256, depth: 3, classes: 10 }), DataSpec::Mnist)];
+        setup.nets = vec![(
+            "F1".into(),
+            NetSpec::Mlp(nets::mlp::MlpSpec { input: 784, width: 256, depth: 3, classes: 10 }),
+            DataSpec::Mnist,
+        )];
         setup.data = vec![(DataSpec::Mnist, mnist)];
         train_subset = Some(keep);
         if args.figure.scale != crate::keskar::Scale::Smoke {
@@ -139,14 +166,26 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     let master = setup.opts.master_seed;
-    let seeds = |net: &str, i: usize| RunSeeds { init: harness::derive_seed(master, &["optimizers", net, "init", &i.to_string()]), order: harness::derive_seed(master, &["optimizers", net, "order", &i.to_string()]) };
+    let seeds = |net: &str, i: usize| RunSeeds {
+        init: harness::derive_seed(master, &["optimizers", net, "init", &i.to_string()]),
+        order: harness::derive_seed(master, &["optimizers", net, "order", &i.to_string()]),
+    };
     let train = setup.train_config(batch, epochs);
     // Phase 1: every step size of the grid, seed 0.
     let mut tuning = Vec::new();
     for (net, spec, data) in &setup.nets {
         for rule in rules() {
             for lr in lr_grid() {
-                tuning.push(Cell { net: net.clone(), spec: spec.clone(), data: data.clone(), train_subset, rule: rule.with_lr(lr), train: train.clone(), seed_index: 0, seeds: seeds(net, 0) });
+                tuning.push(Cell {
+                    net: net.clone(),
+                    spec: spec.clone(),
+                    data: data.clone(),
+                    train_subset,
+                    rule: rule.with_lr(lr),
+                    train: train.clone(),
+                    seed_index: 0,
+                    seeds: seeds(net, 0),
+                });
             }
         }
     }
@@ -164,7 +203,16 @@ pub fn run(args: Args) -> Result<()> {
                 .min_by(|a, b| final_loss(&a.outcome).total_cmp(&final_loss(&b.outcome)))
                 .expect("every rule was tuned");
             for i in 0..n_seeds {
-                cells.push(Cell { net: net.clone(), spec: spec.clone(), data: data.clone(), train_subset, rule: best.config.rule, train: train.clone(), seed_index: i, seeds: seeds(net, i) });
+                cells.push(Cell {
+                    net: net.clone(),
+                    spec: spec.clone(),
+                    data: data.clone(),
+                    train_subset,
+                    rule: best.config.rule,
+                    train: train.clone(),
+                    seed_index: i,
+                    seeds: seeds(net, i),
+                });
             }
         }
     }
@@ -192,9 +240,21 @@ fn report(tuned: &[Record<Cell, Trained>], records: &[Record<Cell, Trained>], di
     let first = &records[0].config;
     let mut md = String::from("# The update rules training a network\n\n");
     let subset = first.train_subset.map_or(String::new(), |n| format!(" (first {n} training images)"));
-    writeln!(md, "{} ({} parameters) on {}{subset}, batch {}, {} epochs; each rule's step size tuned on 10^(−4 … 0) in half decades with seed 0 (lowest final training loss), then {} seeds. Test accuracy (%) and training loss at the last epoch, mean ± std; epochs until the training loss has made 95 % of its decrease.\n", first.net, records[0].outcome.parameters, first.data.name(), first.train.batch_size, first.train.epochs, records.iter().filter(|r| r.config.rule.name() == first.rule.name()).count())?;
-    md.push_str("| rule | step size | runs | final train loss | test acc | epochs to 95 % |\n|---|---:|---:|---:|---:|---:|\n");
-    let mut csv = String::from("rule,lr,runs,train_loss_mean,train_loss_std,test_acc_mean,test_acc_std,epochs_to_95_mean\n");
+    writeln!(
+        md,
+        "{} ({} parameters) on {}{subset}, batch {}, {} epochs; each rule's step size tuned on 10^(−4 … 0) in half decades with seed 0 (lowest final training loss), then {} seeds. Test accuracy (%) and training loss at the last epoch, mean ± std; epochs until the training loss has made 95 % of its decrease.\n",
+        first.net,
+        records[0].outcome.parameters,
+        first.data.name(),
+        first.train.batch_size,
+        first.train.epochs,
+        records.iter().filter(|r| r.config.rule.name() == first.rule.name()).count()
+    )?;
+    md.push_str(
+        "| rule | step size | runs | final train loss | test acc | epochs to 95 % |\n|---|---:|---:|---:|---:|---:|\n",
+    );
+    let mut csv =
+        String::from("rule,lr,runs,train_loss_mean,train_loss_std,test_acc_mean,test_acc_std,epochs_to_95_mean\n");
     let (mut loss_series, mut acc_series) = (Vec::new(), Vec::new());
     for (i, rule) in rules().iter().enumerate() {
         let runs: Vec<_> = records.iter().filter(|r| r.config.rule.name() == rule.name()).collect();
@@ -203,14 +263,50 @@ fn report(tuned: &[Record<Cell, Trained>], records: &[Record<Cell, Trained>], di
         let acc: Vec<f64> = runs.iter().map(|r| r.outcome.curves.last().expect("curves").test_acc).collect();
         let e95: Vec<f64> = runs.iter().map(|r| epochs_to_95(&r.outcome) as f64).collect();
         let lr = lr_of(&r0.config.rule);
-        writeln!(md, "| {} | {lr:.0e} | {} | {:.4} ± {:.4} | {:.2} ± {:.2} | {:.1} |", rule.name(), runs.len(), mean(&loss), std(&loss), mean(&acc), std(&acc), mean(&e95))?;
-        writeln!(csv, "{},{lr:e},{},{:.6},{:.6},{:.4},{:.4},{:.2}", rule.name(), runs.len(), mean(&loss), std(&loss), mean(&acc), std(&acc), mean(&e95))?;
+        writeln!(
+            md,
+            "| {} | {lr:.0e} | {} | {:.4} ± {:.4} | {:.2} ± {:.2} | {:.1} |",
+            rule.name(),
+            runs.len(),
+            mean(&loss),
+            std(&loss),
+            mean(&acc),
+            std(&acc),
+            mean(&e95)
+        )?;
+        writeln!(
+            csv,
+            "{},{lr:e},{},{:.6},{:.6},{:.4},{:.4},{:.2}",
+            rule.name(),
+            runs.len(),
+            mean(&loss),
+            std(&loss),
+            mean(&acc),
+            std(&acc),
+            mean(&e95)
+        )?;
         let len = runs.iter().map(|r| r.outcome.curves.len()).min().unwrap_or(0);
-        let at = |e: usize, f: fn(&nets::train::EpochMetrics) -> f64| runs.iter().map(|r| f(&r.outcome.curves[e])).collect::<Vec<_>>();
+        let at = |e: usize, f: fn(&nets::train::EpochMetrics) -> f64| {
+            runs.iter().map(|r| f(&r.outcome.curves[e])).collect::<Vec<_>>()
+        };
         let color = if i < PALETTE.len() { PALETTE[i] } else { plotters::style::RGBColor(0, 0, 0) };
         let label = format!("{} (α = {lr:.0e})", rule.name());
-        loss_series.push(Series { label: label.clone(), color, dashed: false, x: (0..len).map(|e| e as f64).collect(), mean: (0..len).map(|e| mean(&at(e, |m| m.train_loss))).collect(), std: vec![0.0; len] });
-        acc_series.push(Series { label, color, dashed: false, x: (0..len).map(|e| e as f64).collect(), mean: (0..len).map(|e| mean(&at(e, |m| m.test_acc))).collect(), std: (0..len).map(|e| std(&at(e, |m| m.test_acc))).collect() });
+        loss_series.push(Series {
+            label: label.clone(),
+            color,
+            dashed: false,
+            x: (0..len).map(|e| e as f64).collect(),
+            mean: (0..len).map(|e| mean(&at(e, |m| m.train_loss))).collect(),
+            std: vec![0.0; len],
+        });
+        acc_series.push(Series {
+            label,
+            color,
+            dashed: false,
+            x: (0..len).map(|e| e as f64).collect(),
+            mean: (0..len).map(|e| mean(&at(e, |m| m.test_acc))).collect(),
+            std: (0..len).map(|e| std(&at(e, |m| m.test_acc))).collect(),
+        });
     }
     md.push_str("\nTuning (seed 0, final training loss at each step size):\n\n| rule |");
     for lr in lr_grid() {
@@ -220,7 +316,9 @@ fn report(tuned: &[Record<Cell, Trained>], records: &[Record<Cell, Trained>], di
     for rule in rules() {
         write!(md, "| {} |", rule.name())?;
         for lr in lr_grid() {
-            let r = tuned.iter().find(|r| r.config.rule.name() == rule.name() && (lr_of(&r.config.rule) - lr).abs() < 1e-12 * lr);
+            let r = tuned
+                .iter()
+                .find(|r| r.config.rule.name() == rule.name() && (lr_of(&r.config.rule) - lr).abs() < 1e-12 * lr);
             match r.map(|r| final_loss(&r.outcome)) {
                 Some(l) if l.is_finite() => write!(md, " {l:.3} |")?,
                 Some(_) => write!(md, " diverged |")?,
@@ -229,7 +327,8 @@ fn report(tuned: &[Record<Cell, Trained>], records: &[Record<Cell, Trained>], di
         }
         writeln!(md)?;
     }
-    let mut lp = Panel::new("Training loss (mean over seeds)", "epoch", "training cross-entropy (log scale)", loss_series);
+    let mut lp =
+        Panel::new("Training loss (mean over seeds)", "epoch", "training cross-entropy (log scale)", loss_series);
     lp.log_y = true;
     lp.legend = plotters::prelude::SeriesLabelPosition::LowerLeft;
     let mut ap = Panel::new("Test accuracy (mean ± std over seeds)", "epoch", "test accuracy (%)", acc_series);

@@ -60,8 +60,21 @@ pub struct Panel {
 
 impl Panel {
     /// A linear-axis panel with the legend at the lower right.
-    pub fn new(title: impl Into<String>, x_label: impl Into<String>, y_label: impl Into<String>, series: Vec<Series>) -> Panel {
-        Panel { title: title.into(), x_label: x_label.into(), y_label: y_label.into(), series, log_y: false, log_x: false, legend: SeriesLabelPosition::LowerRight }
+    pub fn new(
+        title: impl Into<String>,
+        x_label: impl Into<String>,
+        y_label: impl Into<String>,
+        series: Vec<Series>,
+    ) -> Panel {
+        Panel {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            series,
+            log_y: false,
+            log_x: false,
+            legend: SeriesLabelPosition::LowerRight,
+        }
     }
 }
 
@@ -103,7 +116,10 @@ where
     Ok(())
 }
 
-fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    panel: &Panel,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     // A log axis is drawn as log₁₀ of the values with ticks labelled 10^v.
     let log_series: Vec<Series>;
     let series: &[Series] = if panel.log_y || panel.log_x {
@@ -163,8 +179,11 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
         };
         anno.label(&s.label).legend(move |(x, y)| {
             // A dashed sample for dashed curves: two segments with a gap.
-            let (first, second) = if dashed { (vec![(0, 0), (8, 0)], vec![(12, 0), (20, 0)]) } else { (vec![(0, 0), (20, 0)], vec![]) };
-            EmptyElement::at((x, y)) + PathElement::new(first, color.stroke_width(2)) + PathElement::new(second, color.stroke_width(2))
+            let (first, second) =
+                if dashed { (vec![(0, 0), (8, 0)], vec![(12, 0), (20, 0)]) } else { (vec![(0, 0), (20, 0)], vec![]) };
+            EmptyElement::at((x, y))
+                + PathElement::new(first, color.stroke_width(2))
+                + PathElement::new(second, color.stroke_width(2))
         });
     }
     chart
@@ -256,7 +275,11 @@ pub fn write_contour_paths(stem: &Path, panels: &[ContourPaths], cols: usize) ->
     Ok(())
 }
 
-fn draw_contour_paths<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[ContourPaths], grid: (usize, usize)) -> Result<()>
+fn draw_contour_paths<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    panels: &[ContourPaths],
+    grid: (usize, usize),
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
@@ -266,7 +289,10 @@ where
         let e = |err| anyhow!("drawing {}: {err}", p.title);
         let floor = p.z.iter().flatten().fold(f64::INFINITY, |a, &v| a.min(v));
         let level = |v: f64| (v - floor + 1e-3).log10();
-        let (lo, hi) = p.z.iter().flatten().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(level(v)), b.max(level(v))));
+        let (lo, hi) =
+            p.z.iter()
+                .flatten()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(level(v)), b.max(level(v))));
         let span = (hi - lo).max(1e-9);
         let (x0, x1) = (p.x[0], *p.x.last().expect("grid"));
         let (y0, y1) = (p.y[0], *p.y.last().expect("grid"));
@@ -277,7 +303,14 @@ where
             .y_label_area_size(44)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(e)?;
-        chart.configure_mesh().disable_mesh().label_style(("sans-serif", 13)).x_label_formatter(&|v| tick(*v)).y_label_formatter(&|v| tick(*v)).draw().map_err(e)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .label_style(("sans-serif", 13))
+            .x_label_formatter(&|v| tick(*v))
+            .y_label_formatter(&|v| tick(*v))
+            .draw()
+            .map_err(e)?;
         let half = |v: &[f64], i: usize| {
             let left = if i == 0 { v[0] } else { 0.5 * (v[i - 1] + v[i]) };
             let right = if i + 1 == v.len() { v[i] } else { 0.5 * (v[i] + v[i + 1]) };
@@ -301,8 +334,16 @@ where
             // is 1/400 of the window away from the last kept one.
             let (sx, sy) = ((x1 - x0) / 400.0, (y1 - y0) / 400.0);
             let mut inside: Vec<(f64, f64)> = Vec::new();
-            for (a, b) in points.iter().copied().filter(|(a, b)| a.is_finite() && b.is_finite()).map(|(a, b)| (a.clamp(x0, x1), b.clamp(y0, y1))) {
-                if inside.last().is_none_or(|&(pa, pb): &(f64, f64)| ((a - pa) / sx).abs() > 1.0 || ((b - pb) / sy).abs() > 1.0) {
+            for (a, b) in points
+                .iter()
+                .copied()
+                .filter(|(a, b)| a.is_finite() && b.is_finite())
+                .map(|(a, b)| (a.clamp(x0, x1), b.clamp(y0, y1)))
+            {
+                if inside
+                    .last()
+                    .is_none_or(|&(pa, pb): &(f64, f64)| ((a - pa) / sx).abs() > 1.0 || ((b - pb) / sy).abs() > 1.0)
+                {
                     inside.push((a, b));
                 }
             }
@@ -329,7 +370,13 @@ where
 
 /// Viridis-like ramp from dark blue (low) to yellow (high).
 fn ramp(t: f64) -> RGBColor {
-    const STOPS: [(f64, (u8, u8, u8)); 5] = [(0.0, (68, 1, 84)), (0.25, (59, 82, 139)), (0.5, (33, 145, 140)), (0.75, (94, 201, 98)), (1.0, (253, 231, 37))];
+    const STOPS: [(f64, (u8, u8, u8)); 5] = [
+        (0.0, (68, 1, 84)),
+        (0.25, (59, 82, 139)),
+        (0.5, (33, 145, 140)),
+        (0.75, (94, 201, 98)),
+        (1.0, (253, 231, 37)),
+    ];
     let t = t.clamp(0.0, 1.0);
     let k = STOPS.iter().position(|s| s.0 >= t).unwrap_or(4).max(1);
     let (t0, c0) = STOPS[k - 1];
@@ -339,7 +386,14 @@ fn ramp(t: f64) -> RGBColor {
     RGBColor(mix(c0.0, c1.0), mix(c0.1, c1.1), mix(c0.2, c1.2))
 }
 
-fn draw_heatmaps<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, maps: &[Heatmap], grid: (usize, usize), lo: f64, hi: f64, bands: usize) -> Result<()>
+fn draw_heatmaps<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    maps: &[Heatmap],
+    grid: (usize, usize),
+    lo: f64,
+    hi: f64,
+    bands: usize,
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {

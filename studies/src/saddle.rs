@@ -17,14 +17,14 @@ use std::path::Path;
 use anyhow::{Result, bail};
 use datasets::{Dataset, Split, mnist1d};
 use measure::Objective;
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 use nets::Device;
 use nets::baselines::BaselineSpec;
 use nets::objective::Weights;
 use nets::train::NetSpec;
 use optim::{Optimizer, Rule};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::harness::{self, CellProgress, GridArgs, Record, Study};
@@ -97,7 +97,8 @@ impl Study for Saddle {
     }
 
     fn run_cell(&self, cell: &Cell, _progress: &CellProgress) -> Result<Outcome> {
-        let rule = if cell.sigma > 0.0 { Rule::NoisyGd { lr: cell.lr, sigma: cell.sigma } } else { Rule::Gd { lr: cell.lr } };
+        let rule =
+            if cell.sigma > 0.0 { Rule::NoisyGd { lr: cell.lr, sigma: cell.sigma } } else { Rule::Gd { lr: cell.lr } };
         let mut steps = Vec::with_capacity(cell.runs);
         let mut trace = Vec::new();
         for run in 0..cell.runs {
@@ -142,7 +143,14 @@ pub fn run(args: Args) -> Result<()> {
         Cell { offset: 1e-8, sigma: 0.0, lr, budget: 1000, runs: 1, seed: 0 },
     ];
     for &sigma in SIGMAS.iter().filter(|&&s| s > 0.0) {
-        cells.push(Cell { offset: 0.0, sigma, lr, budget, runs: args.runs, seed: harness::derive_seed(master, &["saddle", &sigma.to_string()]) });
+        cells.push(Cell {
+            offset: 0.0,
+            sigma,
+            lr,
+            budget,
+            runs: args.runs,
+            seed: harness::derive_seed(master, &["saddle", &sigma.to_string()]),
+        });
     }
     let env = crate::env::Env::capture(backend, &device, jobs);
     let opts = harness::GridOptions { out: args.grid.out.clone(), jobs, master_seed: master, env };
@@ -161,7 +169,12 @@ pub fn run(args: Args) -> Result<()> {
     for s in 0..args.net_seeds {
         let seed = harness::derive_seed(master, &["saddle-network", &s.to_string()]);
         for batch in NET_BATCHES {
-            cells.push(NetCell { batch: if batch == 0 { NET_TRAIN } else { batch }, lr: NET_LR, steps: args.net_steps, seed });
+            cells.push(NetCell {
+                batch: if batch == 0 { NET_TRAIN } else { batch },
+                lr: NET_LR,
+                steps: args.net_steps,
+                seed,
+            });
         }
     }
     let study = Plateau { cells, data, device: device.clone() };
@@ -177,34 +190,83 @@ pub fn run(args: Args) -> Result<()> {
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool)> {
     let c = &records[0].config;
     let mut md = String::from("# Escaping a strict saddle: GD vs GD with noise\n\n");
-    writeln!(md, "f(x, y) = ½x² + ¼(y² − 1)², start (1, y₀), step α = {}, budget {} steps; escaped once |y| ≥ ½. Noisy GD adds N(0, σ²) to each coordinate at every step.\n", c.lr, c.budget)?;
+    writeln!(
+        md,
+        "f(x, y) = ½x² + ¼(y² − 1)², start (1, y₀), step α = {}, budget {} steps; escaped once |y| ≥ ½. Noisy GD adds N(0, σ²) to each coordinate at every step.\n",
+        c.lr, c.budget
+    )?;
     md.push_str("| method | y₀ | σ | budget | runs | escaped within budget | median steps to escape |\n|---|---:|---:|---:|---:|---:|---:|\n");
     let mut csv = String::from("offset,sigma,budget,runs,escaped,median_steps\n");
     for r in records {
         let c = &r.config;
         let o = &r.outcome;
         let sci = |v: f64| if v == 0.0 { "0".to_string() } else { format!("{v:e}") };
-        writeln!(md, "| {} | {} | {} | {} | {} | {:.1} % | {} |", if c.sigma > 0.0 { "noisy GD" } else { "GD" }, sci(c.offset), sci(c.sigma), c.budget, c.runs, 100.0 * o.escaped as f64 / c.runs as f64, o.median_steps.map_or("never (> budget)".into(), |m| m.to_string()))?;
-        writeln!(csv, "{:e},{:e},{},{},{},{}", c.offset, c.sigma, c.budget, c.runs, o.escaped, o.median_steps.map_or(String::new(), |m| m.to_string()))?;
+        writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {:.1} % | {} |",
+            if c.sigma > 0.0 { "noisy GD" } else { "GD" },
+            sci(c.offset),
+            sci(c.sigma),
+            c.budget,
+            c.runs,
+            100.0 * o.escaped as f64 / c.runs as f64,
+            o.median_steps.map_or("never (> budget)".into(), |m| m.to_string())
+        )?;
+        writeln!(
+            csv,
+            "{:e},{:e},{},{},{},{}",
+            c.offset,
+            c.sigma,
+            c.budget,
+            c.runs,
+            o.escaped,
+            o.median_steps.map_or(String::new(), |m| m.to_string())
+        )?;
     }
-    let on_manifold_gd = records.iter().find(|r| r.config.sigma == 0.0 && r.config.offset == 0.0).expect("GD on the manifold");
+    let on_manifold_gd =
+        records.iter().find(|r| r.config.sigma == 0.0 && r.config.offset == 0.0).expect("GD on the manifold");
     let noisy: Vec<_> = records.iter().filter(|r| r.config.sigma >= 1e-4).collect();
     // Plot GD runs at the common budget only.
-    let records: Vec<_> = records.iter().filter(|r| r.config.budget == c.budget || r.config.sigma > 0.0).cloned().collect();
+    let records: Vec<_> =
+        records.iter().filter(|r| r.config.budget == c.budget || r.config.sigma > 0.0).cloned().collect();
     let records = &records[..];
-    let ok = on_manifold_gd.outcome.escaped == 0 && noisy.iter().all(|r| r.outcome.escaped as f64 >= 0.99 * r.config.runs as f64);
-    writeln!(md, "\nGD from the stable manifold never escapes; noisy GD with σ ≥ 1e-4 escapes in at least 99 % of runs within the budget: {}.", if ok { "yes" } else { "NO" })?;
+    let ok = on_manifold_gd.outcome.escaped == 0
+        && noisy.iter().all(|r| r.outcome.escaped as f64 >= 0.99 * r.config.runs as f64);
+    writeln!(
+        md,
+        "\nGD from the stable manifold never escapes; noisy GD with σ ≥ 1e-4 escapes in at least 99 % of runs within the budget: {}.",
+        if ok { "yes" } else { "NO" }
+    )?;
 
     let noisy_all: Vec<_> = records.iter().filter(|r| r.config.sigma > 0.0).collect();
     let x: Vec<f64> = noisy_all.iter().map(|r| r.config.sigma).collect();
-    let mut prob = Panel::new("Escape probability within the budget", "noise σ (log scale)", "escaped (%)", vec![Series { label: "noisy GD from the manifold".into(), color: PALETTE[0], dashed: false, x: x.clone(), mean: noisy_all.iter().map(|r| 100.0 * r.outcome.escaped as f64 / r.config.runs as f64).collect(), std: vec![0.0; x.len()] }]);
+    let mut prob = Panel::new(
+        "Escape probability within the budget",
+        "noise σ (log scale)",
+        "escaped (%)",
+        vec![Series {
+            label: "noisy GD from the manifold".into(),
+            color: PALETTE[0],
+            dashed: false,
+            x: x.clone(),
+            mean: noisy_all.iter().map(|r| 100.0 * r.outcome.escaped as f64 / r.config.runs as f64).collect(),
+            std: vec![0.0; x.len()],
+        }],
+    );
     prob.log_x = true;
     let timed: Vec<_> = noisy_all.iter().filter(|r| r.outcome.median_steps.is_some()).collect();
     let mut time = Panel::new(
         "Median escape time",
         "noise σ (log scale)",
         "steps to |y| ≥ ½",
-        vec![Series { label: "noisy GD from the manifold".into(), color: PALETTE[0], dashed: false, x: timed.iter().map(|r| r.config.sigma).collect(), mean: timed.iter().map(|r| r.outcome.median_steps.expect("filtered") as f64).collect(), std: vec![0.0; timed.len()] }],
+        vec![Series {
+            label: "noisy GD from the manifold".into(),
+            color: PALETTE[0],
+            dashed: false,
+            x: timed.iter().map(|r| r.config.sigma).collect(),
+            mean: timed.iter().map(|r| r.outcome.median_steps.expect("filtered") as f64).collect(),
+            std: vec![0.0; timed.len()],
+        }],
     );
     time.log_x = true;
     time.legend = plotters::prelude::SeriesLabelPosition::UpperRight;
@@ -213,7 +275,15 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool
         .enumerate()
         .filter(|(_, r)| r.config.sigma == 0.0 || r.config.sigma == 1e-6 || r.config.sigma == 1e-2)
         .map(|(i, r)| Series {
-            label: if r.config.sigma > 0.0 { format!("noisy GD, σ = {:e}", r.config.sigma) } else { if r.config.offset == 0.0 { "GD, y₀ = 0 (on the manifold)".to_string() } else { format!("GD, y₀ = {:e}", r.config.offset) } },
+            label: if r.config.sigma > 0.0 {
+                format!("noisy GD, σ = {:e}", r.config.sigma)
+            } else {
+                if r.config.offset == 0.0 {
+                    "GD, y₀ = 0 (on the manifold)".to_string()
+                } else {
+                    format!("GD, y₀ = {:e}", r.config.offset)
+                }
+            },
             color: PALETTE[i % PALETTE.len()],
             dashed: r.config.sigma == 0.0,
             x: (0..r.outcome.trace.len()).map(|k| k as f64).collect(),
@@ -221,7 +291,8 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool
             std: vec![0.0; r.outcome.trace.len()],
         })
         .collect();
-    let mut tr = Panel::new("Distance from the stable manifold (run 0)", "step", "|y| (log scale, floored at 1e-12)", traces);
+    let mut tr =
+        Panel::new("Distance from the stable manifold (run 0)", "step", "|y| (log scale, floored at 1e-12)", traces);
     tr.log_y = true;
     tr.legend = plotters::prelude::SeriesLabelPosition::LowerRight;
     std::fs::create_dir_all(dir)?;
@@ -360,8 +431,22 @@ impl Study for Plateau {
                 }
                 let idx = &order[next..next + cell.batch];
                 next += cell.batch;
-                let split = Split { features: idx.iter().flat_map(|&i| data.train.features[i * len..(i + 1) * len].iter().copied()).collect(), labels: idx.iter().map(|&i| data.train.labels[i]).collect() };
-                let minibatch = Dataset { name: data.name.clone(), sample_shape: data.sample_shape.clone(), classes: data.classes, class_names: data.class_names.clone(), train: split, test: Split { features: Vec::new(), labels: Vec::new() }, provenance: String::new() };
+                let split = Split {
+                    features: idx
+                        .iter()
+                        .flat_map(|&i| data.train.features[i * len..(i + 1) * len].iter().copied())
+                        .collect(),
+                    labels: idx.iter().map(|&i| data.train.labels[i]).collect(),
+                };
+                let minibatch = Dataset {
+                    name: data.name.clone(),
+                    sample_shape: data.sample_shape.clone(),
+                    classes: data.classes,
+                    class_names: data.class_names.clone(),
+                    train: split,
+                    test: Split { features: Vec::new(), labels: Vec::new() },
+                    provenance: String::new(),
+                };
                 spec.training_loss(&start, &minibatch, cell.batch, &self.device).value_grad(&theta, &mut grad);
             }
             if step == 0 {
@@ -386,7 +471,11 @@ fn report_network(records: &[Record<NetCell, NetOutcome>], dir: &Path) -> Result
     let batches = harness::distinct(records.iter().map(|r| r.config.batch));
     let full = batches.iter().copied().max().expect("at least one cell");
     let mut md = String::from("# Minibatch noise leaving a network's saddle\n\n");
-    writeln!(md, "The MNIST-1D baseline MLP (40 → 100 → residual 100 → 10, ReLU; {NET_TRAIN} training samples) started at a strict saddle of its training loss: weight matrices zero, hidden biases positive, output bias the log class frequencies, so it predicts the class frequencies for every input (loss = their entropy H = {:.4}). The full-batch gradient there is zero but for f32 rounding. Plain gradient steps of α = {} with the full batch (GD) or shuffled minibatches (SGD), {} steps; escaped once the training loss is ≤ H − {ESCAPED_BELOW}.\n", o.plateau_loss, c.lr, c.steps)?;
+    writeln!(
+        md,
+        "The MNIST-1D baseline MLP (40 → 100 → residual 100 → 10, ReLU; {NET_TRAIN} training samples) started at a strict saddle of its training loss: weight matrices zero, hidden biases positive, output bias the log class frequencies, so it predicts the class frequencies for every input (loss = their entropy H = {:.4}). The full-batch gradient there is zero but for f32 rounding. Plain gradient steps of α = {} with the full batch (GD) or shuffled minibatches (SGD), {} steps; escaped once the training loss is ≤ H − {ESCAPED_BELOW}.\n",
+        o.plateau_loss, c.lr, c.steps
+    )?;
     md.push_str("| method | batch | seeds | ‖∇‖ at the start (median) | steps to escape (median) | steps to escape (each seed) | final training loss (mean) | final test accuracy % (mean) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
     let mut csv = String::from("batch,seed,start_grad_norm,escape_step,final_train_loss,final_test_acc\n");
     let median = |mut v: Vec<f64>| {
@@ -396,7 +485,8 @@ fn report_network(records: &[Record<NetCell, NetOutcome>], dir: &Path) -> Result
     let steps_text = |s: Option<usize>| s.map_or("never".to_string(), |s| s.to_string());
     for &b in &batches {
         let runs: Vec<_> = records.iter().filter(|r| r.config.batch == b).collect();
-        let escapes: Vec<f64> = runs.iter().map(|r| r.outcome.escape_step.map_or(f64::INFINITY, |s| s as f64)).collect();
+        let escapes: Vec<f64> =
+            runs.iter().map(|r| r.outcome.escape_step.map_or(f64::INFINITY, |s| s as f64)).collect();
         let m = median(escapes.clone());
         writeln!(
             md,
@@ -410,16 +500,36 @@ fn report_network(records: &[Record<NetCell, NetOutcome>], dir: &Path) -> Result
             mean(&runs.iter().map(|r| r.outcome.test_acc).collect::<Vec<_>>()),
         )?;
         for r in runs {
-            writeln!(csv, "{b},{},{:e},{},{},{}", r.config.seed, r.outcome.start_grad_norm, r.outcome.escape_step.map_or(String::new(), |s| s.to_string()), r.outcome.train_loss.last().expect("losses"), r.outcome.test_acc)?;
+            writeln!(
+                csv,
+                "{b},{},{:e},{},{},{}",
+                r.config.seed,
+                r.outcome.start_grad_norm,
+                r.outcome.escape_step.map_or(String::new(), |s| s.to_string()),
+                r.outcome.train_loss.last().expect("losses"),
+                r.outcome.test_acc
+            )?;
         }
     }
     // Per seed: every minibatch size leaves before full-batch GD does.
     let seeds = harness::distinct(records.iter().map(|r| r.config.seed));
     let ok = seeds.iter().all(|&seed| {
-        let gd = records.iter().find(|r| r.config.seed == seed && r.config.batch == full).and_then(|r| r.outcome.escape_step).unwrap_or(usize::MAX);
-        records.iter().filter(|r| r.config.seed == seed && r.config.batch != full).all(|r| r.outcome.escape_step.is_some_and(|s| s < gd))
+        let gd = records
+            .iter()
+            .find(|r| r.config.seed == seed && r.config.batch == full)
+            .and_then(|r| r.outcome.escape_step)
+            .unwrap_or(usize::MAX);
+        records
+            .iter()
+            .filter(|r| r.config.seed == seed && r.config.batch != full)
+            .all(|r| r.outcome.escape_step.is_some_and(|s| s < gd))
     });
-    writeln!(md, "\nFor every seed, SGD at every batch size left the plateau sooner than full-batch GD: {}. In exact arithmetic GD would stay on the saddle for ever; it leaves at all only because f32 rounding gives it a gradient of {:.1e} instead of 0, which the negative curvature then amplifies geometrically, from much further down than the minibatch noise starts.", if ok { "yes" } else { "NO" }, median(records.iter().filter(|r| r.config.batch == full).map(|r| r.outcome.start_grad_norm).collect()))?;
+    writeln!(
+        md,
+        "\nFor every seed, SGD at every batch size left the plateau sooner than full-batch GD: {}. In exact arithmetic GD would stay on the saddle for ever; it leaves at all only because f32 rounding gives it a gradient of {:.1e} instead of 0, which the negative curvature then amplifies geometrically, from much further down than the minibatch noise starts.",
+        if ok { "yes" } else { "NO" },
+        median(records.iter().filter(|r| r.config.batch == full).map(|r| r.outcome.start_grad_norm).collect())
+    )?;
 
     let mut loss_series = Vec::new();
     let mut gap_series = Vec::new();
@@ -429,13 +539,28 @@ fn report_network(records: &[Record<NetCell, NetOutcome>], dir: &Path) -> Result
         let x: Vec<f64> = (0..len).map(|k| k as f64).collect();
         let at = |k: usize| runs.iter().map(|r| r.outcome.train_loss[k]).collect::<Vec<f64>>();
         let label = if b == full { format!("GD (full batch, {b})") } else { format!("SGD, batch {b}") };
-        loss_series.push(Series { label: label.clone(), color: PALETTE[i % PALETTE.len()], dashed: b == full, x: x.clone(), mean: (0..len).map(|k| mean(&at(k))).collect(), std: (0..len).map(|k| std(&at(k))).collect() });
+        loss_series.push(Series {
+            label: label.clone(),
+            color: PALETTE[i % PALETTE.len()],
+            dashed: b == full,
+            x: x.clone(),
+            mean: (0..len).map(|k| mean(&at(k))).collect(),
+            std: (0..len).map(|k| std(&at(k))).collect(),
+        });
         let first = &runs[0].outcome;
-        gap_series.push(Series { label: format!("{label}, seed 0"), color: PALETTE[i % PALETTE.len()], dashed: b == full, x, mean: first.train_loss[..len].iter().map(|l| (first.plateau_loss - l).abs().max(1e-9)).collect(), std: vec![0.0; len] });
+        gap_series.push(Series {
+            label: format!("{label}, seed 0"),
+            color: PALETTE[i % PALETTE.len()],
+            dashed: b == full,
+            x,
+            mean: first.train_loss[..len].iter().map(|l| (first.plateau_loss - l).abs().max(1e-9)).collect(),
+            std: vec![0.0; len],
+        });
     }
     let mut loss = Panel::new("Training loss (mean ± std over seeds)", "step", "training loss", loss_series);
     loss.legend = plotters::prelude::SeriesLabelPosition::LowerLeft;
-    let mut gap = Panel::new("Distance from the plateau", "step", "|H − training loss| (log scale, floored at 1e-9)", gap_series);
+    let mut gap =
+        Panel::new("Distance from the plateau", "step", "|H − training loss| (log scale, floored at 1e-9)", gap_series);
     gap.log_y = true;
     gap.legend = plotters::prelude::SeriesLabelPosition::LowerRight;
     std::fs::create_dir_all(dir)?;

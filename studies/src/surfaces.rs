@@ -42,7 +42,8 @@ pub enum Surface {
     Himmelblau,
 }
 
-const SURFACES: [Surface; 5] = [Surface::IllConditioned, Surface::Saddle, Surface::Rosenbrock, Surface::Beale, Surface::Himmelblau];
+const SURFACES: [Surface; 5] =
+    [Surface::IllConditioned, Surface::Saddle, Surface::Rosenbrock, Surface::Beale, Surface::Himmelblau];
 
 impl Surface {
     fn name(self) -> &'static str {
@@ -61,7 +62,10 @@ impl Surface {
         match self {
             Surface::IllConditioned => (0.5 * (x * x + 100.0 * y * y), [x, 100.0 * y]),
             Surface::Saddle => (x * x - y * y, [2.0 * x, -2.0 * y]),
-            Surface::Rosenbrock => ((1.0 - x).powi(2) + 100.0 * (y - x * x).powi(2), [-2.0 * (1.0 - x) - 400.0 * x * (y - x * x), 200.0 * (y - x * x)]),
+            Surface::Rosenbrock => (
+                (1.0 - x).powi(2) + 100.0 * (y - x * x).powi(2),
+                [-2.0 * (1.0 - x) - 400.0 * x * (y - x * x), 200.0 * (y - x * x)],
+            ),
             Surface::Beale => {
                 let t = [(1.5, 1.0), (2.25, 2.0), (2.625, 3.0)];
                 let mut f = 0.0;
@@ -198,7 +202,12 @@ impl Study for Surfaces {
     fn run_cell(&self, cell: &Cell, _progress: &CellProgress) -> Result<Outcome> {
         // Fewest iterations to the target; among runs that never reach it, the lowest final
         // value (a diverged run ranks last).
-        let key = |o: &Outcome| (o.iterations_to_target.unwrap_or(usize::MAX), if o.final_value.is_finite() { o.final_value } else { f64::INFINITY });
+        let key = |o: &Outcome| {
+            (
+                o.iterations_to_target.unwrap_or(usize::MAX),
+                if o.final_value.is_finite() { o.final_value } else { f64::INFINITY },
+            )
+        };
         let best = cell
             .lr_grid
             .iter()
@@ -221,7 +230,13 @@ pub fn run(args: Args) -> Result<()> {
     let mut cells = Vec::new();
     for surface in SURFACES {
         for rule in rules() {
-            cells.push(Cell { surface, rule, lr_grid: lr_grid.clone(), iterations: args.iterations, seed: harness::derive_seed(master, &["surfaces", &format!("{surface:?}"), rule.name()]) });
+            cells.push(Cell {
+                surface,
+                rule,
+                lr_grid: lr_grid.clone(),
+                iterations: args.iterations,
+                seed: harness::derive_seed(master, &["surfaces", &format!("{surface:?}"), rule.name()]),
+            });
         }
     }
     let env = crate::env::Env::capture(backend, &device, jobs);
@@ -236,7 +251,11 @@ pub fn run(args: Args) -> Result<()> {
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
     let names: Vec<&str> = rules().iter().map(|r| r.name()).collect();
     let mut md = String::from("# Update rules on test surfaces\n\n");
-    writeln!(md, "Iterations to reach the target (f ≤ f* + 1e-6; for the saddle, f ≤ −1, i.e. escaped), with each rule's step size tuned on 10^(−5 … 1) (3 per decade); `—` if not reached in {} iterations (final f in brackets). Momentum and Nesterov ρ = 0.9, RMSProp γ = 0.9, Adam β = (0.9, 0.999), noisy GD σ = 1e-3.\n", records[0].config.iterations)?;
+    writeln!(
+        md,
+        "Iterations to reach the target (f ≤ f* + 1e-6; for the saddle, f ≤ −1, i.e. escaped), with each rule's step size tuned on 10^(−5 … 1) (3 per decade); `—` if not reached in {} iterations (final f in brackets). Momentum and Nesterov ρ = 0.9, RMSProp γ = 0.9, Adam β = (0.9, 0.999), noisy GD σ = 1e-3.\n",
+        records[0].config.iterations
+    )?;
     write!(md, "| surface |")?;
     for n in &names {
         write!(md, " {n} |")?;
@@ -257,7 +276,14 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
                 Some(k) => write!(md, " {k} (α = {:.0e}) |", o.lr)?,
                 None => write!(md, " — ({:.2e}, α = {:.0e}) |", o.final_value, o.lr)?,
             }
-            writeln!(csv, "{surface:?},{},{:e},{},{:e}", r.config.rule.name(), o.lr, o.iterations_to_target.map_or(String::new(), |k| k.to_string()), o.final_value)?;
+            writeln!(
+                csv,
+                "{surface:?},{},{:e},{},{:e}",
+                r.config.rule.name(),
+                o.lr,
+                o.iterations_to_target.map_or(String::new(), |k| k.to_string()),
+                o.final_value
+            )?;
         }
         writeln!(md)?;
         let ([xa, xb], [ya, yb]) = surface.window();
@@ -265,7 +291,13 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
         let xs: Vec<f64> = (0..n).map(|i| xa + (xb - xa) * i as f64 / (n - 1) as f64).collect();
         let ys: Vec<f64> = (0..n).map(|j| ya + (yb - ya) * j as f64 / (n - 1) as f64).collect();
         let z = ys.iter().map(|&y| xs.iter().map(|&x| surface.eval(&[x, y]).0).collect()).collect();
-        let paths = rs.iter().enumerate().map(|(i, r)| (r.config.rule.name().to_string(), plot_color(i), r.outcome.path.iter().map(|p| (p[0], p[1])).collect())).collect();
+        let paths = rs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                (r.config.rule.name().to_string(), plot_color(i), r.outcome.path.iter().map(|p| (p[0], p[1])).collect())
+            })
+            .collect();
         contour_panels.push(ContourPaths { title: surface.name().into(), x: xs, y: ys, z, paths });
         // Loss against iteration: f − f* on a log axis (for the saddle, −f would be the escape;
         // we plot f on a linear axis instead).
@@ -275,13 +307,35 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
             .map(|(i, r)| {
                 // The saddle runs escape within a few dozen steps: show those.
                 let shown = if surface == Surface::Saddle { 40 } else { usize::MAX };
-                let vals: Vec<f64> = r.outcome.values.iter().take(shown).map(|&v| if surface == Surface::Saddle { v.max(-10.0) } else { v.max(1e-12) }).collect();
-                Series { label: r.config.rule.name().into(), color: plot_color(i), dashed: false, x: (0..vals.len()).map(|k| k as f64).collect(), mean: vals.clone(), std: vec![0.0; vals.len()] }
+                let vals: Vec<f64> = r
+                    .outcome
+                    .values
+                    .iter()
+                    .take(shown)
+                    .map(|&v| if surface == Surface::Saddle { v.max(-10.0) } else { v.max(1e-12) })
+                    .collect();
+                Series {
+                    label: r.config.rule.name().into(),
+                    color: plot_color(i),
+                    dashed: false,
+                    x: (0..vals.len()).map(|k| k as f64).collect(),
+                    mean: vals.clone(),
+                    std: vec![0.0; vals.len()],
+                }
             })
             .collect();
-        let mut p = Panel::new(surface.name(), "iteration", if surface == Surface::Saddle { "f (clipped at −10)" } else { "f − f* (log scale, floored at 1e-12)" }, series);
+        let mut p = Panel::new(
+            surface.name(),
+            "iteration",
+            if surface == Surface::Saddle { "f (clipped at −10)" } else { "f − f* (log scale, floored at 1e-12)" },
+            series,
+        );
         p.log_y = surface != Surface::Saddle;
-        p.legend = if surface == Surface::Saddle { plotters::prelude::SeriesLabelPosition::UpperRight } else { plotters::prelude::SeriesLabelPosition::MiddleRight };
+        p.legend = if surface == Surface::Saddle {
+            plotters::prelude::SeriesLabelPosition::UpperRight
+        } else {
+            plotters::prelude::SeriesLabelPosition::MiddleRight
+        };
         loss_panels.push(p);
     }
     std::fs::create_dir_all(dir)?;

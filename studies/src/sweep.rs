@@ -62,7 +62,8 @@ impl Study for Sweep {
         let data = self.setup.dataset(&cell.data);
         let start = std::time::Instant::now();
         let trained = cell.spec.train(data, &cell.train, cell.seeds, None, &self.setup.device, &mut |m, _| {
-            progress.message(&format!("epoch {:>3}  train loss {:.4}  test {:5.1}%", m.epoch, m.train_loss, m.test_acc));
+            progress
+                .message(&format!("epoch {:>3}  train loss {:.4}  test {:5.1}%", m.epoch, m.train_loss, m.test_acc));
         });
         let train_seconds = start.elapsed().as_secs_f64();
         progress.message("measuring sharpness");
@@ -94,7 +95,10 @@ pub fn run(args: FigureArgs) -> Result<()> {
                         init: harness::derive_seed(master, &["sweep", net, "init", &i]),
                         order: harness::derive_seed(master, &["sweep", net, &b.to_string(), "order", &i]),
                     },
-                    measure: MeasureConfig::sharpness_only(harness::derive_seed(master, &["sweep", net, &b.to_string(), "measure", &i])),
+                    measure: MeasureConfig::sharpness_only(harness::derive_seed(
+                        master,
+                        &["sweep", net, &b.to_string(), "measure", &i],
+                    )),
                 });
             }
         }
@@ -109,23 +113,48 @@ pub fn run(args: FigureArgs) -> Result<()> {
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
     let nets = harness::distinct(records.iter().map(|r| r.config.net.as_str()));
     let mut md = String::from("# Keskar et al. 2017, Figure 4: batch-size sweep\n\n");
-    writeln!(md, "Test accuracy (%) and full-space sharpness (Metric 2.1, ε = 1e-3, 10 L-BFGS-B iterations) of the final iterate, mean ± std over seeds.\n")?;
+    writeln!(
+        md,
+        "Test accuracy (%) and full-space sharpness (Metric 2.1, ε = 1e-3, 10 L-BFGS-B iterations) of the final iterate, mean ± std over seeds.\n"
+    )?;
     md.push_str("| net | batch | runs | train acc | test acc | sharpness |\n|---|---:|---:|---:|---:|---:|\n");
-    let mut csv = String::from("net,batch,runs,train_acc_mean,test_acc_mean,test_acc_std,sharpness_mean,sharpness_std\n");
+    let mut csv =
+        String::from("net,batch,runs,train_acc_mean,test_acc_mean,test_acc_std,sharpness_mean,sharpness_std\n");
     let mut panels = Vec::new();
     for &net in &nets {
-        let mut batches: Vec<usize> = records.iter().filter(|r| r.config.net == net).map(|r| r.config.train.batch_size).collect();
+        let mut batches: Vec<usize> =
+            records.iter().filter(|r| r.config.net == net).map(|r| r.config.train.batch_size).collect();
         batches.sort_unstable();
         batches.dedup();
         let (mut acc, mut sharp) = (Vec::new(), Vec::new());
         for &b in &batches {
-            let runs: Vec<_> = records.iter().filter(|r| r.config.net == net && r.config.train.batch_size == b).collect();
+            let runs: Vec<_> =
+                records.iter().filter(|r| r.config.net == net && r.config.train.batch_size == b).collect();
             let last = |r: &&Record<Cell, Outcome>| r.outcome.trained.curves.last().cloned().expect("curves");
             let train: Vec<f64> = runs.iter().map(|r| last(r).train_acc).collect();
             let test: Vec<f64> = runs.iter().map(|r| last(r).test_acc).collect();
-            let s: Vec<f64> = runs.iter().filter_map(|r| r.outcome.measures.as_ref()).map(|m| m.full_space[0].value).collect();
-            writeln!(md, "| {net} | {b} | {} | {:.2} | {:.2} ± {:.2} | {:.2} ± {:.2} |", runs.len(), mean(&train), mean(&test), std(&test), mean(&s), std(&s))?;
-            writeln!(csv, "{net},{b},{},{:.4},{:.4},{:.4},{:.6},{:.6}", runs.len(), mean(&train), mean(&test), std(&test), mean(&s), std(&s))?;
+            let s: Vec<f64> =
+                runs.iter().filter_map(|r| r.outcome.measures.as_ref()).map(|m| m.full_space[0].value).collect();
+            writeln!(
+                md,
+                "| {net} | {b} | {} | {:.2} | {:.2} ± {:.2} | {:.2} ± {:.2} |",
+                runs.len(),
+                mean(&train),
+                mean(&test),
+                std(&test),
+                mean(&s),
+                std(&s)
+            )?;
+            writeln!(
+                csv,
+                "{net},{b},{},{:.4},{:.4},{:.4},{:.6},{:.6}",
+                runs.len(),
+                mean(&train),
+                mean(&test),
+                std(&test),
+                mean(&s),
+                std(&s)
+            )?;
             acc.push((b as f64, mean(&test), std(&test)));
             sharp.push((b as f64, mean(&s)));
         }
@@ -149,7 +178,14 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
             format!("{net}: sharpness"),
             "batch size (log scale)",
             "sharpness, ε = 1e-3 (log scale)",
-            vec![Series { label: "sharpness, mean".into(), color: PALETTE[1], dashed: false, x: sharp.iter().map(|a| a.0).collect(), mean: sharp.iter().map(|a| a.1).collect(), std: vec![0.0; sharp.len()] }],
+            vec![Series {
+                label: "sharpness, mean".into(),
+                color: PALETTE[1],
+                dashed: false,
+                x: sharp.iter().map(|a| a.0).collect(),
+                mean: sharp.iter().map(|a| a.1).collect(),
+                std: vec![0.0; sharp.len()],
+            }],
         );
         p.log_x = true;
         p.log_y = true;

@@ -88,7 +88,11 @@ impl Study for Trajectory {
             progress.message(&format!("epoch {:>3}  train loss {:.4}", m.epoch, m.train_loss));
             if cell.at_epochs.contains(&m.epoch) {
                 let measures = keskar::measure(&cell.spec, &weights(), data, &cell.measure, &self.setup.device);
-                points.push(Point { epoch: m.epoch, train_loss: m.train_loss, sharpness: measures.full_space[0].value });
+                points.push(Point {
+                    epoch: m.epoch,
+                    train_loss: m.train_loss,
+                    sharpness: measures.full_space[0].value,
+                });
             }
         });
         Ok(Outcome { trained, points })
@@ -99,7 +103,14 @@ impl Study for Trajectory {
 pub fn run(args: FigureArgs) -> Result<()> {
     let setup = FigureSetup::new(&args, &["F1", "C1"], 1)?;
     let epochs = setup.scale.epochs;
-    let at_epochs: Vec<usize> = EPOCHS.iter().copied().filter(|&e| e <= epochs).chain(std::iter::once(epochs)).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let at_epochs: Vec<usize> = EPOCHS
+        .iter()
+        .copied()
+        .filter(|&e| e <= epochs)
+        .chain(std::iter::once(epochs))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let master = setup.opts.master_seed;
     let lb = setup.scale.lb.expect("the small scales fix the large batch");
     let mut cells = Vec::new();
@@ -116,9 +127,15 @@ pub fn run(args: FigureArgs) -> Result<()> {
                     regime,
                     train: setup.train_config(batch, epochs),
                     seed_index,
-                    seeds: RunSeeds { init: harness::derive_seed(master, &["trajectory", net, "init", &i]), order: harness::derive_seed(master, &["trajectory", net, &r, "order", &i]) },
+                    seeds: RunSeeds {
+                        init: harness::derive_seed(master, &["trajectory", net, "init", &i]),
+                        order: harness::derive_seed(master, &["trajectory", net, &r, "order", &i]),
+                    },
                     at_epochs: at_epochs.clone(),
-                    measure: MeasureConfig::sharpness_only(harness::derive_seed(master, &["trajectory", net, &r, "measure", &i])),
+                    measure: MeasureConfig::sharpness_only(harness::derive_seed(
+                        master,
+                        &["trajectory", net, &r, "measure", &i],
+                    )),
                 });
             }
         }
@@ -133,7 +150,10 @@ pub fn run(args: FigureArgs) -> Result<()> {
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
     let nets = harness::distinct(records.iter().map(|r| r.config.net.as_str()));
     let mut md = String::from("# Keskar et al. 2017, Figure 6: sharpness along training\n\n");
-    writeln!(md, "Full-space sharpness (ε = 1e-3) of the iterate after each listed epoch, against its training cross-entropy (seed 0 of each regime).\n")?;
+    writeln!(
+        md,
+        "Full-space sharpness (ε = 1e-3) of the iterate after each listed epoch, against its training cross-entropy (seed 0 of each regime).\n"
+    )?;
     md.push_str("| net | regime | epoch | train loss | sharpness |\n|---|---|---:|---:|---:|\n");
     let mut csv = String::from("net,regime,seed_index,epoch,train_loss,sharpness\n");
     let mut panels = Vec::new();
@@ -142,9 +162,17 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
         for (regime, color) in [(Regime::SB, PALETTE[0]), (Regime::LB, PALETTE[1])] {
             for r in records.iter().filter(|r| r.config.net == net && r.config.regime == regime) {
                 for p in &r.outcome.points {
-                    writeln!(csv, "{net},{regime:?},{},{},{:.6e},{:.6}", r.config.seed_index, p.epoch, p.train_loss, p.sharpness)?;
+                    writeln!(
+                        csv,
+                        "{net},{regime:?},{},{},{:.6e},{:.6}",
+                        r.config.seed_index, p.epoch, p.train_loss, p.sharpness
+                    )?;
                     if r.config.seed_index == 0 {
-                        writeln!(md, "| {net} | {regime:?} | {} | {:.4} | {:.2} |", p.epoch, p.train_loss, p.sharpness)?;
+                        writeln!(
+                            md,
+                            "| {net} | {regime:?} | {} | {:.4} | {:.2} |",
+                            p.epoch, p.train_loss, p.sharpness
+                        )?;
                     }
                 }
                 if r.config.seed_index == 0 {
@@ -159,7 +187,12 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
                 }
             }
         }
-        let mut p = Panel::new(format!("{net}: sharpness along training"), "training cross-entropy (log scale; training runs right to left)", "sharpness, ε = 1e-3 (log scale)", series);
+        let mut p = Panel::new(
+            format!("{net}: sharpness along training"),
+            "training cross-entropy (log scale; training runs right to left)",
+            "sharpness, ε = 1e-3 (log scale)",
+            series,
+        );
         p.log_x = true;
         p.log_y = true;
         p.legend = plotters::prelude::SeriesLabelPosition::LowerLeft;

@@ -78,9 +78,13 @@ impl Study for WarmStart {
         let data = self.setup.dataset(&cell.data);
         let device = &self.setup.device;
         // k = 0 trains no epoch: the start is the initialization itself.
-        let sb = cell.spec.train(data, &cell.sb, cell.sb_seeds, None, device, &mut |m, _| progress.message(&format!("SB epoch {:>3}  test {:5.1}%", m.epoch, m.test_acc)));
+        let sb = cell.spec.train(data, &cell.sb, cell.sb_seeds, None, device, &mut |m, _| {
+            progress.message(&format!("SB epoch {:>3}  test {:5.1}%", m.epoch, m.test_acc))
+        });
         let lb_seeds = RunSeeds { init: cell.sb_seeds.init, order: cell.lb_order };
-        let lb = cell.spec.train(data, &cell.lb, lb_seeds, Some(&sb.weights), device, &mut |m, _| progress.message(&format!("LB epoch {:>3}  test {:5.1}%", m.epoch, m.test_acc)));
+        let lb = cell.spec.train(data, &cell.lb, lb_seeds, Some(&sb.weights), device, &mut |m, _| {
+            progress.message(&format!("LB epoch {:>3}  test {:5.1}%", m.epoch, m.test_acc))
+        });
         progress.message("measuring sharpness");
         let measures = keskar::measure(&cell.spec, &lb.weights, data, &cell.measure, device);
         Ok(Outcome { sb: sb.curves.last().cloned().expect("epoch-0 evaluation"), lb, measures })
@@ -108,9 +112,15 @@ pub fn run(args: FigureArgs) -> Result<()> {
                     sb: setup.train_config(setup.scale.sb, k),
                     lb: setup.train_config(lb, setup.scale.epochs),
                     seed_index,
-                    sb_seeds: RunSeeds { init: harness::derive_seed(master, &["warmstart", net, "init", &i]), order: harness::derive_seed(master, &["warmstart", net, "SB", "order", &i]) },
+                    sb_seeds: RunSeeds {
+                        init: harness::derive_seed(master, &["warmstart", net, "init", &i]),
+                        order: harness::derive_seed(master, &["warmstart", net, "SB", "order", &i]),
+                    },
                     lb_order: harness::derive_seed(master, &["warmstart", net, &k.to_string(), "LB", "order", &i]),
-                    measure: MeasureConfig::sharpness_only(harness::derive_seed(master, &["warmstart", net, &k.to_string(), "measure", &i])),
+                    measure: MeasureConfig::sharpness_only(harness::derive_seed(
+                        master,
+                        &["warmstart", net, &k.to_string(), "measure", &i],
+                    )),
                 });
             }
         }
@@ -125,9 +135,14 @@ pub fn run(args: FigureArgs) -> Result<()> {
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
     let nets = harness::distinct(records.iter().map(|r| r.config.net.as_str()));
     let mut md = String::from("# Keskar et al. 2017, Figure 5: warm-started large-batch training\n\n");
-    writeln!(md, "k epochs of SB Adam, then LB Adam from that iterate (fresh optimizer state). Test accuracy (%) of the SB iterate and of the LB solution, and the LB solution's full-space sharpness (ε = 1e-3); mean ± std over seeds.\n")?;
+    writeln!(
+        md,
+        "k epochs of SB Adam, then LB Adam from that iterate (fresh optimizer state). Test accuracy (%) of the SB iterate and of the LB solution, and the LB solution's full-space sharpness (ε = 1e-3); mean ± std over seeds.\n"
+    )?;
     md.push_str("| net | k (SB epochs) | runs | SB iterate test acc | LB solution test acc | LB sharpness |\n|---|---:|---:|---:|---:|---:|\n");
-    let mut csv = String::from("net,k,runs,sb_test_acc_mean,lb_test_acc_mean,lb_test_acc_std,lb_sharpness_mean,lb_sharpness_std\n");
+    let mut csv = String::from(
+        "net,k,runs,sb_test_acc_mean,lb_test_acc_mean,lb_test_acc_std,lb_sharpness_mean,lb_sharpness_std\n",
+    );
     let mut panels = Vec::new();
     for &net in &nets {
         let mut ks: Vec<usize> = records.iter().filter(|r| r.config.net == net).map(|r| r.config.sb.epochs).collect();
@@ -139,20 +154,54 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
             let sb: Vec<f64> = runs.iter().map(|r| r.outcome.sb.test_acc).collect();
             let lb: Vec<f64> = runs.iter().map(|r| r.outcome.lb.curves.last().expect("curves").test_acc).collect();
             let s: Vec<f64> = runs.iter().map(|r| r.outcome.measures.full_space[0].value).collect();
-            writeln!(md, "| {net} | {k} | {} | {:.2} ± {:.2} | {:.2} ± {:.2} | {:.2} ± {:.2} |", runs.len(), mean(&sb), std(&sb), mean(&lb), std(&lb), mean(&s), std(&s))?;
-            writeln!(csv, "{net},{k},{},{:.4},{:.4},{:.4},{:.6},{:.6}", runs.len(), mean(&sb), mean(&lb), std(&lb), mean(&s), std(&s))?;
+            writeln!(
+                md,
+                "| {net} | {k} | {} | {:.2} ± {:.2} | {:.2} ± {:.2} | {:.2} ± {:.2} |",
+                runs.len(),
+                mean(&sb),
+                std(&sb),
+                mean(&lb),
+                std(&lb),
+                mean(&s),
+                std(&s)
+            )?;
+            writeln!(
+                csv,
+                "{net},{k},{},{:.4},{:.4},{:.4},{:.6},{:.6}",
+                runs.len(),
+                mean(&sb),
+                mean(&lb),
+                std(&lb),
+                mean(&s),
+                std(&s)
+            )?;
             sb_acc.push((k as f64, mean(&sb), std(&sb)));
             lb_acc.push((k as f64, mean(&lb), std(&lb)));
             sharp.push((k as f64, mean(&s), std(&s)));
         }
-        let series = |label: &str, color, dashed, v: &[(f64, f64, f64)]| Series { label: label.into(), color, dashed, x: v.iter().map(|a| a.0).collect(), mean: v.iter().map(|a| a.1).collect(), std: v.iter().map(|a| a.2).collect() };
+        let series = |label: &str, color, dashed, v: &[(f64, f64, f64)]| Series {
+            label: label.into(),
+            color,
+            dashed,
+            x: v.iter().map(|a| a.0).collect(),
+            mean: v.iter().map(|a| a.1).collect(),
+            std: v.iter().map(|a| a.2).collect(),
+        };
         panels.push(Panel::new(
             format!("{net}: test accuracy"),
             "SB warm-start epochs k",
             "test accuracy (%)",
-            vec![series("SB iterate after k epochs", PALETTE[0], true, &sb_acc), series("LB solution from it", PALETTE[1], false, &lb_acc)],
+            vec![
+                series("SB iterate after k epochs", PALETTE[0], true, &sb_acc),
+                series("LB solution from it", PALETTE[1], false, &lb_acc),
+            ],
         ));
-        let mut p = Panel::new(format!("{net}: LB sharpness"), "SB warm-start epochs k", "sharpness, ε = 1e-3", vec![series("LB solution, mean ± std", PALETTE[1], false, &sharp)]);
+        let mut p = Panel::new(
+            format!("{net}: LB sharpness"),
+            "SB warm-start epochs k",
+            "sharpness, ε = 1e-3",
+            vec![series("LB solution, mean ± std", PALETTE[1], false, &sharp)],
+        );
         p.legend = plotters::prelude::SeriesLabelPosition::UpperRight;
         panels.push(p);
     }

@@ -38,19 +38,40 @@ pub const CATALOG: &[Entry] = &[
     Entry {
         name: "mnist",
         files: &[
-            RemoteFile { name: "train-images-idx3-ubyte.gz", sha256: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db" },
-            RemoteFile { name: "train-labels-idx1-ubyte.gz", sha256: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5" },
-            RemoteFile { name: "t10k-images-idx3-ubyte.gz", sha256: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7" },
-            RemoteFile { name: "t10k-labels-idx1-ubyte.gz", sha256: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2" },
+            RemoteFile {
+                name: "train-images-idx3-ubyte.gz",
+                sha256: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            },
+            RemoteFile {
+                name: "train-labels-idx1-ubyte.gz",
+                sha256: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            },
+            RemoteFile {
+                name: "t10k-images-idx3-ubyte.gz",
+                sha256: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            },
+            RemoteFile {
+                name: "t10k-labels-idx1-ubyte.gz",
+                sha256: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+            },
         ],
-        mirrors: &["https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"],
+        mirrors: &[
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        ],
         license: "MNIST, LeCun, Cortes & Burges; CC BY-SA 3.0",
     },
     Entry {
         name: "optdigits",
         files: &[
-            RemoteFile { name: "optdigits.tra", sha256: "e1b683cc211604fe8fd8c4417e6a69f31380e0c61d4af22e93cc21e9257ffedd" },
-            RemoteFile { name: "optdigits.tes", sha256: "6ebb3d2fee246a4e99363262ddf8a00a3c41bee6014c373ed9d9216ba7f651b8" },
+            RemoteFile {
+                name: "optdigits.tra",
+                sha256: "e1b683cc211604fe8fd8c4417e6a69f31380e0c61d4af22e93cc21e9257ffedd",
+            },
+            RemoteFile {
+                name: "optdigits.tes",
+                sha256: "6ebb3d2fee246a4e99363262ddf8a00a3c41bee6014c373ed9d9216ba7f651b8",
+            },
         ],
         mirrors: &["https://archive.ics.uci.edu/ml/machine-learning-databases/optdigits/"],
         license: "UCI optdigits, Alpaydin & Kaynak 1998; CC BY 4.0",

@@ -45,7 +45,10 @@ pub fn read_records(files: &[PathBuf], labels: Labels) -> Result<Split, DataErro
         if bytes.is_empty() || bytes.len() % record != 0 {
             return Err(DataError::new(
                 path,
-                format!("truncated or not a {labels:?} file: {} bytes is not a whole number of {record}-byte records", bytes.len()),
+                format!(
+                    "truncated or not a {labels:?} file: {} bytes is not a whole number of {record}-byte records",
+                    bytes.len()
+                ),
             ));
         }
         for (i, rec) in bytes.chunks(record).enumerate() {
@@ -54,7 +57,10 @@ pub fn read_records(files: &[PathBuf], labels: Labels) -> Result<Split, DataErro
                 Labels::Fine => rec[1],
             } as u32;
             if y as usize >= labels.classes() {
-                return Err(DataError::new(path, format!("label {y} of record {i} is out of range (classes 0..{})", labels.classes() - 1)));
+                return Err(DataError::new(
+                    path,
+                    format!("label {y} of record {i} is out of range (classes 0..{})", labels.classes() - 1),
+                ));
             }
             split.labels.push(y);
             split.features.extend(rec[labels.label_bytes()..].iter().map(|&p| p as f32 / 255.0));
@@ -70,9 +76,16 @@ fn require(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
 
 /// CIFAR-10 from `dir` holding `data_batch_1.bin` … `data_batch_5.bin` and `test_batch.bin`.
 pub fn load_cifar10(dir: &Path) -> Result<Dataset, DataError> {
-    let train: Vec<PathBuf> = (1..=5).map(|i| require(dir, &format!("data_batch_{i}.bin"))).collect::<Result<_, _>>()?;
+    let train: Vec<PathBuf> =
+        (1..=5).map(|i| require(dir, &format!("data_batch_{i}.bin"))).collect::<Result<_, _>>()?;
     let test = vec![require(dir, "test_batch.bin")?];
-    dataset("cifar-10", dir, read_records(&train, Labels::Cifar10)?, read_records(&test, Labels::Cifar10)?, &CIFAR10_CLASSES.map(String::from))
+    dataset(
+        "cifar-10",
+        dir,
+        read_records(&train, Labels::Cifar10)?,
+        read_records(&test, Labels::Cifar10)?,
+        &CIFAR10_CLASSES.map(String::from),
+    )
 }
 
 /// CIFAR-100 from `dir` holding `train.bin` and `test.bin`, with fine or coarse labels.
@@ -96,4 +109,5 @@ fn dataset(name: &str, dir: &Path, train: Split, test: Split, class_names: &[Str
 }
 
 /// CIFAR-10 class names, in label order.
-pub const CIFAR10_CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+pub const CIFAR10_CLASSES: [&str; 10] =
+    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];

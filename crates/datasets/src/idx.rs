@@ -23,14 +23,21 @@ pub fn read_images(path: &Path) -> Result<(Vec<f32>, usize, [usize; 2]), DataErr
     }
     let magic = be_u32(&bytes, 0);
     if magic != IMAGES_MAGIC {
-        return Err(DataError::new(path, format!("wrong magic number 0x{magic:08x}; IDX images have 0x{IMAGES_MAGIC:08x}")));
+        return Err(DataError::new(
+            path,
+            format!("wrong magic number 0x{magic:08x}; IDX images have 0x{IMAGES_MAGIC:08x}"),
+        ));
     }
     let (n, rows, cols) = (be_u32(&bytes, 4) as usize, be_u32(&bytes, 8) as usize, be_u32(&bytes, 12) as usize);
     let expected = 16 + n * rows * cols;
     if bytes.len() != expected {
         return Err(DataError::new(
             path,
-            format!("{}: header says {n} images of {rows}×{cols} ({expected} bytes) but the file has {} bytes", if bytes.len() < expected { "truncated" } else { "trailing data" }, bytes.len()),
+            format!(
+                "{}: header says {n} images of {rows}×{cols} ({expected} bytes) but the file has {} bytes",
+                if bytes.len() < expected { "truncated" } else { "trailing data" },
+                bytes.len()
+            ),
         ));
     }
     Ok((bytes[16..].iter().map(|&p| p as f32 / 255.0).collect(), n, [rows, cols]))
@@ -44,15 +51,24 @@ pub fn read_labels(path: &Path, classes: usize) -> Result<Vec<u32>, DataError> {
     }
     let magic = be_u32(&bytes, 0);
     if magic != LABELS_MAGIC {
-        return Err(DataError::new(path, format!("wrong magic number 0x{magic:08x}; IDX labels have 0x{LABELS_MAGIC:08x}")));
+        return Err(DataError::new(
+            path,
+            format!("wrong magic number 0x{magic:08x}; IDX labels have 0x{LABELS_MAGIC:08x}"),
+        ));
     }
     let n = be_u32(&bytes, 4) as usize;
     if bytes.len() != 8 + n {
-        return Err(DataError::new(path, format!("header says {n} labels but the file holds {}", bytes.len() as i64 - 8)));
+        return Err(DataError::new(
+            path,
+            format!("header says {n} labels but the file holds {}", bytes.len() as i64 - 8),
+        ));
     }
     let labels: Vec<u32> = bytes[8..].iter().map(|&b| b as u32).collect();
     if let Some((i, y)) = labels.iter().enumerate().find(|(_, y)| **y as usize >= classes) {
-        return Err(DataError::new(path, format!("label {y} at index {i} is out of range (classes 0..{})", classes - 1)));
+        return Err(DataError::new(
+            path,
+            format!("label {y} at index {i} is out of range (classes 0..{})", classes - 1),
+        ));
     }
     Ok(labels)
 }
@@ -71,7 +87,10 @@ pub fn read_split(images: &Path, labels: &Path) -> Result<(Split, [usize; 2]), D
     let (features, n, shape) = read_images(images)?;
     let labels_v = read_labels(labels, 10)?;
     if labels_v.len() != n {
-        return Err(DataError::new(labels, format!("{} labels for {n} images in {}", labels_v.len(), images.display())));
+        return Err(DataError::new(
+            labels,
+            format!("{} labels for {n} images in {}", labels_v.len(), images.display()),
+        ));
     }
     Ok((Split { features, labels: labels_v }, shape))
 }
@@ -99,4 +118,5 @@ pub fn load(dir: &Path, name: &str, class_names: &[&str]) -> Result<Dataset, Dat
 pub const MNIST_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// Fashion-MNIST classes.
-pub const FASHION_CLASSES: [&str; 10] = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+pub const FASHION_CLASSES: [&str; 10] =
+    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];

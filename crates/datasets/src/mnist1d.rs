@@ -118,9 +118,7 @@ pub fn gaussian_filter(x: &[f64], sigma: f64) -> Vec<f64> {
         (if i < n { i } else { 2 * n - 1 - i }) as usize
     };
     (0..n)
-        .map(|i| {
-            kernel.iter().enumerate().map(|(j, k)| k * x[reflect(i + j as isize - radius)]).sum::<f64>() / total
-        })
+        .map(|i| kernel.iter().enumerate().map(|(j, k)| k * x[reflect(i + j as isize - radius)]).sum::<f64>() / total)
         .collect()
 }
 
@@ -291,7 +289,13 @@ mod tests {
     #[test]
     fn padding_is_noise_and_signal_survives() {
         // Without noise or shear, a sample's non-padding part is the stretched template.
-        let cfg = Config { corr_noise_scale: 0.0, iid_noise_scale: 0.0, shear_scale: 0.0, scale_coeff: 0.0, ..Config::default() };
+        let cfg = Config {
+            corr_noise_scale: 0.0,
+            iid_noise_scale: 0.0,
+            shear_scale: 0.0,
+            scale_coeff: 0.0,
+            ..Config::default()
+        };
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let x = sample(3, &cfg, &mut rng);
         assert_eq!(x.len(), 40);

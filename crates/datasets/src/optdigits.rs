@@ -15,16 +15,25 @@ pub fn read(path: &Path) -> Result<Split, DataError> {
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let values: Vec<&str> = line.trim().split(',').collect();
         if values.len() != 65 {
-            return Err(DataError::new(path, format!("line {}: {} values, expected 64 pixels and a label", i + 1, values.len())));
+            return Err(DataError::new(
+                path,
+                format!("line {}: {} values, expected 64 pixels and a label", i + 1, values.len()),
+            ));
         }
         for v in &values[..64] {
-            let p: u32 = v.trim().parse().map_err(|_| DataError::new(path, format!("line {}: pixel '{v}' is not an integer", i + 1)))?;
+            let p: u32 = v
+                .trim()
+                .parse()
+                .map_err(|_| DataError::new(path, format!("line {}: pixel '{v}' is not an integer", i + 1)))?;
             if p > 16 {
                 return Err(DataError::new(path, format!("line {}: pixel {p} is out of range 0..16", i + 1)));
             }
             split.features.push(p as f32 / 16.0);
         }
-        let y: u32 = values[64].trim().parse().map_err(|_| DataError::new(path, format!("line {}: label '{}' is not an integer", i + 1, values[64])))?;
+        let y: u32 = values[64]
+            .trim()
+            .parse()
+            .map_err(|_| DataError::new(path, format!("line {}: label '{}' is not an integer", i + 1, values[64])))?;
         if y > 9 {
             return Err(DataError::new(path, format!("line {}: label {y} is out of range 0..9", i + 1)));
         }

@@ -29,14 +29,28 @@ fn read_split(dir: &Path, name: &str, rows: usize, header: &Header) -> Result<Sp
     let f = std::fs::read(&fpath).map_err(|e| DataError::new(&fpath, format!("cannot read: {e}")))?;
     let l = std::fs::read(&lpath).map_err(|e| DataError::new(&lpath, format!("cannot read: {e}")))?;
     if f.len() != rows * header.dim * 4 {
-        return Err(DataError::new(&fpath, format!("{} bytes; header.json says {rows} rows of {} f32 = {} bytes", f.len(), header.dim, rows * header.dim * 4)));
+        return Err(DataError::new(
+            &fpath,
+            format!(
+                "{} bytes; header.json says {rows} rows of {} f32 = {} bytes",
+                f.len(),
+                header.dim,
+                rows * header.dim * 4
+            ),
+        ));
     }
     if l.len() != rows * 2 {
-        return Err(DataError::new(&lpath, format!("{} bytes; header.json says {rows} u16 labels = {} bytes", l.len(), rows * 2)));
+        return Err(DataError::new(
+            &lpath,
+            format!("{} bytes; header.json says {rows} u16 labels = {} bytes", l.len(), rows * 2),
+        ));
     }
     let labels: Vec<u32> = l.chunks(2).map(|b| u16::from_le_bytes([b[0], b[1]]) as u32).collect();
     if let Some((i, y)) = labels.iter().enumerate().find(|(_, y)| **y as usize >= header.classes) {
-        return Err(DataError::new(&lpath, format!("label {y} at row {i} is out of range (classes 0..{})", header.classes - 1)));
+        return Err(DataError::new(
+            &lpath,
+            format!("label {y} at row {i} is out of range (classes 0..{})", header.classes - 1),
+        ));
     }
     Ok(Split { features: f.chunks(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(), labels })
 }
@@ -45,7 +59,8 @@ fn read_split(dir: &Path, name: &str, rows: usize, header: &Header) -> Result<Sp
 pub fn load(dir: &Path) -> Result<Dataset, DataError> {
     let hpath = dir.join("header.json");
     let text = std::fs::read_to_string(&hpath).map_err(|e| DataError::new(&hpath, format!("cannot read: {e}")))?;
-    let header: Header = serde_json::from_str(&text).map_err(|e| DataError::new(&hpath, format!("not a valid header: {e}")))?;
+    let header: Header =
+        serde_json::from_str(&text).map_err(|e| DataError::new(&hpath, format!("not a valid header: {e}")))?;
     if header.dim == 0 || header.classes == 0 {
         return Err(DataError::new(&hpath, "dim and classes must be positive"));
     }

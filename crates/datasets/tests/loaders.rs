@@ -17,7 +17,11 @@ fn shared(name: &str) -> Option<PathBuf> {
         // Written to the stderr handle, not with eprintln!, so that the test harness does not
         // capture it: a skipped real-data check shows in the output of `cargo test`.
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), "SKIPPED: {} is not present (real-data checks need ../shared/data beside the checkout)", dir.display());
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: {} is not present (real-data checks need ../shared/data beside the checkout)",
+            dir.display()
+        );
         None
     }
 }

@@ -43,7 +43,14 @@ pub struct TopEigenvalue {
 /// Van Loan §10.1): at most `max_iter` Hessian-vector products, stopping once the Ritz pair's
 /// relative residual is below `tol`. Far fewer products than power iteration when the top
 /// eigenvalues are close, as they are at flat minima.
-pub fn top_eigenvalue(obj: &mut dyn Objective, x: &[f64], max_iter: usize, tol: f64, h: f64, rng: &mut impl Rng) -> TopEigenvalue {
+pub fn top_eigenvalue(
+    obj: &mut dyn Objective,
+    x: &[f64],
+    max_iter: usize,
+    tol: f64,
+    h: f64,
+    rng: &mut impl Rng,
+) -> TopEigenvalue {
     let n = x.len();
     let mut q: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
     normalize(&mut q);
@@ -105,7 +112,10 @@ fn symmetric_eigen(a: &[f64], k: usize) -> (Vec<f64>, Vec<f64>) {
         v[i * k + i] = 1.0;
     }
     for _sweep in 0..100 {
-        let off: f64 = (0..k).flat_map(|i| (0..k).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| m[i * k + j].powi(2)).sum();
+        let off: f64 = (0..k)
+            .flat_map(|i| (0..k).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| m[i * k + j].powi(2))
+            .sum();
         let scale: f64 = (0..k).map(|i| m[i * k + i].powi(2)).sum::<f64>().max(f64::MIN_POSITIVE);
         if off <= 1e-30 * scale {
             break;
@@ -228,7 +238,17 @@ mod tests {
         assert!((est.value - 10.0).abs() / 10.0 < 0.01, "{est:?}");
         // A hard case for power iteration: 150 eigenvalues with the top two 1 % apart (power
         // iteration would need hundreds of products); Lanczos resolves it in 20.
-        let eig: Vec<f64> = (0..150).map(|k| if k == 0 { 10.0 } else if k == 1 { 9.9 } else { 9.0 * (1.0 - k as f64 / 150.0) }).collect();
+        let eig: Vec<f64> = (0..150)
+            .map(|k| {
+                if k == 0 {
+                    10.0
+                } else if k == 1 {
+                    9.9
+                } else {
+                    9.0 * (1.0 - k as f64 / 150.0)
+                }
+            })
+            .collect();
         let mut q = rotated(&eig, &mut rng);
         let x = vec![0.0; 150];
         let est = top_eigenvalue(&mut q, &x, 20, 1e-3, 1e-3, &mut rng);

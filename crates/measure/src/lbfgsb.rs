@@ -78,7 +78,10 @@ pub struct Solution {
 /// If the lengths differ from `obj.dim()` or some `lower[i] > upper[i]`; callers build the box.
 pub fn minimize(obj: &mut dyn Objective, x0: &[f64], lower: &[f64], upper: &[f64], opts: &Options) -> Solution {
     let n = obj.dim();
-    assert!(x0.len() == n && lower.len() == n && upper.len() == n, "L-BFGS-B: x0, lower and upper must have the objective's dimension {n}");
+    assert!(
+        x0.len() == n && lower.len() == n && upper.len() == n,
+        "L-BFGS-B: x0, lower and upper must have the objective's dimension {n}"
+    );
     assert!(lower.iter().zip(upper).all(|(l, u)| l <= u), "L-BFGS-B: every lower bound must be ≤ its upper bound");
     let eps = f64::EPSILON;
     let mut x: Vec<f64> = x0.iter().zip(lower.iter().zip(upper)).map(|(&v, (&l, &u))| v.clamp(l, u)).collect();
@@ -327,7 +330,15 @@ fn cauchy_point(x: &[f64], g: &[f64], lower: &[f64], upper: &[f64], mem: &Memory
 /// Minimizes the quadratic model over the variables free at the Cauchy point (direct primal
 /// method, Byrd et al. §5.1), then projects onto the box (L-BFGS-B 3.0), falling back to the
 /// largest feasible fraction of the step when the projection is not a descent direction.
-fn subspace_minimum(x: &[f64], g: &[f64], lower: &[f64], upper: &[f64], mem: &Memory, xcp: &[f64], c: &[f64]) -> Vec<f64> {
+fn subspace_minimum(
+    x: &[f64],
+    g: &[f64],
+    lower: &[f64],
+    upper: &[f64],
+    mem: &Memory,
+    xcp: &[f64],
+    c: &[f64],
+) -> Vec<f64> {
     let n = x.len();
     let w = mem.cols();
     let theta = mem.theta;
@@ -614,7 +625,9 @@ impl Dcsrch {
             self.stmax = self.stp + XTRAPU * (self.stp - self.stx);
         }
         self.stp = self.stp.max(self.stpmin).min(self.stpmax);
-        if self.brackt && (self.stp <= self.stmin || self.stp >= self.stmax || self.stmax - self.stmin <= self.xtol * self.stmax) {
+        if self.brackt
+            && (self.stp <= self.stmin || self.stp >= self.stmax || self.stmax - self.stmin <= self.xtol * self.stmax)
+        {
             self.stp = self.stx;
         }
         Task::Evaluate

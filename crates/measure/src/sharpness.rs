@@ -126,7 +126,13 @@ pub struct Sharpness {
 }
 
 /// Metric 2.1 at `x` with `iterations` of L-BFGS-B (the paper: 10).
-pub fn epsilon_sharpness(obj: &mut dyn Objective, x: &[f64], subspace: &Subspace, epsilon: f64, iterations: usize) -> Sharpness {
+pub fn epsilon_sharpness(
+    obj: &mut dyn Objective,
+    x: &[f64],
+    subspace: &Subspace,
+    epsilon: f64,
+    iterations: usize,
+) -> Sharpness {
     let n = obj.dim();
     assert_eq!(x.len(), n, "sharpness: x must have the objective's dimension");
     let mut g = vec![0.0; n];

@@ -22,7 +22,10 @@ pub fn line<T>(a: &[f64], b: &[f64], alphas: &[f64], mut eval: impl FnMut(f64, &
 
 /// `eval(x + α·d₁ + β·d₂)` on the grid α, β ∈ `grid`; row j of the result holds β = grid[j].
 pub fn plane<T>(x: &[f64], d1: &[f64], d2: &[f64], grid: &[f64], mut eval: impl FnMut(&[f64]) -> T) -> Vec<Vec<T>> {
-    assert!(x.len() == d1.len() && x.len() == d2.len(), "plane: the point and both directions must have the same dimension");
+    assert!(
+        x.len() == d1.len() && x.len() == d2.len(),
+        "plane: the point and both directions must have the same dimension"
+    );
     let mut point = vec![0.0; x.len()];
     grid.iter()
         .map(|&beta| {

@@ -92,7 +92,12 @@ impl FromStr for Backend {
 /// current rayon pool).
 pub fn matmul_timer(n: usize, device: &Device) -> impl FnMut() -> f64 + use<> {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let mut random = || Tensor::<2>::from_data(TensorData::new((0..n * n).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<f32>>(), [n, n]), device);
+    let mut random = || {
+        Tensor::<2>::from_data(
+            TensorData::new((0..n * n).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<f32>>(), [n, n]),
+            device,
+        )
+    };
     let (a, b) = (random(), random());
     let _ = a.clone().matmul(b.clone()).into_data();
     move || {

@@ -48,14 +48,20 @@ impl BaselineSpec {
     /// Builds the network with weights drawn from `rng` (PyTorch's default init, as the reference).
     pub fn init(&self, rng: &mut impl Rng, device: &Device) -> Baseline {
         match self {
-            BaselineSpec::LogReg => Baseline { convs: vec![], hidden: vec![], output: init::linear(40, 10, rng, device) },
+            BaselineSpec::LogReg => {
+                Baseline { convs: vec![], hidden: vec![], output: init::linear(40, 10, rng, device) }
+            }
             BaselineSpec::Mlp => Baseline {
                 convs: vec![],
                 hidden: vec![init::linear(40, 100, rng, device), init::linear(100, 100, rng, device)],
                 output: init::linear(100, 10, rng, device),
             },
             BaselineSpec::Cnn => Baseline {
-                convs: vec![conv1d(1, 25, 5, rng, device), conv1d(25, 25, 3, rng, device), conv1d(25, 25, 3, rng, device)],
+                convs: vec![
+                    conv1d(1, 25, 5, rng, device),
+                    conv1d(25, 25, 3, rng, device),
+                    conv1d(25, 25, 3, rng, device),
+                ],
                 hidden: vec![],
                 output: init::linear(125, 10, rng, device),
             },

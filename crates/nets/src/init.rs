@@ -5,8 +5,8 @@
 //! or init generator instead, which also gives every backend the same starting weights.
 
 use burn::module::Param;
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -34,9 +34,7 @@ pub fn linear(d_in: usize, d_out: usize, rng: &mut impl Rng, device: &Device) ->
 pub fn conv(c_in: usize, c_out: usize, kernel: [usize; 2], rng: &mut impl Rng, device: &Device) -> Conv2d {
     let fan_in = c_in * kernel[0] * kernel[1];
     let bound = 1.0 / (fan_in as f64).sqrt();
-    let mut layer = Conv2dConfig::new([c_in, c_out], kernel)
-        .with_padding(PaddingConfig2d::Same)
-        .init(device);
+    let mut layer = Conv2dConfig::new([c_in, c_out], kernel).with_padding(PaddingConfig2d::Same).init(device);
     layer.weight = Param::from_tensor(uniform([c_out, c_in, kernel[0], kernel[1]], bound, rng, device));
     layer.bias = Some(Param::from_tensor(uniform([c_out], bound, rng, device)));
     layer

@@ -18,9 +18,9 @@
 
 pub mod backend;
 pub mod baselines;
+pub mod fused;
 pub mod init;
 pub mod mlp;
-pub mod fused;
 pub mod objective;
 pub mod shallow;
 pub mod train;

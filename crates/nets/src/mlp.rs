@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::{fused, Classifier, DropoutRng, init};
+use crate::{Classifier, DropoutRng, fused, init};
 
 /// Shape of a fully connected net of the F1/F2 family.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -52,7 +52,8 @@ impl Weights {
         if expected != Some(bytes.len()) {
             return Err(format!("{} bytes, but the header announces {p} parameters and {b} buffers", bytes.len()));
         }
-        let floats: Vec<f32> = bytes[20..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+        let floats: Vec<f32> =
+            bytes[20..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
         Ok(Weights { params: floats[..p].to_vec(), buffers: floats[p..].to_vec() })
     }
 
@@ -110,7 +111,12 @@ impl Weights {
     /// geometrically (var_self^(1−α) · var_other^α), so that every point is a valid network
     /// for every α, including the extrapolated α < 0 and α > 1, and both ends are exact.
     pub fn lerp(&self, other: &Weights, alpha: f64, layout: &Layout) -> Weights {
-        let params = self.params.iter().zip(&other.params).map(|(&a, &b)| ((1.0 - alpha) * a as f64 + alpha * b as f64) as f32).collect();
+        let params = self
+            .params
+            .iter()
+            .zip(&other.params)
+            .map(|(&a, &b)| ((1.0 - alpha) * a as f64 + alpha * b as f64) as f32)
+            .collect();
         let mut buffers = Vec::with_capacity(self.buffers.len());
         let mut at = 0;
         for info in &layout.buffers {
@@ -118,7 +124,11 @@ impl Weights {
             let geometric = info.path.ends_with("running_var");
             for i in at..at + len {
                 let (a, b) = (self.buffers[i] as f64, other.buffers[i] as f64);
-                let v = if geometric { a.max(f64::MIN_POSITIVE).powf(1.0 - alpha) * b.max(f64::MIN_POSITIVE).powf(alpha) } else { (1.0 - alpha) * a + alpha * b };
+                let v = if geometric {
+                    a.max(f64::MIN_POSITIVE).powf(1.0 - alpha) * b.max(f64::MIN_POSITIVE).powf(alpha)
+                } else {
+                    (1.0 - alpha) * a + alpha * b
+                };
                 buffers.push(v as f32);
             }
             at += len;
@@ -355,8 +365,20 @@ impl NetSpec {
 
     /// The training loss of this network at `weights` over `data.train`, evaluated in chunks of
     /// `chunk` samples on `device` (a plain device; gradients run on its autodiff wrapper).
-    pub fn training_loss<'a>(&self, weights: &Weights, data: &'a Dataset, chunk: usize, device: &Device) -> TrainingLoss<'a> {
-        fn build<'a, M: Classifier>(model: M, weights: &Weights, data: &'a Dataset, chunk: usize, device: &Device) -> TrainingLoss<'a> {
+    pub fn training_loss<'a>(
+        &self,
+        weights: &Weights,
+        data: &'a Dataset,
+        chunk: usize,
+        device: &Device,
+    ) -> TrainingLoss<'a> {
+        fn build<'a, M: Classifier>(
+            model: M,
+            weights: &Weights,
+            data: &'a Dataset,
+            chunk: usize,
+            device: &Device,
+        ) -> TrainingLoss<'a> {
             let model = inference_mode(with_weights(model, &weights.params, &weights.buffers));
             let state = State { model, buffers: weights.buffers.clone(), data, chunk, device: device.clone() };
             TrainingLoss { inner: Box::new(state), dim: weights.params.len() }

@@ -13,7 +13,7 @@ use burn::tensor::{Device, Tensor};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::{fused, Classifier, DropoutRng, init};
+use crate::{Classifier, DropoutRng, fused, init};
 
 /// Shape of a net of the C1/C3 family. A 1-D signal is an input of height 1, which turns every
 /// k × k window into a 1 × k one.

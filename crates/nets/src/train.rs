@@ -133,7 +133,15 @@ impl NetSpec {
     ) -> Trained {
         let mut rng = ChaCha8Rng::seed_from_u64(seeds.init);
         let ad = device.clone().autodiff();
-        fn run<M: Classifier>(model: M, data: &Dataset, config: &TrainConfig, seeds: RunSeeds, start: Option<&Weights>, device: &Device, on_epoch: &mut OnEpoch) -> Trained {
+        fn run<M: Classifier>(
+            model: M,
+            data: &Dataset,
+            config: &TrainConfig,
+            seeds: RunSeeds,
+            start: Option<&Weights>,
+            device: &Device,
+            on_epoch: &mut OnEpoch,
+        ) -> Trained {
             let model = match start {
                 Some(w) => with_weights(model, &w.params, &w.buffers),
                 None => model,
@@ -174,7 +182,12 @@ pub fn step_timer(spec: &NetSpec, batch_size: usize, warmup: usize, device: &Dev
     }
 }
 
-fn timer<M: Classifier + 'static>(model: M, (features, classes, batch_size): (usize, usize, usize), warmup: usize, ad: Device) -> Box<dyn FnMut(usize) -> f64> {
+fn timer<M: Classifier + 'static>(
+    model: M,
+    (features, classes, batch_size): (usize, usize, usize),
+    warmup: usize,
+    ad: Device,
+) -> Box<dyn FnMut(usize) -> f64> {
     use rand::Rng;
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let x: Vec<f32> = (0..batch_size * features).map(|_| rng.random_range(-1.0..1.0)).collect();
@@ -249,7 +262,12 @@ pub fn train<M: Classifier>(
         curves.push(evaluate_epoch(&model, data, config, device, epoch));
         on_epoch(curves.last().expect("just pushed"), &|| weights_of(&model));
         if let Some(patience) = config.patience {
-            let best = curves.iter().enumerate().min_by(|a, b| a.1.train_loss.total_cmp(&b.1.train_loss)).map(|(i, _)| i).unwrap_or(0);
+            let best = curves
+                .iter()
+                .enumerate()
+                .min_by(|a, b| a.1.train_loss.total_cmp(&b.1.train_loss))
+                .map(|(i, _)| i)
+                .unwrap_or(0);
             if epoch - best >= patience {
                 break;
             }
@@ -305,11 +323,29 @@ impl NetSpec {
     /// Builds the network from `seeds.init` (or loads `start`) and trains it with `rule` (see
     /// [`train_with_rule`]).
     #[allow(clippy::too_many_arguments)]
-    pub fn train_with_rule(&self, data: &Dataset, config: &TrainConfig, seeds: RunSeeds, rule: optim::Rule, start: Option<&Weights>, device: &Device, on_epoch: &mut OnEpoch) -> Trained {
+    pub fn train_with_rule(
+        &self,
+        data: &Dataset,
+        config: &TrainConfig,
+        seeds: RunSeeds,
+        rule: optim::Rule,
+        start: Option<&Weights>,
+        device: &Device,
+        on_epoch: &mut OnEpoch,
+    ) -> Trained {
         let mut rng = ChaCha8Rng::seed_from_u64(seeds.init);
         let ad = device.clone().autodiff();
         #[allow(clippy::too_many_arguments)]
-        fn run<M: Classifier>(model: M, data: &Dataset, config: &TrainConfig, seeds: RunSeeds, rule: optim::Rule, start: Option<&Weights>, device: &Device, on_epoch: &mut OnEpoch) -> Trained {
+        fn run<M: Classifier>(
+            model: M,
+            data: &Dataset,
+            config: &TrainConfig,
+            seeds: RunSeeds,
+            rule: optim::Rule,
+            start: Option<&Weights>,
+            device: &Device,
+            on_epoch: &mut OnEpoch,
+        ) -> Trained {
             let model = match start {
                 Some(w) => with_weights(model, &w.params, &w.buffers),
                 None => model,
@@ -327,7 +363,13 @@ impl NetSpec {
     }
 }
 
-fn evaluate_epoch<M: Classifier>(model: &M, data: &Dataset, config: &TrainConfig, device: &Device, epoch: usize) -> EpochMetrics {
+fn evaluate_epoch<M: Classifier>(
+    model: &M,
+    data: &Dataset,
+    config: &TrainConfig,
+    device: &Device,
+    epoch: usize,
+) -> EpochMetrics {
     let eval = model.valid();
     let (train_loss, train_acc) = evaluate(&eval, &data.train, data.sample_len(), config.eval_batch, device);
     let (test_loss, test_acc) = evaluate(&eval, &data.test, data.sample_len(), config.eval_batch, device);
@@ -336,7 +378,13 @@ fn evaluate_epoch<M: Classifier>(model: &M, data: &Dataset, config: &TrainConfig
 
 /// Mean cross-entropy and accuracy (%) of `model` on `split`, in inference mode: `model` should be
 /// a [`valid`](burn::module::Module::valid) snapshot and `device` a plain device.
-pub fn evaluate<M: Classifier>(model: &M, split: &Split, sample_len: usize, chunk: usize, device: &Device) -> (f64, f64) {
+pub fn evaluate<M: Classifier>(
+    model: &M,
+    split: &Split,
+    sample_len: usize,
+    chunk: usize,
+    device: &Device,
+) -> (f64, f64) {
     let idx: Vec<usize> = (0..split.len()).collect();
     let (mut loss, mut correct) = (0.0, 0usize);
     for part in idx.chunks(chunk.max(1)) {

@@ -14,7 +14,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::shallow::{pool, window};
-use crate::{fused, Classifier, DropoutRng, init};
+use crate::{Classifier, DropoutRng, fused, init};
 
 /// Shape of a net of the C2/C4 family. A 1-D signal is an input of height 1 (1 × 3 kernels,
 /// 1 × 2 pools).
@@ -32,7 +32,12 @@ pub struct VggSpec {
 
 /// C2: CIFAR-10, 14,991,946 parameters.
 pub fn c2() -> VggSpec {
-    VggSpec { input: [3, 32, 32], stacks: vec![(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)], dense: 512, classes: 10 }
+    VggSpec {
+        input: [3, 32, 32],
+        stacks: vec![(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)],
+        dense: 512,
+        classes: 10,
+    }
 }
 
 /// C4: C2's architecture on CIFAR-100, 15,038,116 parameters.

@@ -37,7 +37,8 @@ fn one_d_variants_map_signals_to_logits() {
     let d = flex();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let signal = [1, 1, 40];
-    let c1 = ShallowSpec { input: signal, channels: 8, kernel: 5, dense: [16, 8], dropout: 0.5, classes: 10 }.init(&mut rng, &d);
+    let c1 = ShallowSpec { input: signal, channels: 8, kernel: 5, dense: [16, 8], dropout: 0.5, classes: 10 }
+        .init(&mut rng, &d);
     assert_eq!(logits_shape(&c1, 40, &d), [3, 10]);
     let c2 = VggSpec { input: signal, stacks: vec![(4, 2), (8, 1)], dense: 8, classes: 10 }.init(&mut rng, &d);
     assert_eq!(logits_shape(&c2, 40, &d), [3, 10]);
@@ -45,12 +46,24 @@ fn one_d_variants_map_signals_to_logits() {
     assert_eq!(logits_shape(&f1, 40, &d), [3, 10]);
     // A 1-D C1 block has 1×5 kernels: 1·8·5+8 + 2·8 + 8·8·5+8 + 2·8 + (8·10)·16+16 + 32 + 16·8+8 + 16 + 8·10+10.
     let expected = 48 + 16 + 328 + 16 + 1296 + 32 + 136 + 16 + 90;
-    assert_eq!(NetSpec::Shallow(ShallowSpec { input: signal, channels: 8, kernel: 5, dense: [16, 8], dropout: 0.5, classes: 10 }).parameter_count(&d), expected);
+    assert_eq!(
+        NetSpec::Shallow(ShallowSpec {
+            input: signal,
+            channels: 8,
+            kernel: 5,
+            dense: [16, 8],
+            dropout: 0.5,
+            classes: 10
+        })
+        .parameter_count(&d),
+        expected
+    );
 }
 
 fn tiny_run(backend: Backend, spec: &NetSpec, epochs: usize) -> Vec<nets::train::EpochMetrics> {
     let data = mnist1d::generate(&mnist1d::Config { train: 128, test: 64, ..Default::default() });
-    let config = TrainConfig { batch_size: 32, epochs, learning_rate: 1e-3, eval_batch: 64, shuffle: true, patience: None };
+    let config =
+        TrainConfig { batch_size: 32, epochs, learning_rate: 1e-3, eval_batch: 64, shuffle: true, patience: None };
     let device = backend.device().expect("backend compiled in");
     spec.train(&data, &config, RunSeeds { init: 3, order: 4 }, None, &device, &mut |_, _| {}).curves
 }
@@ -71,7 +84,14 @@ fn training_is_deterministic_and_learns() {
 #[test]
 fn dropout_nets_are_deterministic_in_parallel_threads() {
     // Each run draws dropout masks from its own generator, so threads do not interfere.
-    let spec = NetSpec::Shallow(ShallowSpec { input: [1, 1, 40], channels: 4, kernel: 5, dense: [16, 8], dropout: 0.5, classes: 10 });
+    let spec = NetSpec::Shallow(ShallowSpec {
+        input: [1, 1, 40],
+        channels: 4,
+        kernel: 5,
+        dense: [16, 8],
+        dropout: 0.5,
+        classes: 10,
+    });
     let alone = tiny_run(Backend::Flex, &spec, 2);
     let together: Vec<_> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..3).map(|_| s.spawn(|| tiny_run(Backend::Flex, &spec, 2))).collect();
@@ -86,12 +106,34 @@ fn dropout_nets_are_deterministic_in_parallel_threads() {
 #[test]
 fn flex_and_ndarray_train_alike() {
     // Same initial weights, batches and dropout masks; only float rounding differs.
-    for spec in [tiny_mlp(), NetSpec::Shallow(ShallowSpec { input: [1, 1, 40], channels: 4, kernel: 5, dense: [16, 8], dropout: 0.5, classes: 10 })] {
+    for spec in [
+        tiny_mlp(),
+        NetSpec::Shallow(ShallowSpec {
+            input: [1, 1, 40],
+            channels: 4,
+            kernel: 5,
+            dense: [16, 8],
+            dropout: 0.5,
+            classes: 10,
+        }),
+    ] {
         let flex = tiny_run(Backend::Flex, &spec, 3);
         let ndarray = tiny_run(Backend::Ndarray, &spec, 3);
         for (f, n) in flex.iter().zip(&ndarray) {
-            assert!((f.train_loss - n.train_loss).abs() < 1e-3, "epoch {}: flex {} vs ndarray {}", f.epoch, f.train_loss, n.train_loss);
-            assert!((f.test_loss - n.test_loss).abs() < 1e-3, "epoch {}: flex {} vs ndarray {}", f.epoch, f.test_loss, n.test_loss);
+            assert!(
+                (f.train_loss - n.train_loss).abs() < 1e-3,
+                "epoch {}: flex {} vs ndarray {}",
+                f.epoch,
+                f.train_loss,
+                n.train_loss
+            );
+            assert!(
+                (f.test_loss - n.test_loss).abs() < 1e-3,
+                "epoch {}: flex {} vs ndarray {}",
+                f.epoch,
+                f.test_loss,
+                n.test_loss
+            );
         }
     }
 }
@@ -100,7 +142,14 @@ fn flex_and_ndarray_train_alike() {
 fn stopping_rule_ends_training_once_the_loss_stops_improving() {
     // Patience 3: stop at the first epoch that is 3 epochs past the lowest training loss so far.
     let data = mnist1d::generate(&mnist1d::Config { train: 128, test: 64, ..Default::default() });
-    let config = TrainConfig { batch_size: 32, epochs: 300, learning_rate: 3e-2, eval_batch: 64, shuffle: true, patience: Some(3) };
+    let config = TrainConfig {
+        batch_size: 32,
+        epochs: 300,
+        learning_rate: 3e-2,
+        eval_batch: 64,
+        shuffle: true,
+        patience: Some(3),
+    };
     let curves = tiny_mlp().train(&data, &config, RunSeeds { init: 3, order: 4 }, None, &flex(), &mut |_, _| {}).curves;
     let last = curves.len() - 1;
     assert!(last < 300, "a noisy run plateaus well before the cap");

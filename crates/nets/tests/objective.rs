@@ -20,7 +20,8 @@ fn data() -> Dataset {
 }
 
 fn trained(spec: &NetSpec, data: &Dataset) -> Trained {
-    let config = TrainConfig { batch_size: 25, epochs: 3, learning_rate: 1e-3, eval_batch: 64, shuffle: true, patience: None };
+    let config =
+        TrainConfig { batch_size: 25, epochs: 3, learning_rate: 1e-3, eval_batch: 64, shuffle: true, patience: None };
     spec.train(data, &config, RunSeeds { init: 1, order: 2 }, None, &flex(), &mut |_, _| {})
 }
 
@@ -29,7 +30,14 @@ fn specs() -> Vec<NetSpec> {
         // Batch norm after every hidden layer.
         NetSpec::Mlp(MlpSpec { input: 40, width: 24, depth: 2, classes: 10 }),
         // Batch norm and dropout.
-        NetSpec::Shallow(ShallowSpec { input: [1, 1, 40], channels: 4, kernel: 5, dense: [16, 8], dropout: 0.5, classes: 10 }),
+        NetSpec::Shallow(ShallowSpec {
+            input: [1, 1, 40],
+            channels: 4,
+            kernel: 5,
+            dense: [16, 8],
+            dropout: 0.5,
+            classes: 10,
+        }),
     ]
 }
 
@@ -45,7 +53,11 @@ fn training_loss_is_the_inference_mode_loss_of_the_trained_network() {
         let mut g = vec![0.0; x.len()];
         let value = obj.value_grad(&x, &mut g);
         let last = run.curves.last().expect("curves");
-        assert!((value - last.train_loss).abs() < 1e-5, "{spec:?}: objective {value} vs evaluated train loss {}", last.train_loss);
+        assert!(
+            (value - last.train_loss).abs() < 1e-5,
+            "{spec:?}: objective {value} vs evaluated train loss {}",
+            last.train_loss
+        );
         // Evaluating does not move batch norm's statistics: the same point gives the same value.
         let again = obj.value_grad(&x, &mut vec![0.0; x.len()]);
         assert_eq!(value, again);
@@ -71,7 +83,9 @@ fn gradient_agrees_with_central_differences() {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     // Without batch norm the loss is smooth enough at this scale for a 2 % check (the f32 loss
     // rounds at ~1e-7, a few tenths of a percent of these differences).
-    for spec in [NetSpec::Baseline(nets::baselines::BaselineSpec::Mlp), NetSpec::Baseline(nets::baselines::BaselineSpec::Cnn)] {
+    for spec in
+        [NetSpec::Baseline(nets::baselines::BaselineSpec::Mlp), NetSpec::Baseline(nets::baselines::BaselineSpec::Cnn)]
+    {
         let run = trained(&spec, &data);
         let mut obj = spec.training_loss(&run.weights, &data, 64, &flex());
         let x = run.weights.params_f64();
@@ -80,7 +94,10 @@ fn gradient_agrees_with_central_differences() {
         for _ in 0..3 {
             let v: Vec<f64> = (0..x.len()).map(|_| rng.random_range(-1.0..1.0)).collect();
             let (fd, analytic) = directional(&mut obj, &x, &g, &v, 1e-2);
-            assert!((fd - analytic).abs() <= 0.02 * analytic.abs() + 1e-5, "{spec:?}: finite difference {fd} vs gradient {analytic}");
+            assert!(
+                (fd - analytic).abs() <= 0.02 * analytic.abs() + 1e-5,
+                "{spec:?}: finite difference {fd} vs gradient {analytic}"
+            );
         }
     }
     // Inference-mode batch norm divides by the running deviation, which magnifies the ReLU kinks
@@ -95,8 +112,14 @@ fn gradient_agrees_with_central_differences() {
         let v: Vec<f64> = (0..x.len()).map(|_| rng.random_range(-1.0..1.0)).collect();
         let (coarse, analytic) = directional(&mut obj, &x, &g, &v, 1e-1);
         let (fine, _) = directional(&mut obj, &x, &g, &v, 1e-3);
-        assert!((fine - analytic).abs() < (coarse - analytic).abs(), "{spec:?}: no convergence: {coarse} at h = 0.1, {fine} at h = 0.001, gradient {analytic}");
-        assert!((fine - analytic).abs() <= 0.05 * analytic.abs(), "{spec:?}: finite difference {fine} vs gradient {analytic}");
+        assert!(
+            (fine - analytic).abs() < (coarse - analytic).abs(),
+            "{spec:?}: no convergence: {coarse} at h = 0.1, {fine} at h = 0.001, gradient {analytic}"
+        );
+        assert!(
+            (fine - analytic).abs() <= 0.05 * analytic.abs(),
+            "{spec:?}: finite difference {fine} vs gradient {analytic}"
+        );
     }
 }
 
@@ -105,13 +128,15 @@ fn warm_start_resumes_from_the_given_weights() {
     let data = data();
     let spec = &specs()[0];
     let run = trained(spec, &data);
-    let config = TrainConfig { batch_size: 100, epochs: 1, learning_rate: 1e-3, eval_batch: 64, shuffle: true, patience: None };
+    let config =
+        TrainConfig { batch_size: 100, epochs: 1, learning_rate: 1e-3, eval_batch: 64, shuffle: true, patience: None };
     let mut at_start: Option<Weights> = None;
-    let warm = spec.train(&data, &config, RunSeeds { init: 5, order: 6 }, Some(&run.weights), &flex(), &mut |m, weights| {
-        if m.epoch == 0 {
-            at_start = Some(weights());
-        }
-    });
+    let warm =
+        spec.train(&data, &config, RunSeeds { init: 5, order: 6 }, Some(&run.weights), &flex(), &mut |m, weights| {
+            if m.epoch == 0 {
+                at_start = Some(weights());
+            }
+        });
     assert_eq!(at_start.as_ref(), Some(&run.weights));
     assert_eq!(warm.curves[0], nets::train::EpochMetrics { epoch: 0, ..run.curves.last().expect("curves").clone() });
 }
@@ -122,13 +147,22 @@ fn layout_interpolation_and_filter_normalized_directions() {
     for spec in specs() {
         let run = trained(&spec, &data);
         let layout = spec.layout(&flex());
-        let size = |v: &[nets::objective::TensorInfo]| v.iter().map(|t| t.shape.iter().product::<usize>()).sum::<usize>();
+        let size =
+            |v: &[nets::objective::TensorInfo]| v.iter().map(|t| t.shape.iter().product::<usize>()).sum::<usize>();
         assert_eq!(size(&layout.params), run.weights.params.len());
         assert_eq!(size(&layout.buffers), run.weights.buffers.len());
-        assert!(layout.buffers.iter().all(|b| b.path.ends_with("running_mean") || b.path.ends_with("running_var")), "{:?}", layout.buffers);
+        assert!(
+            layout.buffers.iter().all(|b| b.path.ends_with("running_mean") || b.path.ends_with("running_var")),
+            "{:?}",
+            layout.buffers
+        );
 
         // Both ends of the line are the two networks; variances stay positive far outside.
-        let other = trained(&spec, &mnist1d::generate(&mnist1d::Config { train: 200, test: 100, seed: 7, ..Default::default() })).weights;
+        let other = trained(
+            &spec,
+            &mnist1d::generate(&mnist1d::Config { train: 200, test: 100, seed: 7, ..Default::default() }),
+        )
+        .weights;
         assert_eq!(run.weights.lerp(&other, 0.0, &layout), run.weights);
         assert_eq!(run.weights.lerp(&other, 1.0, &layout), other);
         let far = run.weights.lerp(&other, -1.0, &layout);
@@ -149,7 +183,11 @@ fn layout_interpolation_and_filter_normalized_directions() {
             if t.shape.len() == 1 {
                 assert!(dir[at..at + len].iter().all(|&v| v == 0.0), "{} moves", t.path);
             } else {
-                let first_filter: Vec<usize> = if t.shape.len() == 2 { (0..t.shape[0]).map(|k| at + k * t.shape[1]).collect() } else { (at..at + len / t.shape[0]).collect() };
+                let first_filter: Vec<usize> = if t.shape.len() == 2 {
+                    (0..t.shape[0]).map(|k| at + k * t.shape[1]).collect()
+                } else {
+                    (at..at + len / t.shape[0]).collect()
+                };
                 let d: f64 = first_filter.iter().map(|&i| dir[i] * dir[i]).sum::<f64>().sqrt();
                 let w: f64 = first_filter.iter().map(|&i| (run.weights.params[i] as f64).powi(2)).sum::<f64>().sqrt();
                 assert!((d - w).abs() < 1e-9 * w.max(1.0), "{}: {d} vs {w}", t.path);
@@ -172,7 +210,13 @@ fn burn_vs_ours(mut burn_opt: burn::optim::ModuleOptimizer, rule: optim::Rule) -
     let start = nets::objective::weights_of(&model);
     let idx: Vec<usize> = (0..data.train.len()).collect();
     let lr = match rule {
-        optim::Rule::Momentum { lr, .. } | optim::Rule::Nesterov { lr, .. } | optim::Rule::AdaGrad { lr } | optim::Rule::RmsProp { lr, .. } | optim::Rule::Adam { lr, .. } | optim::Rule::Gd { lr } | optim::Rule::NoisyGd { lr, .. } => lr,
+        optim::Rule::Momentum { lr, .. }
+        | optim::Rule::Nesterov { lr, .. }
+        | optim::Rule::AdaGrad { lr }
+        | optim::Rule::RmsProp { lr, .. }
+        | optim::Rule::Adam { lr, .. }
+        | optim::Rule::Gd { lr }
+        | optim::Rule::NoisyGd { lr, .. } => lr,
     };
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     for _ in 0..3 {
@@ -200,13 +244,27 @@ fn burn_vs_ours(mut burn_opt: burn::optim::ModuleOptimizer, rule: optim::Rule) -
 fn update_rules_match_burn_optimizers() {
     use burn::optim::momentum::MomentumConfig;
     use burn::optim::{AdaGradConfig, AdamConfig, RmsPropConfig, SgdConfig};
-    let momentum = |nesterov| SgdConfig::new().with_momentum(Some(MomentumConfig { momentum: 0.9, dampening: 0.0, nesterov })).init();
+    let momentum = |nesterov| {
+        SgdConfig::new().with_momentum(Some(MomentumConfig { momentum: 0.9, dampening: 0.0, nesterov })).init()
+    };
     let cases = [
         ("momentum", burn_vs_ours(momentum(false), optim::Rule::Momentum { lr: 0.05, rho: 0.9 })),
         ("Nesterov", burn_vs_ours(momentum(true), optim::Rule::Nesterov { lr: 0.05, rho: 0.9 })),
         ("AdaGrad", burn_vs_ours(AdaGradConfig::new().with_epsilon(1e-10).init(), optim::Rule::AdaGrad { lr: 0.01 })),
-        ("RMSProp", burn_vs_ours(RmsPropConfig::new().with_alpha(0.9).with_momentum(0.0).with_epsilon(1e-8).init(), optim::Rule::RmsProp { lr: 0.001, decay: 0.9, eps: 1e-8 })),
-        ("Adam", burn_vs_ours(AdamConfig::new().with_epsilon(1e-8).init(), optim::Rule::Adam { lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8 })),
+        (
+            "RMSProp",
+            burn_vs_ours(
+                RmsPropConfig::new().with_alpha(0.9).with_momentum(0.0).with_epsilon(1e-8).init(),
+                optim::Rule::RmsProp { lr: 0.001, decay: 0.9, eps: 1e-8 },
+            ),
+        ),
+        (
+            "Adam",
+            burn_vs_ours(
+                AdamConfig::new().with_epsilon(1e-8).init(),
+                optim::Rule::Adam { lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+            ),
+        ),
     ];
     for (name, diff) in cases {
         assert!(diff < 1e-5, "{name}: largest parameter difference to Burn's optimizer after 3 steps is {diff}");
@@ -218,12 +276,27 @@ fn training_with_the_flat_adam_rule_matches_burns_adam() {
     // A network without batch norm or dropout, the same batches: the two trainings agree.
     let data = data();
     let spec = NetSpec::Baseline(nets::baselines::BaselineSpec::Mlp);
-    let config = TrainConfig { batch_size: 50, epochs: 2, learning_rate: 1e-3, eval_batch: 64, shuffle: true, patience: None };
+    let config =
+        TrainConfig { batch_size: 50, epochs: 2, learning_rate: 1e-3, eval_batch: 64, shuffle: true, patience: None };
     let seeds = RunSeeds { init: 1, order: 2 };
     let burn = spec.train(&data, &config, seeds, None, &flex(), &mut |_, _| {});
-    let ours = spec.train_with_rule(&data, &config, seeds, optim::Rule::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 }, None, &flex(), &mut |_, _| {});
+    let ours = spec.train_with_rule(
+        &data,
+        &config,
+        seeds,
+        optim::Rule::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+        None,
+        &flex(),
+        &mut |_, _| {},
+    );
     for (a, b) in burn.curves.iter().zip(&ours.curves) {
-        assert!((a.train_loss - b.train_loss).abs() < 1e-4, "epoch {}: Burn {} vs flat rule {}", a.epoch, a.train_loss, b.train_loss);
+        assert!(
+            (a.train_loss - b.train_loss).abs() < 1e-4,
+            "epoch {}: Burn {} vs flat rule {}",
+            a.epoch,
+            a.train_loss,
+            b.train_loss
+        );
     }
     assert!(ours.curves[2].train_loss < ours.curves[0].train_loss, "it learns");
 }

@@ -96,7 +96,13 @@ impl Rule {
     /// The same rule with step size `lr`.
     pub fn with_lr(mut self, new: f64) -> Rule {
         match &mut self {
-            Rule::Gd { lr } | Rule::NoisyGd { lr, .. } | Rule::Momentum { lr, .. } | Rule::Nesterov { lr, .. } | Rule::AdaGrad { lr } | Rule::RmsProp { lr, .. } | Rule::Adam { lr, .. } => *lr = new,
+            Rule::Gd { lr }
+            | Rule::NoisyGd { lr, .. }
+            | Rule::Momentum { lr, .. }
+            | Rule::Nesterov { lr, .. }
+            | Rule::AdaGrad { lr }
+            | Rule::RmsProp { lr, .. }
+            | Rule::Adam { lr, .. } => *lr = new,
         }
         self
     }
@@ -115,7 +121,13 @@ pub struct Optimizer {
 impl Optimizer {
     /// A fresh optimizer for `dim` parameters; `seed` drives the noise of noisy GD.
     pub fn new(rule: Rule, dim: usize, seed: u64) -> Optimizer {
-        Optimizer { rule, first: vec![0.0; dim], second: vec![0.0; dim], steps: 0, rng: ChaCha8Rng::seed_from_u64(seed) }
+        Optimizer {
+            rule,
+            first: vec![0.0; dim],
+            second: vec![0.0; dim],
+            steps: 0,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
     }
 
     /// The rule.
@@ -125,7 +137,11 @@ impl Optimizer {
 
     /// One update of `theta` with gradient `grad` at `theta`.
     pub fn step(&mut self, theta: &mut [f64], grad: &[f64]) {
-        assert!(theta.len() == self.first.len() && grad.len() == self.first.len(), "optimizer built for {} parameters", self.first.len());
+        assert!(
+            theta.len() == self.first.len() && grad.len() == self.first.len(),
+            "optimizer built for {} parameters",
+            self.first.len()
+        );
         self.steps += 1;
         match self.rule {
             Rule::Gd { lr } => theta.iter_mut().zip(grad).for_each(|(t, g)| *t -= lr * g),

@@ -29,7 +29,13 @@ pub fn adam(epsilon: f32) -> ModuleOptimizer {
 impl Optimizer for Adam {
     type State<const D: usize> = AdamState<D>;
 
-    fn step<const D: usize>(&self, lr: f64, tensor: Tensor<D>, grad: Tensor<D>, state: Option<AdamState<D>>) -> (Tensor<D>, Option<AdamState<D>>) {
+    fn step<const D: usize>(
+        &self,
+        lr: f64,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<AdamState<D>>,
+    ) -> (Tensor<D>, Option<AdamState<D>>) {
         #[cfg(feature = "flex")]
         if flex::is_flex(&tensor) && flex::is_flex(&grad) {
             return flex::step(self, lr, tensor, grad, state);
@@ -56,13 +62,16 @@ fn update(adam: &Adam, lr: f32, time: i32, p: &mut [f32], m: &mut [f32], v: &mut
     let bias_correction2_sqrt = (1.0 - b2.powi(time)).sqrt();
     let combined = bias_correction2_sqrt / (1.0 - b1.powi(time));
     let eps = adam.epsilon * bias_correction2_sqrt;
-    p.par_chunks_mut(CHUNK).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK))).for_each(|((p, m), (v, g))| {
-        for (((p, m), v), &g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
-            *m = *m * b1 + g * f1;
-            *v = *v * b2 + (g * g) * f2;
-            *p -= ((*m * combined) / (v.sqrt() + eps)) * lr;
-        }
-    });
+    p.par_chunks_mut(CHUNK)
+        .zip(m.par_chunks_mut(CHUNK))
+        .zip(v.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)))
+        .for_each(|((p, m), (v, g))| {
+            for (((p, m), v), &g) in p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+                *m = *m * b1 + g * f1;
+                *v = *v * b2 + (g * g) * f2;
+                *p -= ((*m * combined) / (v.sqrt() + eps)) * lr;
+            }
+        });
 }
 
 #[cfg(feature = "flex")]
@@ -86,13 +95,24 @@ mod flex {
             t
         } else {
             let shape = t.layout().shape().clone();
-            FlexTensor::from_data(TensorData::new(super::super::flex::floats(&super::super::flex::contiguous(&t)).to_vec(), shape))
+            FlexTensor::from_data(TensorData::new(
+                super::super::flex::floats(&super::super::flex::contiguous(&t)).to_vec(),
+                shape,
+            ))
         }
     }
 
-    pub(super) fn step<const D: usize>(adam: &Adam, lr: f64, tensor: Tensor<D>, grad: Tensor<D>, state: Option<AdamState<D>>) -> (Tensor<D>, Option<AdamState<D>>) {
+    pub(super) fn step<const D: usize>(
+        adam: &Adam,
+        lr: f64,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<AdamState<D>>,
+    ) -> (Tensor<D>, Option<AdamState<D>>) {
         let (time, m, v) = match state {
-            Some(s) if s.momentum.max_moment_2.is_none() => (s.momentum.time + 1, owned(s.momentum.moment_1), owned(s.momentum.moment_2)),
+            Some(s) if s.momentum.max_moment_2.is_none() => {
+                (s.momentum.time + 1, owned(s.momentum.moment_1), owned(s.momentum.moment_2))
+            }
             _ => {
                 let zeros = || FlexTensor::zeros(tensor.shape(), DType::F32);
                 (1, zeros(), zeros())
@@ -110,7 +130,8 @@ mod flex {
             v.try_storage_mut::<f32>().expect("owned"),
             super::super::flex::floats(&g),
         );
-        let momentum = AdaptiveMomentumState::new(time, Tensor::from_primitive::<Flex>(m), Tensor::from_primitive::<Flex>(v));
+        let momentum =
+            AdaptiveMomentumState::new(time, Tensor::from_primitive::<Flex>(m), Tensor::from_primitive::<Flex>(v));
         (Tensor::from_primitive::<Flex>(p), Some(AdamState::new(momentum)))
     }
 }

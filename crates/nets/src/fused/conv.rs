@@ -61,7 +61,21 @@ impl Geometry {
             return None;
         }
         let (ph, pw) = (self.kh - 1 - self.ph, self.kw - 1 - self.pw);
-        Some(Geometry { n: self.n, ci: self.co, h: self.oh, w: self.ow, co: self.ci, kh: self.kh, kw: self.kw, sh: 1, sw: 1, ph, pw, oh: self.h, ow: self.w })
+        Some(Geometry {
+            n: self.n,
+            ci: self.co,
+            h: self.oh,
+            w: self.ow,
+            co: self.ci,
+            kh: self.kh,
+            kw: self.kw,
+            sh: 1,
+            sw: 1,
+            ph,
+            pw,
+            oh: self.h,
+            ow: self.w,
+        })
     }
 
     fn sample_in(&self) -> usize {
@@ -106,11 +120,7 @@ impl Geometry {
 /// The im2col matrix `[k, p]` of one sample `[ci, h, w]`: entry (channel·kernel offset, output
 /// position) is the input pixel under that kernel offset, zero in the padding.
 fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
-    if g.sh == 1 && g.sw == 1 && g.ow == g.w && g.pw < g.w {
-        im2col_same(g, x, cols)
-    } else {
-        im2col_rows(g, x, cols)
-    }
+    if g.sh == 1 && g.sw == 1 && g.ow == g.w && g.pw < g.w { im2col_same(g, x, cols) } else { im2col_rows(g, x, cols) }
 }
 
 /// [`im2col`] for any geometry, one output row at a time. Every entry is written once: zeros
@@ -194,7 +204,18 @@ fn col2im(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
 
 /// `dst[m×n] (+)= lhs[m×k]·rhs[k×n]`, every matrix given by its row and column strides.
 #[allow(clippy::too_many_arguments)]
-fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], dst_strides: (isize, isize), accumulate: bool, lhs: &[f32], lhs_strides: (isize, isize), rhs: &[f32], rhs_strides: (isize, isize)) {
+fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_strides: (isize, isize),
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_strides: (isize, isize),
+    rhs: &[f32],
+    rhs_strides: (isize, isize),
+) {
     debug_assert!(dst.len() >= m * n);
     // SAFETY: the caller's slices hold the m×k, k×n and m×n matrices under these strides
     // (checked by the shapes of every call site and the tests against Burn's convolution).
@@ -362,7 +383,12 @@ mod flex {
 
     /// (before, after) zero padding of each side, as `PaddingConfig2d` computes it for
     /// `Conv2d::forward` ('same': the output side is ⌈side/stride⌉, the odd pixel after).
-    fn padding(config: &PaddingConfig2d, input: [usize; 2], kernel: [usize; 2], stride: [usize; 2]) -> ((usize, usize), (usize, usize)) {
+    fn padding(
+        config: &PaddingConfig2d,
+        input: [usize; 2],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+    ) -> ((usize, usize), (usize, usize)) {
         let same = |i: usize| {
             let out = input[i].div_ceil(stride[i]);
             let total = if out > 0 { ((out - 1) * stride[i] + kernel[i]).saturating_sub(input[i]) } else { 0 };
@@ -380,7 +406,13 @@ mod flex {
         let [n, ci, h, w] = dims;
         let [co, wci, kh, kw] = conv.weight.dims();
         let ((top, bottom), (left, right)) = padding(&conv.padding, [h, w], conv.kernel_size, conv.stride);
-        if conv.groups != 1 || conv.dilation != [1, 1] || top != bottom || left != right || wci != ci || conv.bias.is_none() {
+        if conv.groups != 1
+            || conv.dilation != [1, 1]
+            || top != bottom
+            || left != right
+            || wci != ci
+            || conv.bias.is_none()
+        {
             return None;
         }
         let [sh, sw] = conv.stride;
@@ -388,7 +420,21 @@ mod flex {
         if h + 2 * ph < kh || w + 2 * pw < kw || n == 0 {
             return None;
         }
-        Some(Geometry { n, ci, h, w, co, kh, kw, sh, sw, ph, pw, oh: (h + 2 * ph - kh) / sh + 1, ow: (w + 2 * pw - kw) / sw + 1 })
+        Some(Geometry {
+            n,
+            ci,
+            h,
+            w,
+            co,
+            kh,
+            kw,
+            sh,
+            sw,
+            ph,
+            pw,
+            oh: (h + 2 * ph - kh) / sh + 1,
+            ow: (w + 2 * pw - kw) / sw + 1,
+        })
     }
 
     /// The fused convolution on `flex` (tracked by autodiff or not), `None` elsewhere.
@@ -429,9 +475,16 @@ mod tests {
 
     /// Output and the gradients of a random linear functional of it (input, weight, bias)
     /// against Burn's own convolution, with and without autodiff.
-    fn agrees_with_burn(input: [usize; 4], channels_out: usize, kernel: [usize; 2], stride: [usize; 2], padding: PaddingConfig2d) {
+    fn agrees_with_burn(
+        input: [usize; 4],
+        channels_out: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: PaddingConfig2d,
+    ) {
         let device = Device::flex().autodiff();
-        let mut conv = Conv2dConfig::new([input[1], channels_out], kernel).with_stride(stride).with_padding(padding).init(&device);
+        let mut conv =
+            Conv2dConfig::new([input[1], channels_out], kernel).with_stride(stride).with_padding(padding).init(&device);
         conv.weight = Param::from_tensor(conv.weight.val().random_like(Distribution::Normal(0.0, 1.0)));
         let x = Tensor::<4>::random(input, Distribution::Normal(0.0, 1.0), &device).require_grad();
         assert!(flex::conv2d(&conv, &x).is_some(), "the fused kernel runs on flex");
@@ -479,7 +532,14 @@ mod tests {
     /// padding and wrapped border columns included.
     #[test]
     fn same_im2col_matches_the_general_one() {
-        for (h, w, kh, kw, ph, pw) in [(9, 8, 5, 5, 2, 2), (4, 6, 3, 5, 1, 2), (1, 40, 1, 5, 0, 2), (3, 3, 7, 3, 3, 1), (5, 4, 3, 1, 0, 0), (2, 2, 3, 3, 2, 1)] {
+        for (h, w, kh, kw, ph, pw) in [
+            (9, 8, 5, 5, 2, 2),
+            (4, 6, 3, 5, 1, 2),
+            (1, 40, 1, 5, 0, 2),
+            (3, 3, 7, 3, 3, 1),
+            (5, 4, 3, 1, 0, 0),
+            (2, 2, 3, 3, 2, 1),
+        ] {
             let (oh, ow) = (h + 2 * ph - kh + 1, w + 2 * pw - kw + 1);
             let g = Geometry { n: 1, ci: 2, h, w, co: 1, kh, kw, sh: 1, sw: 1, ph, pw, oh, ow };
             assert_eq!(ow, w, "the case is a 'same' one across");

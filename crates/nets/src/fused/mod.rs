@@ -43,12 +43,8 @@ pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
         let momentum = norm.momentum;
         let running_mean = norm.running_mean.value_sync().to_device(&device);
         let running_var = norm.running_var.value_sync().to_device(&device);
-        let running_mean = running_mean
-            .mul_scalar(1.0 - momentum)
-            .add(mean.mul_scalar(momentum));
-        let running_var = running_var
-            .mul_scalar(1.0 - momentum)
-            .add(variance.mul_scalar(momentum));
+        let running_mean = running_mean.mul_scalar(1.0 - momentum).add(mean.mul_scalar(momentum));
+        let running_var = running_var.mul_scalar(1.0 - momentum).add(variance.mul_scalar(momentum));
         norm.running_mean.update(running_mean.detach());
         norm.running_var.update(running_var.detach());
         return output;
@@ -86,7 +82,12 @@ mod flex {
 
     /// `output` as the result of one autodiff operation `op` on `inputs`; its backward step gets
     /// `state`, built only when an input takes a gradient.
-    pub(super) fn record<O: Backward<Flex, N>, const N: usize>(op: O, inputs: [&AdTensor; N], state: impl FnOnce() -> O::State, output: FlexTensor) -> AdTensor {
+    pub(super) fn record<O: Backward<Flex, N>, const N: usize>(
+        op: O,
+        inputs: [&AdTensor; N],
+        state: impl FnOnce() -> O::State,
+        output: FlexTensor,
+    ) -> AdTensor {
         match op.prepare::<NoCheckpointing>(inputs.map(|t| t.node())).compute_bound().stateful() {
             OpsKind::Tracked(prep) => prep.finish(state(), output),
             OpsKind::UnTracked(prep) => prep.finish(output),
@@ -108,11 +109,7 @@ mod flex {
     impl View {
         fn of(shape: &Shape) -> View {
             let dims = shape.as_slice();
-            View {
-                outer: dims[0],
-                channels: dims[1],
-                inner: dims[2..].iter().product(),
-            }
+            View { outer: dims[0], channels: dims[1], inner: dims[2..].iter().product() }
         }
 
         /// Samples per channel (the `m` of the batch statistics).
@@ -198,16 +195,9 @@ mod flex {
         let block = v.channels * v.inner;
         let mut out = vec![0f32; a.len()];
         out.par_chunks_mut(block * v.rows())
-            .zip(
-                a.par_chunks(block * v.rows())
-                    .zip(b.par_chunks(block * v.rows())),
-            )
+            .zip(a.par_chunks(block * v.rows()).zip(b.par_chunks(block * v.rows())))
             .for_each(|(out, (a, b))| {
-                for ((out, a), b) in out
-                    .chunks_exact_mut(block)
-                    .zip(a.chunks_exact(block))
-                    .zip(b.chunks_exact(block))
-                {
+                for ((out, a), b) in out.chunks_exact_mut(block).zip(a.chunks_exact(block)).zip(b.chunks_exact(block)) {
                     if v.inner == 1 {
                         for c in 0..v.channels {
                             out[c] = a[c] * p[c] + b[c] * q[c] + r[c];
@@ -215,11 +205,7 @@ mod flex {
                     } else {
                         for c in 0..v.channels {
                             let span = c * v.inner..(c + 1) * v.inner;
-                            for ((o, &x), &y) in out[span.clone()]
-                                .iter_mut()
-                                .zip(&a[span.clone()])
-                                .zip(&b[span])
-                            {
+                            for ((o, &x), &y) in out[span.clone()].iter_mut().zip(&a[span.clone()]).zip(&b[span]) {
                                 *o = x * p[c] + y * q[c] + r[c];
                             }
                         }
@@ -230,11 +216,7 @@ mod flex {
     }
 
     pub(super) fn contiguous(t: &FlexTensor) -> FlexTensor {
-        if t.is_contiguous() && t.layout().start_offset() == 0 {
-            t.clone()
-        } else {
-            t.to_contiguous()
-        }
+        if t.is_contiguous() && t.layout().start_offset() == 0 { t.clone() } else { t.to_contiguous() }
     }
 
     pub(super) fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
@@ -251,12 +233,7 @@ mod flex {
 
     /// Forward kernel: the output, the batch mean and the biased batch variance (Ioffe & Szegedy
     /// 2015, Alg. 1: μ_B, σ²_B, y = γ·x̂ + β).
-    fn forward(
-        x: &FlexTensor,
-        gamma: &[f32],
-        beta: &[f32],
-        epsilon: f64,
-    ) -> (FlexTensor, Vec<f32>, Vec<f32>) {
+    fn forward(x: &FlexTensor, gamma: &[f32], beta: &[f32], epsilon: f64) -> (FlexTensor, Vec<f32>, Vec<f32>) {
         let v = View::of(&x.layout().shape().clone());
         let xs = floats(x);
         let m = v.per_channel() as f64;
@@ -268,12 +245,9 @@ mod flex {
         });
         let variance: Vec<f32> = squares.iter().map(|s| (s / m) as f32).collect();
         // y = x·scale + shift with scale = γ/√(σ²+ε), shift = β − μ·scale.
-        let scale: Vec<f32> = (0..v.channels)
-            .map(|c| gamma[c] / ((variance[c] as f64 + epsilon).sqrt() as f32))
-            .collect();
-        let shift: Vec<f32> = (0..v.channels)
-            .map(|c| beta[c] - mean[c] * scale[c])
-            .collect();
+        let scale: Vec<f32> =
+            (0..v.channels).map(|c| gamma[c] / ((variance[c] as f64 + epsilon).sqrt() as f32)).collect();
+        let shift: Vec<f32> = (0..v.channels).map(|c| beta[c] - mean[c] * scale[c]).collect();
         let zeros = vec![0f32; v.channels];
         let out = channel_affine(v, xs, xs, &scale, &zeros, &shift);
         (tensor(out, x.layout().shape().clone()), mean, variance)
@@ -291,16 +265,10 @@ mod flex {
         let v = View::of(&x.layout().shape().clone());
         let (xs, dy) = (floats(x), floats(grad));
         let m = v.per_channel() as f64;
-        let [sum_dy, sum_dy_centered] =
-            channel_sums(v, dy, xs, |c, dy, x| [dy, dy * (x - mean[c])]);
-        let inv_std: Vec<f64> = variance
-            .iter()
-            .map(|&s| 1.0 / (s as f64 + epsilon).sqrt())
-            .collect();
+        let [sum_dy, sum_dy_centered] = channel_sums(v, dy, xs, |c, dy, x| [dy, dy * (x - mean[c])]);
+        let inv_std: Vec<f64> = variance.iter().map(|&s| 1.0 / (s as f64 + epsilon).sqrt()).collect();
         let beta_grad = as_f32(&sum_dy);
-        let gamma_grad: Vec<f32> = (0..v.channels)
-            .map(|c| (sum_dy_centered[c] * inv_std[c]) as f32)
-            .collect();
+        let gamma_grad: Vec<f32> = (0..v.channels).map(|c| (sum_dy_centered[c] * inv_std[c]) as f32).collect();
         // ∂L/∂x = γ/σ · (dy − Σdy/m − x̂·Σ(dy·x̂)/m) = a·dy + b·x + k per channel.
         let mut a = vec![0f32; v.channels];
         let mut b = vec![0f32; v.channels];
@@ -328,17 +296,11 @@ mod flex {
         /// The input, γ, the batch mean and variance, ε.
         type State = (FlexTensor, Vec<f32>, Vec<f32>, Vec<f32>, f64);
 
-        fn backward(
-            self,
-            ops: Ops<Self::State, 3>,
-            grads: &mut Gradients,
-            _checkpointer: &mut Checkpointer,
-        ) {
+        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
             let [node_x, node_gamma, node_beta] = ops.parents;
             let grad = contiguous(&grads.consume::<Flex>(&ops.node));
             let (x, gamma, mean, variance, epsilon) = ops.state;
-            let [x_grad, gamma_grad, beta_grad] =
-                backward(&x, &gamma, &mean, &variance, epsilon, &grad);
+            let [x_grad, gamma_grad, beta_grad] = backward(&x, &gamma, &mean, &variance, epsilon, &grad);
             if let Some(node) = node_x {
                 grads.register::<Flex>(node.id, x_grad);
             }
@@ -373,8 +335,7 @@ mod flex {
         let output = record(BatchNormTrain, [&x, &gamma, &beta], state, output);
         let output = Tensor::<D>::from_primitive::<Ad>(output);
         let device = output.device();
-        let stat =
-            |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [gamma_values_len]), &device);
+        let stat = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [gamma_values_len]), &device);
         Some((output, stat(mean), stat(variance)))
     }
 }
@@ -404,57 +365,28 @@ mod tests {
         let x = Tensor::<D>::random(shape, Distribution::Normal(0.7, 2.0), &device).require_grad();
         let weights = Tensor::<D>::random(shape, Distribution::Normal(0.0, 1.0), &device);
 
-        assert!(
-            flex::batch_norm_train(&x, &gamma, &beta, norm.epsilon).is_some(),
-            "the fused kernel runs on flex"
-        );
+        assert!(flex::batch_norm_train(&x, &gamma, &beta, norm.epsilon).is_some(), "the fused kernel runs on flex");
         let ours = batch_norm(&norm, x.clone());
         let theirs = reference.forward(x.clone());
         let close = |a: TensorData, b: TensorData, what: &str| {
-            let (a, b) = (
-                a.try_to_vec::<f32>().unwrap(),
-                b.try_to_vec::<f32>().unwrap(),
-            );
+            let (a, b) = (a.try_to_vec::<f32>().unwrap(), b.try_to_vec::<f32>().unwrap());
             assert_eq!(a.len(), b.len());
             let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
             for (i, (p, q)) in a.iter().zip(&b).enumerate() {
-                assert!(
-                    (p - q).abs() <= 1e-4 * scale,
-                    "{what}[{i}]: fused {p}, Burn {q}"
-                );
+                assert!((p - q).abs() <= 1e-4 * scale, "{what}[{i}]: fused {p}, Burn {q}");
             }
         };
         close(ours.to_data(), theirs.to_data(), "output");
-        close(
-            norm.running_mean.value().to_data(),
-            reference.running_mean.value().to_data(),
-            "running mean",
-        );
-        close(
-            norm.running_var.value().to_data(),
-            reference.running_var.value().to_data(),
-            "running variance",
-        );
+        close(norm.running_mean.value().to_data(), reference.running_mean.value().to_data(), "running mean");
+        close(norm.running_var.value().to_data(), reference.running_var.value().to_data(), "running variance");
 
         let grads_ours = (ours * weights.clone()).sum().backward();
         let grads_theirs = (theirs * weights).sum().backward();
-        close(
-            x.grad(&grads_ours).unwrap().to_data(),
-            x.grad(&grads_theirs).unwrap().to_data(),
-            "∂/∂x",
-        );
+        close(x.grad(&grads_ours).unwrap().to_data(), x.grad(&grads_theirs).unwrap().to_data(), "∂/∂x");
         let (g, r) = (norm.gamma.val(), reference.gamma.val());
-        close(
-            g.grad(&grads_ours).unwrap().to_data(),
-            r.grad(&grads_theirs).unwrap().to_data(),
-            "∂/∂γ",
-        );
+        close(g.grad(&grads_ours).unwrap().to_data(), r.grad(&grads_theirs).unwrap().to_data(), "∂/∂γ");
         let (g, r) = (norm.beta.val(), reference.beta.val());
-        close(
-            g.grad(&grads_ours).unwrap().to_data(),
-            r.grad(&grads_theirs).unwrap().to_data(),
-            "∂/∂β",
-        );
+        close(g.grad(&grads_ours).unwrap().to_data(), r.grad(&grads_theirs).unwrap().to_data(), "∂/∂β");
     }
 
     #[test]
@@ -474,10 +406,7 @@ mod tests {
     fn other_backends_take_burns_path() {
         let device = Device::ndarray().autodiff();
         let x = Tensor::<2>::ones([4, 3], &device);
-        let (gamma, beta) = (
-            Tensor::<1>::ones([3], &device),
-            Tensor::<1>::zeros([3], &device),
-        );
+        let (gamma, beta) = (Tensor::<1>::ones([3], &device), Tensor::<1>::zeros([3], &device));
         assert!(flex::batch_norm_train(&x, &gamma, &beta, 1e-5).is_none());
     }
 
@@ -488,15 +417,9 @@ mod tests {
         let device = Device::flex().autodiff();
         let norm = crate::init::batch_norm(1, &device);
         let x = Tensor::<2>::from_data(TensorData::new(vec![1f32, 2.0, 3.0, 6.0], [4, 1]), &device);
-        let y = batch_norm(&norm, x)
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
+        let y = batch_norm(&norm, x).into_data().try_to_vec::<f32>().unwrap();
         // mean 3, biased variance 3.5
-        let expected: Vec<f32> = [1f32, 2.0, 3.0, 6.0]
-            .iter()
-            .map(|v| (v - 3.0) / (3.5f32 + 1e-5).sqrt())
-            .collect();
+        let expected: Vec<f32> = [1f32, 2.0, 3.0, 6.0].iter().map(|v| (v - 3.0) / (3.5f32 + 1e-5).sqrt()).collect();
         for (a, b) in y.iter().zip(&expected) {
             assert!((a - b).abs() < 1e-5, "{y:?} vs {expected:?}");
         }

@@ -61,22 +61,24 @@ fn forward(g: &Geometry, x: &[f32]) -> Vec<f32> {
     let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
     let columns: Vec<_> = (0..g.ow).map(|ox| g.columns(ox)).collect();
     let mut out = vec![0f32; g.planes * plane_out];
-    out.par_chunks_mut(plane_out * PLANES_PER_TASK).zip(x.par_chunks(plane_in * PLANES_PER_TASK)).for_each(|(out, x)| {
-        for (out, x) in out.chunks_exact_mut(plane_out).zip(x.chunks_exact(plane_in)) {
-            for (oy, out) in out.chunks_exact_mut(g.ow).enumerate() {
-                let rows = g.rows(oy);
-                for (o, cols) in out.iter_mut().zip(&columns) {
-                    let mut best = f32::NEG_INFINITY;
-                    for y in rows.clone() {
-                        for &v in &x[y * g.w + cols.start..y * g.w + cols.end] {
-                            best = best.max(v);
+    out.par_chunks_mut(plane_out * PLANES_PER_TASK).zip(x.par_chunks(plane_in * PLANES_PER_TASK)).for_each(
+        |(out, x)| {
+            for (out, x) in out.chunks_exact_mut(plane_out).zip(x.chunks_exact(plane_in)) {
+                for (oy, out) in out.chunks_exact_mut(g.ow).enumerate() {
+                    let rows = g.rows(oy);
+                    for (o, cols) in out.iter_mut().zip(&columns) {
+                        let mut best = f32::NEG_INFINITY;
+                        for y in rows.clone() {
+                            for &v in &x[y * g.w + cols.start..y * g.w + cols.end] {
+                                best = best.max(v);
+                            }
                         }
+                        *o = best;
                     }
-                    *o = best;
                 }
             }
-        }
-    });
+        },
+    );
     out
 }
 
@@ -91,7 +93,12 @@ fn backward(g: &Geometry, x: &[f32], y: &[f32], dy: &[f32]) -> Vec<f32> {
         .zip(x.par_chunks(plane_in * PLANES_PER_TASK))
         .zip(y.par_chunks(plane_out * PLANES_PER_TASK).zip(dy.par_chunks(plane_out * PLANES_PER_TASK)))
         .for_each(|((dx, x), (y, dy))| {
-            for (((dx, x), y), dy) in dx.chunks_exact_mut(plane_in).zip(x.chunks_exact(plane_in)).zip(y.chunks_exact(plane_out)).zip(dy.chunks_exact(plane_out)) {
+            for (((dx, x), y), dy) in dx
+                .chunks_exact_mut(plane_in)
+                .zip(x.chunks_exact(plane_in))
+                .zip(y.chunks_exact(plane_out))
+                .zip(dy.chunks_exact(plane_out))
+            {
                 for oy in 0..g.oh {
                     let rows = g.rows(oy);
                     for (ox, cols) in columns.iter().enumerate() {
@@ -118,9 +125,9 @@ mod flex {
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::grads::Gradients;
     use burn::backend::autodiff::ops::{Backward, Ops};
+    use burn::backend::flex::FlexTensor;
     use burn::nn::PaddingConfig2d;
     use burn::nn::pool::MaxPool2d;
-    use burn::backend::flex::FlexTensor;
     use burn::tensor::{Shape, Tensor};
 
     use super::super::flex::{Ad, contiguous, floats, on_ad, on_flex, record, tensor};
@@ -150,11 +157,31 @@ mod flex {
             return None;
         };
         let ([kh, kw], [sh, sw]) = (pool.kernel_size, pool.stride);
-        if pool.dilation != [1, 1] || pool.ceil_mode || top != bottom || left != right || h + 2 * top < kh || w + 2 * left < kw || top >= kh || left >= kw {
+        if pool.dilation != [1, 1]
+            || pool.ceil_mode
+            || top != bottom
+            || left != right
+            || h + 2 * top < kh
+            || w + 2 * left < kw
+            || top >= kh
+            || left >= kw
+        {
             return None;
         }
         let (ph, pw) = (top, left);
-        Some(Geometry { planes: n * c, h, w, kh, kw, sh, sw, ph, pw, oh: (h + 2 * ph - kh) / sh + 1, ow: (w + 2 * pw - kw) / sw + 1 })
+        Some(Geometry {
+            planes: n * c,
+            h,
+            w,
+            kh,
+            kw,
+            sh,
+            sw,
+            ph,
+            pw,
+            oh: (h + 2 * ph - kh) / sh + 1,
+            ow: (w + 2 * pw - kw) / sw + 1,
+        })
     }
 
     /// The fused max pool on `flex` (tracked by autodiff or not), `None` elsewhere.
@@ -188,12 +215,19 @@ mod tests {
     /// zeros test which of several equal maxima takes the gradient.
     fn agrees_with_burn(input: [usize; 4], kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) {
         let device = Device::flex().autodiff();
-        let pool = MaxPool2dConfig::new(kernel).with_strides(stride).with_padding(PaddingConfig2d::Explicit(padding[0], padding[1], padding[0], padding[1])).init();
+        let pool = MaxPool2dConfig::new(kernel)
+            .with_strides(stride)
+            .with_padding(PaddingConfig2d::Explicit(padding[0], padding[1], padding[0], padding[1]))
+            .init();
         let x = Tensor::<4>::random(input, Distribution::Normal(-0.3, 1.0), &device).require_grad();
         assert!(flex::max_pool2d(&pool, &x).is_some(), "the fused kernel runs on flex");
         let ours = max_pool2d(&pool, relu(x.clone()));
         let theirs = pool.forward(relu(x.clone()));
-        assert_eq!(ours.to_data().try_to_vec::<f32>().unwrap(), theirs.to_data().try_to_vec::<f32>().unwrap(), "output");
+        assert_eq!(
+            ours.to_data().try_to_vec::<f32>().unwrap(),
+            theirs.to_data().try_to_vec::<f32>().unwrap(),
+            "output"
+        );
         let weights = ours.random_like(Distribution::Normal(0.0, 1.0));
         let grads_ours = (ours * weights.clone()).sum().backward();
         let grads_theirs = (theirs * weights).sum().backward();
@@ -202,7 +236,11 @@ mod tests {
 
         let plain = pool.valid();
         let x = x.inner();
-        assert_eq!(max_pool2d(&plain, x.clone()).into_data().try_to_vec::<f32>().unwrap(), plain.forward(x).into_data().try_to_vec::<f32>().unwrap(), "inference output");
+        assert_eq!(
+            max_pool2d(&plain, x.clone()).into_data().try_to_vec::<f32>().unwrap(),
+            plain.forward(x).into_data().try_to_vec::<f32>().unwrap(),
+            "inference output"
+        );
     }
 
     /// C1's pool: 3 × 3, stride 2, 'same'.
@@ -227,11 +265,21 @@ mod tests {
     #[test]
     fn takes_each_windows_maximum() {
         let device = Device::flex().autodiff();
-        let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).with_padding(PaddingConfig2d::Explicit(0, 0, 0, 0)).init();
-        let x = Tensor::<4>::from_data(TensorData::new(vec![1f32, 5.0, -2.0, 0.0, 3.0, 4.0, -1.0, -3.0], [1, 1, 2, 4]), &device).require_grad();
+        let pool = MaxPool2dConfig::new([2, 2])
+            .with_strides([2, 2])
+            .with_padding(PaddingConfig2d::Explicit(0, 0, 0, 0))
+            .init();
+        let x = Tensor::<4>::from_data(
+            TensorData::new(vec![1f32, 5.0, -2.0, 0.0, 3.0, 4.0, -1.0, -3.0], [1, 1, 2, 4]),
+            &device,
+        )
+        .require_grad();
         let y = max_pool2d(&pool, x.clone());
         assert_eq!(y.to_data().try_to_vec::<f32>().unwrap(), vec![5.0, 0.0]);
         let grads = y.sum().backward();
-        assert_eq!(x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap(), vec![0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(
+            x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap(),
+            vec![0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+        );
     }
 }
