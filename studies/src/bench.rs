@@ -388,7 +388,7 @@ impl Bench<'_> {
 #[cfg(target_os = "linux")]
 fn peak_memory(cmd: &mut Command) -> Result<(f64, f64)> {
     let start = Instant::now();
-    let mut child = cmd.stdout(std::process::Stdio::null()).spawn().context("starting the run")?;
+    let mut child = cmd.stdout(Stdio::null()).spawn().context("starting the run")?;
     let status_file = format!("/proc/{}/status", child.id());
     let mut peak_kib = 0u64;
     let status = loop {
@@ -417,22 +417,22 @@ fn peak_memory(_cmd: &mut Command) -> Result<(f64, f64)> {
 pub fn run(args: Args) -> Result<()> {
     let (backend, device, _) = args.common.validate()?;
     if args.steps == 0 || args.reps == 0 {
-        bail!("--steps {} --reps {}: both must be at least 1", args.steps, args.reps);
+        crate::usage!("--steps {} --reps {}: both must be at least 1", args.steps, args.reps);
     }
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let threads = if args.threads.is_empty() { harness::distinct([1, cores]) } else { args.threads.clone() };
     if let Some(&t) = threads.iter().find(|&&t| t == 0) {
-        bail!("--threads {t}: thread counts must be at least 1");
+        crate::usage!("--threads {t}: thread counts must be at least 1");
     }
     if let Some(&b) = args.c1_batches.iter().find(|&&b| b == 0) {
-        bail!("--c1-batches {b}: batch sizes must be at least 1");
+        crate::usage!("--c1-batches {b}: batch sizes must be at least 1");
     }
     harness::check_writable(&args.common.out)?;
     if args.compare_torch {
         check_torch(&args)?;
     }
     if let Some(lib) = args.torch_jemalloc.as_ref().filter(|l| !l.exists()) {
-        bail!(
+        crate::usage!(
             "--torch-jemalloc {}: no such file (Debian's package libjemalloc2 installs /usr/lib/x86_64-linux-gnu/libjemalloc.so.2)",
             lib.display()
         );
@@ -626,12 +626,11 @@ fn report(
     let mut md = String::from("# flatland benchmark\n\n");
     writeln!(
         md,
-        "CPU {} ({cores} cores), backend {}, Burn {}, git {}{}{}.",
-        env.cpu,
+        "CPU {} ({cores} cores), backend {}, Burn {}, code {}{}.",
+        env.machine.cpu,
         env.backend,
         env.burn_version,
-        &env.git_commit[..env.git_commit.len().min(10)],
-        if env.git_dirty { " (dirty)" } else { "" },
+        env.build.short(),
         torch.map_or(String::new(), |v| format!(", PyTorch {v}"))
     )?;
     writeln!(

@@ -12,7 +12,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use measure::Objective;
 use optim::{Optimizer, Rule};
 use rand::{Rng, SeedableRng};
@@ -20,8 +20,13 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
-use crate::harness::{self, CellProgress, GridArgs, Record, Study};
+use crate::harness::{self, CellProgress, GridArgs, Record, Report, Study};
 use crate::plot::{self, PALETTE, Panel, Series};
+use crate::usage;
+
+/// One line: what `studies list` and `--help` say.
+pub const ABOUT: &str =
+    "GD on linear regression: reaches the normal-equations solution; step-size threshold 2/L found empirically";
 
 /// Arguments of `studies convex`.
 #[derive(clap::Args, Debug)]
@@ -247,15 +252,34 @@ impl Study for Convex {
         let curves = PLOTTED.iter().map(|&k| (k, gd_gaps(&mut obj, k / lipschitz, 200, loss_at_optimum))).collect();
         Ok(Outcome { lipschitz, loss_at_optimum, iterations, relative_error, threshold_over_theory, curves })
     }
+
+    fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
+        let (text, passed) = report(records, dir)?;
+        Ok(Report { text, passed })
+    }
 }
 
-/// Builds the grid, runs it, reports; fails if an assertion of the study does not hold.
-pub fn run(args: Args) -> Result<()> {
+/// `studies report convex`.
+pub fn report_saved(out: &Path) -> Result<Report> {
+    harness::report_saved::<Convex>(out)
+}
+
+/// A row of `convex.csv`.
+#[derive(Serialize)]
+struct ConvexCsv {
+    problem: usize,
+    lipschitz: f64,
+    iterations: usize,
+    relative_error: f64,
+    threshold_over_theory: f64,
+}
+
+/// Builds the grid, runs it, reports; the report fails if an assertion of the study does not hold.
+pub fn run(args: Args) -> Result<Report> {
     if args.seeds == 0 {
-        bail!("--seeds 0: at least one problem is needed (accepted: 1 or more)");
+        usage!("--seeds 0: at least one problem is needed (accepted: 1 or more)");
     }
     let (backend, device, jobs) = args.grid.validate()?;
-    harness::check_writable(&args.grid.out)?;
     let master = args.grid.seed;
     let cells = (0..args.seeds)
         .map(|i| Cell {
@@ -269,16 +293,8 @@ pub fn run(args: Args) -> Result<()> {
             seed: harness::derive_seed(master, &["convex", &i.to_string()]),
         })
         .collect();
-    let env = crate::env::Env::capture(backend, &device, jobs);
-    let opts = harness::GridOptions { out: args.grid.out.clone(), jobs, master_seed: master, env };
-    let study = Convex { cells };
-    let records = harness::run_grid(&study, &opts)?;
-    let (text, ok) = report(&records, &harness::study_dir::<Convex>(&args.grid.out))?;
-    println!("{text}");
-    if !ok {
-        bail!("an assertion of the study failed (see the table)");
-    }
-    Ok(())
+    let opts = args.grid.options(jobs, crate::env::Env::capture(backend, &device, jobs))?;
+    harness::execute(&Convex { cells }, &opts)
 }
 
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool)> {
@@ -286,11 +302,17 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool
     let c = &records[0].config;
     writeln!(
         md,
-        "L(w) = ‖Xw − y‖² / 2n with n = {}, d = {}, feature covariance of condition number {}, label noise σ = {}. L = λ_max(XᵀX/n) by Lanczos. GD from w = 0 at α = 1/L must reach the normal-equations solution to a relative error below 1e-6; the largest stable step (bisection: the loss after {} steps is not above its start) must be 2/L within 2 %.\n",
+        "L(w) = ‖Xw − y‖² / 2n with n = {}, d = {}, feature covariance of condition number {}, label noise \
+         σ = {}. L = λ_max(XᵀX/n) by Lanczos. GD from w = 0 at α = 1/L must reach the normal-equations \
+         solution to a relative error below 1e-6; the largest stable step (bisection: the loss after {} steps is \
+         not above its start) must be 2/L within 2 %.\n",
         c.samples, c.features, c.condition, c.noise, c.budget
     )?;
-    md.push_str("| problem | L | iterations at α = 1/L (to 1e-8) | ‖w − w*‖ / ‖w*‖ | error < 1e-6 | stable threshold / (2/L) | within 2 % |\n|---|---:|---:|---:|---|---:|---|\n");
-    let mut csv = String::from("problem,lipschitz,iterations,relative_error,threshold_over_theory\n");
+    md.push_str(
+        "| problem | L | iterations at α = 1/L (to 1e-8) | ‖w − w*‖ / ‖w*‖ | error < 1e-6 | \
+         stable threshold / (2/L) | within 2 % |\n|---|---:|---:|---:|---|---:|---|\n",
+    );
+    let mut csv = Vec::new();
     let mut ok = true;
     for r in records {
         let o = &r.outcome;
@@ -308,11 +330,13 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool
             o.threshold_over_theory,
             if t_ok { "yes" } else { "NO" }
         )?;
-        writeln!(
-            csv,
-            "{},{:.8},{},{:.6e},{:.8}",
-            r.config.seed_index, o.lipschitz, o.iterations, o.relative_error, o.threshold_over_theory
-        )?;
+        csv.push(ConvexCsv {
+            problem: r.config.seed_index,
+            lipschitz: o.lipschitz,
+            iterations: o.iterations,
+            relative_error: o.relative_error,
+            threshold_over_theory: o.threshold_over_theory,
+        });
     }
     let o = &records[0].outcome;
     let series = o
@@ -342,7 +366,7 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool
     panel.legend = plotters::prelude::SeriesLabelPosition::UpperLeft;
     std::fs::create_dir_all(dir)?;
     harness::write_atomic(&dir.join("convex.md"), md.as_bytes())?;
-    harness::write_atomic(&dir.join("convex.csv"), csv.as_bytes())?;
+    harness::write_csv(&dir.join("convex.csv"), &csv)?;
     plot::write_panels(&dir.join("convex"), &[panel])?;
     Ok((md, ok))
 }

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use datasets::{Dataset, cifar, idx, mnist1d, optdigits, timit};
 use serde::{Deserialize, Serialize};
 
@@ -123,4 +123,31 @@ impl DataSpec {
             )
         })
     }
+}
+
+/// Loads every dataset of `specs` once, in order. Every missing or malformed one is named
+/// (all of them, not just the first) in one usage error, before any training starts.
+pub fn load_all(specs: &[DataSpec], dir: &DataDir) -> Result<Vec<(DataSpec, Dataset)>> {
+    let mut data: Vec<(DataSpec, Dataset)> = Vec::new();
+    let mut missing = Vec::new();
+    for spec in specs {
+        if !data.iter().any(|(d, _)| d == spec) {
+            match spec.load(dir) {
+                Ok(d) => data.push((spec.clone(), d)),
+                Err(e) => missing.push(format!("{e:#}")),
+            }
+        }
+    }
+    if !missing.is_empty() {
+        crate::usage!("{}", missing.join("\n"));
+    }
+    Ok(data)
+}
+
+/// The loaded dataset `spec` among `data` (an error, not a panic, if it was not loaded).
+pub fn find<'a>(data: &'a [(DataSpec, Dataset)], spec: &DataSpec) -> Result<&'a Dataset> {
+    data.iter()
+        .find(|(d, _)| d == spec)
+        .map(|(_, d)| d)
+        .with_context(|| format!("dataset {} is not loaded", spec.name()))
 }

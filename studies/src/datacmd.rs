@@ -45,7 +45,7 @@ pub enum Command {
 fn lookup(name: &str) -> Result<&'static Entry> {
     catalog::entry(name).ok_or_else(|| {
         let names: Vec<_> = CATALOG.iter().map(|e| e.name).collect();
-        anyhow!("unknown dataset '{name}'; accepted: {}", names.join(", "))
+        anyhow::Error::new(crate::harness::Usage(format!("unknown dataset '{name}'; accepted: {}", names.join(", "))))
     })
 }
 

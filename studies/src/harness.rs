@@ -21,7 +21,11 @@ use nets::{Backend, Device};
 
 use crate::env::Env;
 
-/// A study: a grid of cells, how to run one, how to report.
+/// Version of the record format; a record of another version is unreadable (kept aside as
+/// `.bad`, and its cell recomputed).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// A study: a grid of cells, how to run one, and how to report from records alone.
 pub trait Study: Sync {
     /// Configuration of one cell, stored verbatim in its record.
     type Cell: Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync;
@@ -30,6 +34,9 @@ pub trait Study: Sync {
 
     /// Folder name under the output directory.
     const NAME: &'static str;
+    /// Name of this grid within the study's folder (a study of several grids, such as a tuning
+    /// grid and a final one, gives each its own).
+    const STAGE: &'static str = "grid";
 
     /// The cells of the grid, in report order.
     fn cells(&self) -> Vec<Self::Cell>;
@@ -39,11 +46,55 @@ pub trait Study: Sync {
 
     /// Runs one cell. `progress` takes short status messages.
     fn run_cell(&self, cell: &Self::Cell, progress: &CellProgress) -> Result<Self::Outcome>;
+
+    /// Writes the study's tables and plots into `dir` from the grid's records (and, for a study
+    /// of several grids, the other grids' records under `dir`), with no data, device or flags.
+    fn report(records: &[Record<Self::Cell, Self::Outcome>], dir: &Path) -> Result<Report>;
+}
+
+/// What a report says: its Markdown, and whether the study's scientific check held (a study
+/// without one always passes). A failed check exits with status 1.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// The Markdown the report wrote, printed to stdout.
+    pub text: String,
+    /// Whether the study's claim held on these records.
+    pub passed: bool,
+}
+
+impl Report {
+    /// A report with no check of its own.
+    pub fn text(text: String) -> Report {
+        Report { text, passed: true }
+    }
+}
+
+/// A usage error: a bad flag value, missing data, records that need a decision. Exits with 2
+/// (every other error exits with 1).
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// Returns a [`Usage`] error from the enclosing function, formatted like `format!`.
+#[macro_export]
+macro_rules! usage {
+    ($($arg:tt)*) => {
+        return Err(anyhow::Error::new($crate::harness::Usage(format!($($arg)*))))
+    };
 }
 
 /// One finished cell, as written to `<out>/<study>/records/<id>.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record<C, O> {
+    /// Record format version ([`SCHEMA_VERSION`]).
+    pub schema: u32,
     /// Study name.
     pub study: String,
     /// File stem: label plus a hash of the config.
@@ -52,7 +103,7 @@ pub struct Record<C, O> {
     pub master_seed: u64,
     /// Full configuration of the cell.
     pub config: C,
-    /// Code, library and machine the cell ran on.
+    /// Code, command, library, machine and data the cell ran with.
     pub env: Env,
     /// Wall time of the cell, seconds.
     pub wall_time_s: f64,
@@ -60,6 +111,18 @@ pub struct Record<C, O> {
     pub finished_unix_s: u64,
     /// What the cell produced.
     pub outcome: O,
+}
+
+/// The list of a grid's records, in report order, written after the grid ran: what
+/// `studies report` rebuilds the tables from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Study name.
+    pub study: String,
+    /// Grid name within the study.
+    pub stage: String,
+    /// Record ids, in cell order.
+    pub records: Vec<String>,
 }
 
 /// Command-line options every grid study shares.
@@ -77,25 +140,65 @@ pub struct GridArgs {
     /// Master seed: every seed of every run is derived from it.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Recompute the cells whose records were made by other code (records made by this code
+    /// are what a rerun gives, bit for bit, and are kept).
+    #[arg(long, conflicts_with = "reuse_stale")]
+    pub rerun: bool,
+    /// Use records made by other code as they are (they say which code made them).
+    #[arg(long)]
+    pub reuse_stale: bool,
+}
+
+/// What to do with records that other code made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stale {
+    /// Stop and say so (the default).
+    Refuse,
+    /// Recompute them.
+    Rerun,
+    /// Use them.
+    Reuse,
 }
 
 impl GridArgs {
     /// The backend, its device and the number of jobs, or an error naming the bad value.
     pub fn validate(&self) -> Result<(Backend, Device, usize)> {
-        let backend: Backend = self.backend.parse().map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
+        let backend: Backend = match self.backend.parse() {
+            Ok(b) => b,
+            Err(e) => usage!("--backend: {e}"),
+        };
         let Some(device) = backend.device() else {
             let compiled: Vec<_> = Backend::compiled().iter().map(|b| b.name()).collect();
-            bail!(
+            usage!(
                 "--backend {backend}: not compiled into this build (rebuild with `--features {backend}`); compiled: {}",
                 compiled.join(", ")
             );
         };
-        let jobs = match self.jobs {
-            Some(0) => bail!("--jobs 0: at least one job is needed (accepted: 1 or more)"),
+        Ok((backend, device, self.jobs()?))
+    }
+
+    /// The number of jobs, or an error for 0.
+    pub fn jobs(&self) -> Result<usize> {
+        Ok(match self.jobs {
+            Some(0) => usage!("--jobs 0: at least one job is needed (accepted: 1 or more)"),
             Some(j) => j,
             None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        };
-        Ok((backend, device, jobs))
+        })
+    }
+
+    /// What to do with stale records.
+    pub fn stale(&self) -> Stale {
+        match (self.rerun, self.reuse_stale) {
+            (true, _) => Stale::Rerun,
+            (_, true) => Stale::Reuse,
+            _ => Stale::Refuse,
+        }
+    }
+
+    /// The grid options for `env`, after checking that `--out` is writable.
+    pub fn options(&self, jobs: usize, env: Env) -> Result<GridOptions> {
+        check_writable(&self.out)?;
+        Ok(GridOptions { out: self.out.clone(), jobs, master_seed: self.seed, env, stale: self.stale() })
     }
 }
 
@@ -109,6 +212,8 @@ pub struct GridOptions {
     pub master_seed: u64,
     /// Environment recorded in every record.
     pub env: Env,
+    /// What to do with records other code made.
+    pub stale: Stale,
 }
 
 /// The record file name of a cell: its label and a hash of its full config, so that runs with
@@ -134,48 +239,164 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
+/// Writes `rows` as CSV (a header from the row type's field names; `None` as an empty cell).
+pub fn write_csv<R: Serialize>(path: &Path, rows: &[R]) -> Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        w.serialize(row).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    write_atomic(path, &bytes)
+}
+
+/// `template` with every `{key}` replaced by its value: report prose lives in template files
+/// beside the study, its numbers come from the records.
+pub fn fill(template: &str, values: &[(&str, String)]) -> String {
+    let mut text = template.trim_end().to_string();
+    for (key, value) in values {
+        text = text.replace(&format!("{{{key}}}"), value);
+    }
+    text
+}
+
 /// Fails unless `out` can be created and written, before any work starts.
 pub fn check_writable(out: &Path) -> Result<()> {
-    fs::create_dir_all(out).with_context(|| format!("--out {}: cannot create the folder", out.display()))?;
+    if let Err(e) = fs::create_dir_all(out) {
+        usage!("--out {}: cannot create the folder ({e})", out.display());
+    }
     let probe = out.join(format!(".flatland-write-probe-{}", std::process::id()));
-    fs::write(&probe, b"").with_context(|| format!("--out {}: folder is not writable", out.display()))?;
+    if let Err(e) = fs::write(&probe, b"") {
+        usage!("--out {}: folder is not writable ({e})", out.display());
+    }
     fs::remove_file(&probe).ok();
     Ok(())
 }
 
-/// Loads the record of `cell` if a complete one exists.
-fn load_record<S: Study>(path: &Path, cell: &S::Cell) -> Option<Record<S::Cell, S::Outcome>> {
-    let text = fs::read_to_string(path).ok()?;
-    let record: Record<S::Cell, S::Outcome> = serde_json::from_str(&text).ok()?;
-    (record.config == *cell).then_some(record)
+/// What was found at a cell's record path.
+enum Found<C, O> {
+    /// No record.
+    Missing,
+    /// A record this code made.
+    Current(Record<C, O>),
+    /// A record other code made.
+    Stale(Record<C, O>),
 }
 
-/// Runs every cell of `study` that has no record yet, `jobs` at a time, and returns the records
-/// of the whole grid in cell order.
+/// Reads the record at `path` for `cell`. An unreadable one (corrupt, another schema, another
+/// config under the same name) is moved aside to `<path>.bad` (never overwritten) and named on
+/// stderr, and the cell counts as missing.
+fn load_record<S: Study>(path: &Path, cell: &S::Cell) -> Result<Found<S::Cell, S::Outcome>> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Missing),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let problem = match parse_record::<S::Cell, S::Outcome>(&text) {
+        Ok(r) if r.config == *cell => {
+            return Ok(if r.env.build.source_hash == crate::env::Build::current().source_hash {
+                Found::Current(r)
+            } else {
+                Found::Stale(r)
+            });
+        }
+        Ok(_) => "its config is not the cell's".to_string(),
+        Err(e) => format!("{e:#}"),
+    };
+    let bad = set_aside(path)?;
+    eprintln!(
+        "warning: record {} is unreadable ({problem}); kept as {} and its cell is recomputed",
+        path.display(),
+        bad.display()
+    );
+    Ok(Found::Missing)
+}
+
+/// Parses a record, checking its schema version first (so an old record says so, rather than
+/// naming the first field that changed).
+pub fn parse_record<C: DeserializeOwned, O: DeserializeOwned>(text: &str) -> Result<Record<C, O>> {
+    #[derive(Deserialize)]
+    struct Version {
+        schema: Option<u32>,
+    }
+    let v: Version = serde_json::from_str(text).context("not a JSON record")?;
+    match v.schema {
+        Some(SCHEMA_VERSION) => Ok(serde_json::from_str(text)?),
+        Some(other) => bail!("record schema {other}, this build reads {SCHEMA_VERSION}"),
+        None => bail!("a record from before schema versions (this build reads {SCHEMA_VERSION})"),
+    }
+}
+
+/// Renames `path` to `<path>.bad` (or `.bad.1`, `.bad.2`, … if taken) and returns the new name.
+fn set_aside(path: &Path) -> Result<PathBuf> {
+    let mut bad = PathBuf::from(format!("{}.bad", path.display()));
+    let mut n = 0;
+    while bad.exists() {
+        n += 1;
+        bad = PathBuf::from(format!("{}.bad.{n}", path.display()));
+    }
+    fs::rename(path, &bad).with_context(|| format!("moving {} aside to {}", path.display(), bad.display()))?;
+    Ok(bad)
+}
+
+/// Runs every cell of `study` that has no usable record yet, `jobs` at a time, writes the grid's
+/// manifest, and returns the records of the whole grid in cell order.
 pub fn run_grid<S: Study>(study: &S, opts: &GridOptions) -> Result<Vec<Record<S::Cell, S::Outcome>>> {
     let dir = study_dir::<S>(&opts.out).join("records");
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let cells = study.cells();
-    let paths: Vec<PathBuf> = cells.iter().map(|c| dir.join(format!("{}.json", record_id::<S>(c)))).collect();
-    let done: Vec<Option<Record<S::Cell, S::Outcome>>> =
-        cells.iter().zip(&paths).map(|(c, p)| load_record::<S>(p, c)).collect();
+    if cells.is_empty() {
+        usage!("{}: the grid has no cells (check the flags that choose networks, seeds and sizes)", S::NAME);
+    }
+    let ids: Vec<String> = cells.iter().map(record_id::<S>).collect();
+    let paths: Vec<PathBuf> = ids.iter().map(|id| dir.join(format!("{id}.json"))).collect();
+    let mut done: Vec<Option<Record<S::Cell, S::Outcome>>> = Vec::with_capacity(cells.len());
+    let mut stale: Vec<(String, String)> = Vec::new();
+    for (c, p) in cells.iter().zip(&paths) {
+        done.push(match load_record::<S>(p, c)? {
+            Found::Missing => None,
+            Found::Current(r) => Some(r),
+            Found::Stale(r) => match opts.stale {
+                Stale::Reuse => Some(r),
+                Stale::Rerun => None,
+                Stale::Refuse => {
+                    stale.push((r.id.clone(), r.env.build.short()));
+                    None
+                }
+            },
+        });
+    }
+    if !stale.is_empty() {
+        let versions = distinct(stale.iter().map(|s| s.1.as_str()));
+        usage!(
+            "{} of {} records in {} were made by other code ({}); this binary is {}. Recompute them with \
+             --rerun, or use them as they are with --reuse-stale. First: {}",
+            stale.len(),
+            cells.len(),
+            dir.display(),
+            versions.join(", "),
+            crate::env::Build::current().short(),
+            stale[0].0
+        );
+    }
     let pending: Vec<usize> = (0..cells.len()).filter(|&i| done[i].is_none()).collect();
 
     let progress = Progress::new(cells.len(), cells.len() - pending.len());
     let artifacts = study_dir::<S>(&opts.out).join("artifacts");
     let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.jobs).build().context("building the thread pool")?;
-    let finished: Vec<Result<(usize, Record<S::Cell, S::Outcome>)>> = pool.install(|| {
+    type Finished<C, O> = Vec<Result<(usize, Record<C, O>)>>;
+    let finished: Finished<S::Cell, S::Outcome> = pool.install(|| {
         pending
             .par_iter()
             .map(|&i| {
                 let cell = &cells[i];
                 let label = S::label(cell);
-                let bar = progress.start(&label, artifacts.join(record_id::<S>(cell)));
+                let bar = progress.start(&label, artifacts.join(&ids[i]));
                 let start = Instant::now();
                 let outcome = study.run_cell(cell, &bar).with_context(|| format!("cell {label}"))?;
                 let record = Record {
+                    schema: SCHEMA_VERSION,
                     study: S::NAME.into(),
-                    id: record_id::<S>(cell),
+                    id: ids[i].clone(),
                     master_seed: opts.master_seed,
                     config: cell.clone(),
                     env: opts.env.clone(),
@@ -183,7 +404,12 @@ pub fn run_grid<S: Study>(study: &S, opts: &GridOptions) -> Result<Vec<Record<S:
                     finished_unix_s: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
                     outcome,
                 };
-                write_atomic(&paths[i], &serde_json::to_vec_pretty(&record)?)?;
+                let bytes = serde_json::to_vec_pretty(&record)?;
+                // A record that does not read back (a NaN written as null into a plain f64
+                // field) would be recomputed on every run: refuse to write it.
+                parse_record::<S::Cell, S::Outcome>(std::str::from_utf8(&bytes)?)
+                    .with_context(|| format!("record {} does not read back", ids[i]))?;
+                write_atomic(&paths[i], &bytes)?;
                 progress.finish(bar, &label, record.wall_time_s);
                 Ok((i, record))
             })
@@ -199,7 +425,47 @@ pub fn run_grid<S: Study>(study: &S, opts: &GridOptions) -> Result<Vec<Record<S:
     if records.len() != cells.len() {
         bail!("{} of {} cells have no record", cells.len() - records.len(), cells.len());
     }
+    let manifest = Manifest { study: S::NAME.into(), stage: S::STAGE.into(), records: ids };
+    write_atomic(&manifest_path::<S>(&opts.out), &serde_json::to_vec_pretty(&manifest)?)?;
     Ok(records)
+}
+
+/// `<out>/<study>/<stage>.grid.json`.
+fn manifest_path<S: Study>(out: &Path) -> PathBuf {
+    study_dir::<S>(out).join(format!("{}.grid.json", S::STAGE))
+}
+
+/// Runs the grid and writes the report: the tail every study shares.
+pub fn execute<S: Study>(study: &S, opts: &GridOptions) -> Result<Report> {
+    let records = run_grid(study, opts)?;
+    S::report(&records, &study_dir::<S>(&opts.out))
+}
+
+/// The records of the last grid of `S` run into `dir` (a study folder), in cell order, as its
+/// manifest lists them.
+pub fn load_grid<S: Study>(dir: &Path) -> Result<Vec<Record<S::Cell, S::Outcome>>> {
+    let path = dir.join(format!("{}.grid.json", S::STAGE));
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => usage!("{}: no grid manifest ({e}); run `studies {}` with this --out first", path.display(), S::NAME),
+    };
+    let manifest: Manifest = serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+    manifest
+        .records
+        .iter()
+        .map(|id| {
+            let file = dir.join("records").join(format!("{id}.json"));
+            let text = fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            parse_record(&text).with_context(|| format!("reading {}", file.display()))
+        })
+        .collect()
+}
+
+/// `studies report`: rebuilds the tables and plots of `S` from the records under `out`.
+pub fn report_saved<S: Study>(out: &Path) -> Result<Report> {
+    let dir = study_dir::<S>(out);
+    let records = load_grid::<S>(&dir)?;
+    S::report(&records, &dir)
 }
 
 /// Progress of a grid: on a terminal, a bar (cells done/total, ETA) and one live line per

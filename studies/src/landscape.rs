@@ -18,9 +18,18 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::data::DataSpec;
-use crate::harness::{self, CellProgress, Record, Study};
-use crate::keskar::{FigureArgs, FigureSetup, Regime};
+use crate::figure::{FigureArgs, FigureSetup};
+use crate::harness::{self, CellProgress, Record, Report, Study};
+use crate::keskar::Regime;
 use crate::plot::{self, Heatmap};
+use crate::scale::Scale;
+
+/// One line: what `studies list` and `--help` say.
+pub const ABOUT: &str =
+    "2-D loss landscape around the SB and LB solutions, filter-normalized directions (Li et al. 2018)";
+
+/// The figure studies' flags.
+pub type Args = FigureArgs;
 
 /// One cell: one solution and the plane around it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,7 +61,9 @@ pub struct Outcome {
     pub trained: Trained,
     /// Coordinates along each direction.
     pub grid: Vec<f64>,
-    /// Training cross-entropy, `train_loss[j][i]` at (α = grid[i], β = grid[j]).
+    /// Training cross-entropy, `train_loss[j][i]` at (α = grid[i], β = grid[j]); empty when
+    /// the run diverged.
+    #[serde(with = "measure::nonfinite::vec2")]
     pub train_loss: Vec<Vec<f64>>,
 }
 
@@ -80,6 +91,9 @@ impl Study for Landscape {
         let trained = cell.spec.train(data, &cell.train, cell.seeds, None, device, &mut |m, _| {
             progress.message(&format!("epoch {:>3}  train loss {:.4}", m.epoch, m.train_loss))
         });
+        if trained.diverged_at.is_some() {
+            return Ok(Outcome { trained, grid: Vec::new(), train_loss: Vec::new() });
+        }
         let layout = cell.spec.layout(device);
         let mut rng = ChaCha8Rng::seed_from_u64(cell.direction_seed);
         let d1 = layout.filter_normalized_direction(&trained.weights.params, &mut rng);
@@ -87,7 +101,7 @@ impl Study for Landscape {
         let x = trained.weights.params_f64();
         let mut obj = cell.spec.training_loss(&trained.weights, data, 1000, device);
         let grid: Vec<f64> =
-            (0..cell.points).map(|i| -cell.span + 2.0 * cell.span * i as f64 / (cell.points - 1) as f64).collect();
+            (0..cell.points).map(|i| -cell.span + 2.0 * cell.span * i as f64 / (cell.points.max(2) - 1) as f64).collect();
         let mut done = 0;
         let train_loss = measure::slices::plane(&x, &d1, &d2, &grid, |point| {
             done += 1;
@@ -96,14 +110,23 @@ impl Study for Landscape {
         });
         Ok(Outcome { trained, grid, train_loss })
     }
+
+    fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
+        report(records, dir).map(Report::text)
+    }
+}
+
+/// `studies report landscape`.
+pub fn report_saved(out: &Path) -> Result<Report> {
+    harness::report_saved::<Landscape>(out)
 }
 
 /// Builds the grid, runs it, writes `landscape.{png,svg}` and `landscape.md`.
-pub fn run(args: FigureArgs) -> Result<()> {
+pub fn run(args: FigureArgs) -> Result<Report> {
     let setup = FigureSetup::new(&args, &["F1", "C1"], 1)?;
-    let points = if args.scale == crate::keskar::Scale::Smoke { 7 } else { 21 };
+    let points = if args.scale == Scale::Smoke { 7 } else { 21 };
     let master = setup.opts.master_seed;
-    let lb = setup.scale.lb.expect("the small scales fix the large batch");
+    let Some(lb) = setup.scale.lb else { crate::usage!("landscape runs at the small scales only") };
     let mut cells = Vec::new();
     for (net, spec, data) in &setup.nets {
         for regime in [Regime::SB, Regime::LB] {
@@ -125,22 +148,29 @@ pub fn run(args: FigureArgs) -> Result<()> {
         }
     }
     let study = Landscape { setup, cells };
-    let records = harness::run_grid(&study, &study.setup.opts)?;
-    let text = report(&records, &harness::study_dir::<Landscape>(&study.setup.opts.out))?;
-    println!("{text}");
-    Ok(())
+    harness::execute(&study, &study.setup.opts)
 }
 
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
     let mut md = String::from("# Loss landscape around the SB and LB solutions\n\n");
     writeln!(
         md,
-        "Training cross-entropy on the plane x + α d₁ + β d₂ through each solution, d₁ and d₂ random filter-normalized directions (Li et al. 2018). The value at the centre and the largest value on the circle of radius r (grid points with α² + β² ≤ r²) measure how fast the loss rises.\n"
+        "Training cross-entropy on the plane x + α d₁ + β d₂ through each solution, d₁ and d₂ random \
+         filter-normalized directions (Li et al. 2018). The value at the centre and the largest value on the \
+         circle of radius r (grid points with α² + β² ≤ r²) measure how fast the loss rises.\n"
     )?;
     md.push_str("| net | regime | batch | loss at centre | max loss, r ≤ 0.25 | max loss, r ≤ 0.5 | max loss, r ≤ 1 |\n|---|---|---:|---:|---:|---:|---:|\n");
     let mut maps = Vec::new();
     for r in records {
         let o = &r.outcome;
+        if let Some(d) = &o.trained.diverged_at {
+            writeln!(
+                md,
+                "| {} | {:?} | {} | diverged (epoch {}, step {}) | | | |",
+                r.config.net, r.config.regime, r.config.train.batch_size, d.epoch, d.step
+            )?;
+            continue;
+        }
         let c = o.grid.len() / 2;
         let within = |radius: f64| {
             let mut m = 0.0f64;

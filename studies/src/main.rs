@@ -1,24 +1,16 @@
-//! `studies`: flatland's command line. Each study is a module behind the [`harness::Study`] trait;
-//! this file only parses arguments and dispatches.
+//! `studies`: flatland's command line. Each study is a module behind the [`harness::Study`] trait,
+//! registered by one line in `studies!` below; this file only parses arguments and dispatches.
 
 mod bench;
-mod convex;
 mod data;
 mod datacmd;
 mod env;
+mod figure;
 mod harness;
-mod keskar;
-mod landscape;
-mod mnist1d;
-mod momentum;
-mod optimizers;
+mod measurement;
 mod plot;
-mod saddle;
+mod scale;
 mod stats;
-mod surfaces;
-mod sweep;
-mod trajectory;
-mod warmstart;
 
 use std::process::ExitCode;
 
@@ -42,7 +34,82 @@ fn never_purge() {
     }
 }
 
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
 use clap::{Parser, Subcommand};
+use harness::Report;
+
+/// Registers the studies: one line each, `Variant: module` (the macro declares the module too). A
+/// study module provides `ABOUT`
+/// (its one-line description), `Args` (its flags), `run(Args) -> Result<Report>` and
+/// `report_saved(&Path) -> Result<Report>` (its tables from records alone, for `studies report`).
+macro_rules! studies {
+    ($($variant:ident: $module:ident),* $(,)?) => {
+        $(mod $module;)*
+
+        #[derive(Subcommand)]
+        enum Command {
+            /// List the studies with a one-line description.
+            List,
+            $(
+                #[command(name = stringify!($module), about = $module::ABOUT)]
+                $variant($module::Args),
+            )*
+            /// Rebuild a study's tables and plots from its records alone (no data, no device).
+            Report(ReportArgs),
+            /// The real datasets: list, verify, fetch.
+            Data(datacmd::Args),
+            /// Training throughput of F1 and parallel efficiency of the default grid.
+            Bench(bench::Args),
+        }
+
+        /// Every study's name and description, in `studies list` order.
+        const STUDIES: &[(&str, &str)] = &[$((stringify!($module), $module::ABOUT)),*];
+
+        /// Runs a study command.
+        fn run_study(command: Command) -> Result<Report> {
+            match command {
+                $(Command::$variant(args) => $module::run(args),)*
+                Command::Report(args) => report(&args.study, &args.out),
+                Command::List => {
+                    for (name, about) in STUDIES {
+                        println!("{name:<11} {about}");
+                    }
+                    Ok(Report::text(String::new()))
+                }
+                Command::Data(args) => datacmd::run(args).map(|()| Report::text(String::new())),
+                Command::Bench(args) => bench::run(args).map(|()| Report::text(String::new())),
+            }
+        }
+
+        /// `studies report <study>`.
+        fn report(study: &str, out: &Path) -> Result<Report> {
+            match study {
+                $(stringify!($module) => $module::report_saved(out),)*
+                other => crate::usage!(
+                    "studies report {other}: no such study; accepted: {}",
+                    STUDIES.iter().map(|s| s.0).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        }
+    };
+}
+
+studies! {
+    Keskar: keskar,
+    Sweep: sweep,
+    Warmstart: warmstart,
+    Trajectory: trajectory,
+    Landscape: landscape,
+    Convex: convex,
+    Momentum: momentum,
+    Surfaces: surfaces,
+    Saddle: saddle,
+    Optimizers: optimizers,
+    Mnist1d: mnist1d,
+    Toy: toy,
+}
 
 /// Reproducible studies of how neural networks train: where optimizers land, sharp or flat
 /// minima, and why it matters for generalization.
@@ -53,101 +120,36 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Subcommand)]
-enum Command {
-    /// List the studies with a one-line description.
-    List,
-    /// Keskar et al. 2017, Tables 2–4 and Figure 3: SB vs LB Adam, accuracy, sharpness, curvature.
-    Keskar(keskar::Args),
-    /// Keskar et al. 2017, Figure 4: test accuracy and sharpness against the batch size.
-    Sweep(keskar::FigureArgs),
-    /// Keskar et al. 2017, Figure 5: LB training warm-started from SB iterates.
-    Warmstart(keskar::FigureArgs),
-    /// Keskar et al. 2017, Figure 6: sharpness against training loss along training.
-    Trajectory(keskar::FigureArgs),
-    /// 2-D loss landscapes around the SB and LB solutions (Li et al. 2018).
-    Landscape(keskar::FigureArgs),
-    /// Gradient descent on linear regression: convergence to the normal equations, the 2/L threshold.
-    Convex(convex::Args),
-    /// GD vs heavy-ball momentum on quadratics: measured rates against (κ−1)/(κ+1) and (√κ−1)/(√κ+1).
-    Momentum(momentum::Args),
-    /// Every update rule on 2-D test surfaces: tuned step sizes, trajectories, iterations to tolerance.
-    Surfaces(surfaces::Args),
-    /// GD vs GD with Gaussian noise at a strict saddle: escape probability and time against σ.
-    Saddle(saddle::Args),
-    /// The seven update rules training the F1-family MLP on MNIST-1D: tuned step sizes, 5 seeds.
-    Optimizers(optimizers::Args),
-    /// Greydanus & Kobak's MNIST-1D baselines on our generator, beside the published accuracies.
-    Mnist1d(mnist1d::Args),
-    /// The real datasets: list, verify, fetch.
-    Data(datacmd::Args),
-    /// Training throughput of F1 and parallel efficiency of the default grid.
-    Bench(bench::Args),
+/// Arguments of `studies report`.
+#[derive(clap::Args, Debug)]
+struct ReportArgs {
+    /// The study whose tables to rebuild (see `studies list`).
+    study: String,
+    /// Output folder the study wrote into (its records are under <OUT>/<study>/records/).
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
 }
 
-/// Studies and their one-line descriptions, as `studies list` prints them (`data` and `bench`
-/// are tools, listed by `--help`).
-const STUDIES: &[(&str, &str)] = &[
-    (
-        "keskar",
-        "Keskar et al. 2017 Tables 2-4, Fig. 3: SB vs LB Adam, accuracy, sharpness, curvature, with the paper's numbers",
-    ),
-    ("sweep", "Keskar et al. 2017 Fig. 4: test accuracy and sharpness against the batch size"),
-    ("warmstart", "Keskar et al. 2017 Fig. 5: LB training warm-started from SB iterates after k epochs"),
-    ("trajectory", "Keskar et al. 2017 Fig. 6: sharpness against training loss along SB and LB training"),
-    ("landscape", "2-D loss landscape around the SB and LB solutions, filter-normalized directions (Li et al. 2018)"),
-    (
-        "convex",
-        "GD on linear regression: reaches the normal-equations solution; step-size threshold 2/L found empirically",
-    ),
-    ("momentum", "GD vs heavy-ball momentum on quadratics, κ = 10…10⁴: measured convergence rates against the theory"),
-    (
-        "surfaces",
-        "The seven update rules on an ill-conditioned quadratic, a saddle, Rosenbrock, Beale, Himmelblau: trajectories",
-    ),
-    (
-        "saddle",
-        "GD stuck on a saddle's stable manifold vs noisy GD (Ge et al. 2015): escape probability and time against σ",
-    ),
-    (
-        "optimizers",
-        "The seven update rules training the F1-family MLP on MNIST-1D: step sizes tuned, curves over 5 seeds",
-    ),
-    (
-        "mnist1d",
-        "MNIST-1D fidelity: logistic regression, MLP and CNN baselines on our generator vs the published accuracies",
-    ),
-];
-
+/// Exit status: 0 success, 1 a failed run or a study whose scientific check failed, 2 a usage
+/// error (bad flag value, missing data, records that need a decision).
 fn main() -> ExitCode {
     never_purge();
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::List => {
-            for (name, about) in STUDIES {
-                println!("{name:<11} {about}");
+    match run_study(cli.command) {
+        Ok(report) => {
+            if !report.text.is_empty() {
+                println!("{}", report.text);
             }
-            Ok(())
+            if report.passed {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("the study's check failed (see the report above)");
+                ExitCode::from(1)
+            }
         }
-        Command::Keskar(args) => keskar::run(args),
-        Command::Mnist1d(args) => mnist1d::run(args),
-        Command::Convex(args) => convex::run(args),
-        Command::Momentum(args) => momentum::run(args),
-        Command::Surfaces(args) => surfaces::run(args),
-        Command::Saddle(args) => saddle::run(args),
-        Command::Optimizers(args) => optimizers::run(args),
-        Command::Sweep(args) => sweep::run(args),
-        Command::Warmstart(args) => warmstart::run(args),
-        Command::Trajectory(args) => trajectory::run(args),
-        Command::Landscape(args) => landscape::run(args),
-        Command::Data(args) => datacmd::run(args),
-        Command::Bench(args) => bench::run(args),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::from(2)
+            if err.downcast_ref::<harness::Usage>().is_some() { ExitCode::from(2) } else { ExitCode::from(1) }
         }
     }
 }

@@ -13,15 +13,20 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use datasets::Dataset;
 use nets::baselines::BaselineSpec;
 use nets::train::{NetSpec, RunSeeds, TrainConfig, Trained as Outcome};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{DataDir, DataSpec};
-use crate::harness::{self, CellProgress, GridArgs, Record, Study};
-use crate::stats::{mean, std};
+use crate::harness::{self, CellProgress, GridArgs, Record, Report, Study};
+use crate::stats::{mean_of, mean_std, std_of};
+use crate::usage;
+
+/// One line: what `studies list` and `--help` say.
+pub const ABOUT: &str =
+    "MNIST-1D fidelity: logistic regression, MLP and CNN baselines on our generator vs the published accuracies";
 
 /// Arguments of `studies mnist1d`.
 #[derive(clap::Args, Debug)]
@@ -91,27 +96,34 @@ impl Study for Mnist1dFidelity {
             if m.epoch % 50 == 0 || m.epoch == epochs { progress.log(&msg) } else { progress.message(&msg) }
         }))
     }
+
+    fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
+        let (text, passed) = report(records, dir)?;
+        if !passed {
+            eprintln!(
+                "a baseline is more than {TOLERANCE} points from its reference figure: the generator differs from the reference"
+            );
+        }
+        Ok(Report { text, passed })
+    }
+}
+
+/// `studies report mnist1d`.
+pub fn report_saved(out: &Path) -> Result<Report> {
+    harness::report_saved::<Mnist1dFidelity>(out)
 }
 
 /// Validates the arguments, runs the grid and writes the report.
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Args) -> Result<Report> {
     if args.seeds == 0 {
-        bail!("--seeds 0: at least one seed is needed (accepted: 1 or more)");
+        usage!("--seeds 0: at least one seed is needed (accepted: 1 or more)");
     }
     if args.epochs == 0 {
-        bail!("--epochs 0: at least one epoch is needed (accepted: 1 or more)");
+        usage!("--epochs 0: at least one epoch is needed (accepted: 1 or more)");
     }
     let (backend, device, jobs) = args.grid.validate()?;
-    harness::check_writable(&args.grid.out)?;
     let data = DataSpec::Mnist1d { train: 4000, test: 1000, seed: 42 };
-    let train = TrainConfig {
-        batch_size: 100,
-        epochs: args.epochs,
-        learning_rate: 1e-2,
-        eval_batch: 1000,
-        shuffle: false,
-        patience: None,
-    };
+    let train = TrainConfig { shuffle: false, ..TrainConfig::adam(100, args.epochs, 1e-2) };
     let master = args.grid.seed;
     let mut cells = Vec::new();
     for (model, ..) in REFERENCE {
@@ -130,18 +142,26 @@ pub fn run(args: Args) -> Result<()> {
             });
         }
     }
-    let study = Mnist1dFidelity { cells, data: data.load(&DataDir::resolve(None))?, device: device.clone() };
-    let env = crate::env::Env::capture(backend, &device, jobs);
-    let opts = harness::GridOptions { out: args.grid.out.clone(), jobs, master_seed: master, env };
-    let records = harness::run_grid(&study, &opts)?;
-    let (text, all_within) = report(&records, &harness::study_dir::<Mnist1dFidelity>(&args.grid.out))?;
-    println!("{text}");
-    if !all_within {
-        bail!(
-            "a baseline is more than {TOLERANCE} points from its reference figure: the generator differs from the reference"
-        );
-    }
-    Ok(())
+    let loaded = crate::data::load_all(std::slice::from_ref(&data), &DataDir::resolve(None))?.remove(0).1;
+    let env = crate::env::Env::capture(backend, &device, jobs).with_data(data.name(), &loaded);
+    let opts = args.grid.options(jobs, env)?;
+    let study = Mnist1dFidelity { cells, data: loaded, device: device.clone() };
+    harness::execute(&study, &opts)
+}
+
+/// A row of `table.csv`.
+#[derive(Serialize)]
+struct FidelityCsv<'a> {
+    model: &'a str,
+    parameters: usize,
+    runs: usize,
+    diverged: usize,
+    test_acc_mean: Option<f64>,
+    test_acc_std: Option<f64>,
+    published_test_acc: f64,
+    reference_test_acc: f64,
+    difference: Option<f64>,
+    within_tolerance: bool,
 }
 
 /// Writes `table.md` and `table.csv` from the records; returns the Markdown and whether every
@@ -150,18 +170,18 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, 
     let first = &records[0];
     let steps = first.config.train.epochs * 4000 / first.config.train.batch_size;
     let mut md = String::new();
-    let mut csv = String::from(
-        "model,parameters,runs,test_acc_mean,test_acc_std,published_test_acc,reference_test_acc,difference,within_tolerance\n",
-    );
+    let mut csv = Vec::new();
     writeln!(md, "# MNIST-1D baselines on flatland's generator\n")?;
     writeln!(
         md,
-        "Adam lr 1e-2, batch 100 in order, {steps} steps, test accuracy (%) at the last step, mean ± std over seeds; \
-         master seed {}, backend {}, git {}{}. Reference: the same setup on the upstream data (3 seeds).\n",
+        "Adam lr {}, batch {} in order, {steps} steps, test accuracy (%) at the last step, mean ± std over the \
+         seeds that did not diverge; master seed {}, backend {}, code {}. Reference: the same setup on the \
+         upstream data (3 seeds).\n",
+        first.config.train.learning_rate,
+        first.config.train.batch_size,
         first.master_seed,
         first.env.backend,
-        &first.env.git_commit[..first.env.git_commit.len().min(10)],
-        if first.env.git_dirty { " (dirty)" } else { "" }
+        harness::distinct(records.iter().map(|r| r.env.build.short())).join(", "),
     )?;
     writeln!(
         md,
@@ -170,33 +190,41 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, 
     writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---|")?;
     let mut all_within = true;
     for (model, name, published, reference) in REFERENCE {
-        let runs: Vec<_> = records.iter().filter(|r| r.config.model == model).collect();
-        let Some(one) = runs.first() else { continue };
-        let acc: Vec<f64> =
-            runs.iter().map(|r| r.outcome.curves.last().map(|m| m.test_acc).unwrap_or(f64::NAN)).collect();
-        let diff = mean(&acc) - reference;
-        let within = diff.abs() <= TOLERANCE;
+        let all: Vec<_> = records.iter().filter(|r| r.config.model == model).collect();
+        let Some(one) = all.first() else { continue };
+        let acc: Vec<f64> = all
+            .iter()
+            .filter(|r| r.outcome.diverged_at.is_none())
+            .filter_map(|r| r.outcome.curves.last())
+            .map(|m| m.test_acc)
+            .collect();
+        let diff = mean_of(&acc).map(|m| m - reference);
+        let within = diff.is_some_and(|d| d.abs() <= TOLERANCE);
         all_within &= within;
         writeln!(
             md,
-            "| {name} | {} | {} | {:.2} ± {:.2} | {published:.1} | {reference:.1} | {diff:+.2} | {} |",
+            "| {name} | {} | {} | {} | {published:.1} | {reference:.1} | {} | {} |",
             one.outcome.parameters,
-            acc.len(),
-            mean(&acc),
-            std(&acc),
+            all.len(),
+            mean_std(&acc, 2),
+            diff.map_or("–".into(), |d| format!("{d:+.2}")),
             if within { "yes" } else { "no" }
         )?;
-        writeln!(
-            csv,
-            "{name},{},{},{:.4},{:.4},{published},{reference},{diff:.4},{within}",
-            one.outcome.parameters,
-            acc.len(),
-            mean(&acc),
-            std(&acc)
-        )?;
+        csv.push(FidelityCsv {
+            model: name,
+            parameters: one.outcome.parameters,
+            runs: all.len(),
+            diverged: all.len() - acc.len(),
+            test_acc_mean: mean_of(&acc),
+            test_acc_std: std_of(&acc),
+            published_test_acc: published,
+            reference_test_acc: reference,
+            difference: diff,
+            within_tolerance: within,
+        });
     }
     fs::create_dir_all(dir)?;
     harness::write_atomic(&dir.join("table.md"), md.as_bytes())?;
-    harness::write_atomic(&dir.join("table.csv"), csv.as_bytes())?;
+    harness::write_csv(&dir.join("table.csv"), &csv)?;
     Ok((md, all_within))
 }

@@ -10,12 +10,16 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use optim::{Optimizer, Rule};
 use serde::{Deserialize, Serialize};
 
-use crate::harness::{self, CellProgress, GridArgs, Record, Study};
+use crate::harness::{self, CellProgress, GridArgs, Record, Report, Study};
 use crate::plot::{self, PALETTE, Panel, Series};
+
+/// One line: what `studies list` and `--help` say.
+pub const ABOUT: &str =
+    "GD vs heavy-ball momentum on quadratics, κ = 10…10⁴: measured convergence rates against the theory";
 
 /// Arguments of `studies momentum`.
 #[derive(clap::Args, Debug)]
@@ -70,7 +74,7 @@ impl Study for Momentum {
 
     fn run_cell(&self, cell: &Cell, progress: &CellProgress) -> Result<Outcome> {
         let d = cell.dimension;
-        let lambda: Vec<f64> = (0..d).map(|i| cell.kappa.powf(i as f64 / (d - 1) as f64)).collect();
+        let lambda: Vec<f64> = (0..d).map(|i| cell.kappa.powf(i as f64 / (d.max(2) - 1) as f64)).collect();
         // Long enough for the error to fall by ~1e-200 (so that start-up transients and the
         // polynomial factor of the heavy ball's double eigenvalues fade), short of underflow.
         let iterations = ((200.0 * 10f64.ln() / -cell.theory.ln()).ceil() as usize).max(1000);
@@ -99,12 +103,31 @@ impl Study for Momentum {
         let rate = (end / half).powf(1.0 / (iterations - iterations / 2) as f64);
         Ok(Outcome { iterations, rate, trace })
     }
+
+    fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
+        let (text, passed) = report(records, dir)?;
+        Ok(Report { text, passed })
+    }
 }
 
-/// Builds the grid, runs it, reports; fails if a rate is more than 1 % from the theory.
-pub fn run(args: Args) -> Result<()> {
+/// `studies report momentum`.
+pub fn report_saved(out: &Path) -> Result<Report> {
+    harness::report_saved::<Momentum>(out)
+}
+
+/// A row of `momentum.csv`.
+#[derive(Serialize)]
+struct MomentumCsv<'a> {
+    kappa: f64,
+    method: &'a str,
+    iterations: usize,
+    measured_rate: f64,
+    theory_rate: f64,
+}
+
+/// Builds the grid, runs it, reports; the report fails if a rate is more than 1 % from the theory.
+pub fn run(args: Args) -> Result<Report> {
     let (backend, device, jobs) = args.grid.validate()?;
-    harness::check_writable(&args.grid.out)?;
     let mut cells = Vec::new();
     for &kappa in &KAPPAS {
         let (mu, l) = (1.0, kappa);
@@ -119,27 +142,24 @@ pub fn run(args: Args) -> Result<()> {
             theory: hb,
         });
     }
-    let env = crate::env::Env::capture(backend, &device, jobs);
-    let opts = harness::GridOptions { out: args.grid.out.clone(), jobs, master_seed: args.grid.seed, env };
-    let study = Momentum { cells };
-    let records = harness::run_grid(&study, &opts)?;
-    let (text, ok) = report(&records, &harness::study_dir::<Momentum>(&args.grid.out))?;
-    println!("{text}");
-    if !ok {
-        bail!("a measured rate is more than 1 % from the theory (see the table)");
-    }
-    Ok(())
+    let opts = args.grid.options(jobs, crate::env::Env::capture(backend, &device, jobs))?;
+    harness::execute(&Momentum { cells }, &opts)
 }
 
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool)> {
     let mut md = String::from("# Momentum: convergence rates on ill-conditioned quadratics\n\n");
     writeln!(
         md,
-        "f(x) = ½ Σ λᵢ xᵢ² with {} eigenvalues log-spaced over [1, κ], from x = (1, …, 1). GD: α = 2/(L + μ), theory (κ − 1)/(κ + 1). Heavy ball (V ← ρV + ∇f, x ← x − αV): α = 4/(√L + √μ)², ρ = ((√κ − 1)/(√κ + 1))², theory (√κ − 1)/(√κ + 1). Measured: (‖x_N‖ / ‖x_N/2‖)^(2/N).\n",
+        "f(x) = ½ Σ λᵢ xᵢ² with {} eigenvalues log-spaced over [1, κ], from x = (1, …, 1). GD: α = 2/(L + μ), \
+         theory (κ − 1)/(κ + 1). Heavy ball (V ← ρV + ∇f, x ← x − αV): α = 4/(√L + √μ)², \
+         ρ = ((√κ − 1)/(√κ + 1))², theory (√κ − 1)/(√κ + 1). Measured: (‖x_N‖ / ‖x_N/2‖)^(2/N).\n",
         records[0].config.dimension
     )?;
-    md.push_str("| κ | method | iterations N | measured rate | theory | relative difference | within 1 % |\n|---:|---|---:|---:|---:|---:|---|\n");
-    let mut csv = String::from("kappa,method,iterations,measured_rate,theory_rate\n");
+    md.push_str(
+        "| κ | method | iterations N | measured rate | theory | relative difference | within 1 % |\n\
+         |---:|---|---:|---:|---:|---:|---|\n",
+    );
+    let mut csv = Vec::new();
     let mut ok = true;
     for r in records {
         let diff = (r.outcome.rate - r.config.theory) / r.config.theory;
@@ -156,15 +176,13 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool
             diff,
             if within { "yes" } else { "NO" }
         )?;
-        writeln!(
-            csv,
-            "{},{},{},{:.10},{:.10}",
-            r.config.kappa,
-            r.config.rule.name(),
-            r.outcome.iterations,
-            r.outcome.rate,
-            r.config.theory
-        )?;
+        csv.push(MomentumCsv {
+            kappa: r.config.kappa,
+            method: r.config.rule.name(),
+            iterations: r.outcome.iterations,
+            measured_rate: r.outcome.rate,
+            theory_rate: r.config.theory,
+        });
     }
     // 1 − rate against κ on log-log axes: slope −1 for GD, −½ for momentum.
     let mut series = Vec::new();
@@ -218,7 +236,7 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool
     trace_panel.legend = plotters::prelude::SeriesLabelPosition::UpperRight;
     std::fs::create_dir_all(dir)?;
     harness::write_atomic(&dir.join("momentum.md"), md.as_bytes())?;
-    harness::write_atomic(&dir.join("momentum.csv"), csv.as_bytes())?;
+    harness::write_csv(&dir.join("momentum.csv"), &csv)?;
     plot::write_panels(&dir.join("momentum"), &[rate_panel, trace_panel])?;
     Ok((md, ok))
 }

@@ -10,15 +10,21 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Result;
+use nets::init::BatchNormSettings;
 use nets::train::{NetSpec, RunSeeds, TrainConfig, Trained};
 use optim::Rule;
 use serde::{Deserialize, Serialize};
 
 use crate::data::DataSpec;
-use crate::harness::{self, CellProgress, Record, Study};
-use crate::keskar::{FigureArgs, FigureSetup};
+use crate::figure::{FigureArgs, FigureSetup};
+use crate::harness::{self, CellProgress, Record, Report, Study};
 use crate::plot::{self, PALETTE, Panel, Series};
-use crate::stats::{mean, std};
+use crate::scale::Scale;
+use crate::stats::{mean, mean_of, mean_std, std, std_of};
+
+/// One line: what `studies list` and `--help` say.
+pub const ABOUT: &str =
+    "The seven update rules training the F1-family MLP on MNIST-1D: step sizes tuned, curves over 5 seeds";
 
 /// The rules with the course's defaults; `lr` is tuned.
 fn rules() -> Vec<Rule> {
@@ -82,12 +88,54 @@ pub struct Cell {
     pub seeds: RunSeeds,
 }
 
-struct Optimizers {
-    setup: FigureSetup,
+/// The first stage: every step size of the grid with seed 0.
+struct Tuning<'a> {
+    setup: &'a FigureSetup,
     cells: Vec<Cell>,
 }
 
-impl Study for Optimizers {
+/// The second stage: each rule at its tuned step size, every seed.
+struct Optimizers<'a> {
+    setup: &'a FigureSetup,
+    cells: Vec<Cell>,
+}
+
+fn label(cell: &Cell) -> String {
+    format!("{}-{}-lr{:.0e}-seed{}", cell.net, cell.rule.name().replace(' ', "-"), lr_of(&cell.rule), cell.seed_index)
+}
+
+fn train_cell(setup: &FigureSetup, cell: &Cell, progress: &CellProgress) -> Result<Trained> {
+    let data = setup.dataset(&cell.data);
+    Ok(cell.spec.train_with_rule(data, &cell.train, cell.seeds, cell.rule, None, &setup.device, &mut |m, _| {
+        progress.message(&format!("epoch {:>3}  train loss {:.4}  test {:5.1}%", m.epoch, m.train_loss, m.test_acc))
+    }))
+}
+
+impl Study for Tuning<'_> {
+    type Cell = Cell;
+    type Outcome = Trained;
+    const NAME: &'static str = "optimizers";
+    const STAGE: &'static str = "tuning";
+
+    fn cells(&self) -> Vec<Cell> {
+        self.cells.clone()
+    }
+
+    fn label(cell: &Cell) -> String {
+        label(cell)
+    }
+
+    fn run_cell(&self, cell: &Cell, progress: &CellProgress) -> Result<Trained> {
+        train_cell(self.setup, cell, progress)
+    }
+
+    /// Reported with the second stage.
+    fn report(_: &[Record<Cell, Trained>], _: &Path) -> Result<Report> {
+        Ok(Report::text(String::new()))
+    }
+}
+
+impl Study for Optimizers<'_> {
     type Cell = Cell;
     type Outcome = Trained;
     const NAME: &'static str = "optimizers";
@@ -97,30 +145,22 @@ impl Study for Optimizers {
     }
 
     fn label(cell: &Cell) -> String {
-        format!(
-            "{}-{}-lr{:.0e}-seed{}",
-            cell.net,
-            cell.rule.name().replace(' ', "-"),
-            lr_of(&cell.rule),
-            cell.seed_index
-        )
+        label(cell)
     }
 
     fn run_cell(&self, cell: &Cell, progress: &CellProgress) -> Result<Trained> {
-        let data = self.setup.dataset(&cell.data);
-        Ok(cell.spec.train_with_rule(
-            data,
-            &cell.train,
-            cell.seeds,
-            cell.rule,
-            None,
-            &self.setup.device,
-            &mut |m, _| {
-                progress
-                    .message(&format!("epoch {:>3}  train loss {:.4}  test {:5.1}%", m.epoch, m.train_loss, m.test_acc))
-            },
-        ))
+        train_cell(self.setup, cell, progress)
     }
+
+    fn report(records: &[Record<Cell, Trained>], dir: &Path) -> Result<Report> {
+        let tuned = harness::load_grid::<Tuning<'_>>(dir)?;
+        report(&tuned, records, dir).map(Report::text)
+    }
+}
+
+/// `studies report optimizers`.
+pub fn report_saved(out: &Path) -> Result<Report> {
+    harness::report_saved::<Optimizers<'_>>(out)
 }
 
 fn lr_of(rule: &Rule) -> f64 {
@@ -136,32 +176,40 @@ fn lr_of(rule: &Rule) -> f64 {
 }
 
 /// Tunes, runs the seeds, reports.
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Args) -> Result<Report> {
     let mut setup = FigureSetup::new(&args.figure, &["F1"], 5)?;
     let (mut epochs, batch) = match args.figure.scale {
-        crate::keskar::Scale::Smoke => (2, 64),
+        Scale::Smoke => (2, 64),
         _ => (20, 128),
     };
     let mut train_subset = None;
     if args.data == Data::Mnist {
         if args.figure.nets.is_some() {
-            anyhow::bail!(
+            crate::usage!(
                 "--nets: with --data mnist the study trains the F1 family only (784 → 3 × [256, BN, ReLU] → 10)"
             );
         }
         let dir = crate::data::DataDir::resolve(args.figure.data_dir.as_deref());
-        let mut mnist = DataSpec::Mnist.load(&dir)?;
+        let mut mnist = crate::data::load_all(&[DataSpec::Mnist], &dir)?.remove(0).1;
         let keep = MNIST_TRAIN.min(mnist.train.len());
         mnist.train.features.truncate(keep * mnist.sample_len());
         mnist.train.labels.truncate(keep);
         setup.nets = vec![(
             "F1".into(),
-            NetSpec::Mlp(nets::mlp::MlpSpec { input: 784, width: 256, depth: 3, classes: 10 }),
+            NetSpec::Mlp(nets::mlp::MlpSpec {
+                input: 784,
+                width: 256,
+                depth: 3,
+                classes: 10,
+                norm: BatchNormSettings::default(),
+            }),
             DataSpec::Mnist,
         )];
+        setup.opts.env.data.clear();
+        setup.opts.env = setup.opts.env.clone().with_data("mnist (first 10,000 training images)", &mnist);
         setup.data = vec![(DataSpec::Mnist, mnist)];
         train_subset = Some(keep);
-        if args.figure.scale != crate::keskar::Scale::Smoke {
+        if args.figure.scale != Scale::Smoke {
             epochs = 5;
         }
     }
@@ -190,18 +238,18 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     let n_seeds = setup.seeds;
-    let mut study = Optimizers { setup, cells: tuning };
+    let tuning = Tuning { setup: &setup, cells: tuning };
     eprintln!("tuning the step size of each rule (seed 0)");
-    let tuned = harness::run_grid(&study, &study.setup.opts)?;
+    let tuned = harness::run_grid(&tuning, &setup.opts)?;
     // Phase 2: the best step size of each rule (lowest final training loss), every seed.
     let mut cells = Vec::new();
-    for (net, spec, data) in &study.setup.nets {
+    for (net, spec, data) in &setup.nets {
         for rule in rules() {
             let best = tuned
                 .iter()
                 .filter(|r| r.config.net == *net && r.config.rule.name() == rule.name())
                 .min_by(|a, b| final_loss(&a.outcome).total_cmp(&final_loss(&b.outcome)))
-                .expect("every rule was tuned");
+                .ok_or_else(|| anyhow::anyhow!("{net}: {} has no tuning record", rule.name()))?;
             for i in 0..n_seeds {
                 cells.push(Cell {
                     net: net.clone(),
@@ -216,16 +264,29 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
     }
-    study.cells = cells;
     eprintln!("running every rule at its step size, {n_seeds} seeds");
-    let records = harness::run_grid(&study, &study.setup.opts)?;
-    let text = report(&tuned, &records, &harness::study_dir::<Optimizers>(&study.setup.opts.out))?;
-    println!("{text}");
-    Ok(())
+    harness::execute(&Optimizers { setup: &setup, cells }, &setup.opts)
 }
 
-/// Final training loss; a diverged run (NaN) counts as infinite.
+/// A row of `optimizers.csv` (empty cells where every run diverged).
+#[derive(Serialize)]
+struct OptimizersCsv<'a> {
+    rule: &'a str,
+    lr: f64,
+    runs: usize,
+    diverged: usize,
+    train_loss_mean: Option<f64>,
+    train_loss_std: Option<f64>,
+    test_acc_mean: Option<f64>,
+    test_acc_std: Option<f64>,
+    epochs_to_95_mean: Option<f64>,
+}
+
+/// Final training loss; a diverged run counts as infinite.
 fn final_loss(t: &Trained) -> f64 {
+    if t.diverged_at.is_some() {
+        return f64::INFINITY;
+    }
     let l = t.curves.last().map_or(f64::INFINITY, |m| m.train_loss);
     if l.is_finite() { l } else { f64::INFINITY }
 }
@@ -242,7 +303,10 @@ fn report(tuned: &[Record<Cell, Trained>], records: &[Record<Cell, Trained>], di
     let subset = first.train_subset.map_or(String::new(), |n| format!(" (first {n} training images)"));
     writeln!(
         md,
-        "{} ({} parameters) on {}{subset}, batch {}, {} epochs; each rule's step size tuned on 10^(−4 … 0) in half decades with seed 0 (lowest final training loss), then {} seeds. Test accuracy (%) and training loss at the last epoch, mean ± std; epochs until the training loss has made 95 % of its decrease.\n",
+        "{} ({} parameters) on {}{subset}, batch {}, {} epochs; each rule's step size tuned on \
+         10^(−4 … 0) in half decades with seed 0 (lowest final training loss), then {} seeds. Test accuracy (%) \
+         and training loss at the last epoch, mean ± std over the runs that did not diverge; epochs until the \
+         training loss has made 95 % of its decrease.\n",
         first.net,
         records[0].outcome.parameters,
         first.data.name(),
@@ -251,40 +315,43 @@ fn report(tuned: &[Record<Cell, Trained>], records: &[Record<Cell, Trained>], di
         records.iter().filter(|r| r.config.rule.name() == first.rule.name()).count()
     )?;
     md.push_str(
-        "| rule | step size | runs | final train loss | test acc | epochs to 95 % |\n|---|---:|---:|---:|---:|---:|\n",
+        "| rule | step size | runs | diverged | final train loss | test acc | epochs to 95 % |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
     );
-    let mut csv =
-        String::from("rule,lr,runs,train_loss_mean,train_loss_std,test_acc_mean,test_acc_std,epochs_to_95_mean\n");
+    let mut csv = Vec::new();
     let (mut loss_series, mut acc_series) = (Vec::new(), Vec::new());
     for (i, rule) in rules().iter().enumerate() {
-        let runs: Vec<_> = records.iter().filter(|r| r.config.rule.name() == rule.name()).collect();
-        let Some(r0) = runs.first() else { continue };
+        let all: Vec<_> = records.iter().filter(|r| r.config.rule.name() == rule.name()).collect();
+        let Some(r0) = all.first() else { continue };
+        let runs: Vec<_> = all.iter().filter(|r| r.outcome.diverged_at.is_none()).collect();
         let loss: Vec<f64> = runs.iter().map(|r| final_loss(&r.outcome)).collect();
-        let acc: Vec<f64> = runs.iter().map(|r| r.outcome.curves.last().expect("curves").test_acc).collect();
+        let acc: Vec<f64> = runs.iter().filter_map(|r| r.outcome.curves.last()).map(|m| m.test_acc).collect();
         let e95: Vec<f64> = runs.iter().map(|r| epochs_to_95(&r.outcome) as f64).collect();
         let lr = lr_of(&r0.config.rule);
         writeln!(
             md,
-            "| {} | {lr:.0e} | {} | {:.4} ± {:.4} | {:.2} ± {:.2} | {:.1} |",
+            "| {} | {lr:.0e} | {} | {} | {} | {} | {} |",
             rule.name(),
-            runs.len(),
-            mean(&loss),
-            std(&loss),
-            mean(&acc),
-            std(&acc),
-            mean(&e95)
+            all.len(),
+            all.len() - runs.len(),
+            mean_std(&loss, 4),
+            mean_std(&acc, 2),
+            mean_of(&e95).map_or("–".into(), |e| format!("{e:.1}")),
         )?;
-        writeln!(
-            csv,
-            "{},{lr:e},{},{:.6},{:.6},{:.4},{:.4},{:.2}",
-            rule.name(),
-            runs.len(),
-            mean(&loss),
-            std(&loss),
-            mean(&acc),
-            std(&acc),
-            mean(&e95)
-        )?;
+        csv.push(OptimizersCsv {
+            rule: rule.name(),
+            lr,
+            runs: all.len(),
+            diverged: all.len() - runs.len(),
+            train_loss_mean: mean_of(&loss),
+            train_loss_std: std_of(&loss),
+            test_acc_mean: mean_of(&acc),
+            test_acc_std: std_of(&acc),
+            epochs_to_95_mean: mean_of(&e95),
+        });
+        if runs.is_empty() {
+            continue;
+        }
         let len = runs.iter().map(|r| r.outcome.curves.len()).min().unwrap_or(0);
         let at = |e: usize, f: fn(&nets::train::EpochMetrics) -> f64| {
             runs.iter().map(|r| f(&r.outcome.curves[e])).collect::<Vec<_>>()
@@ -335,7 +402,7 @@ fn report(tuned: &[Record<Cell, Trained>], records: &[Record<Cell, Trained>], di
     ap.legend = plotters::prelude::SeriesLabelPosition::LowerRight;
     std::fs::create_dir_all(dir)?;
     harness::write_atomic(&dir.join("optimizers.md"), md.as_bytes())?;
-    harness::write_atomic(&dir.join("optimizers.csv"), csv.as_bytes())?;
+    harness::write_csv(&dir.join("optimizers.csv"), &csv)?;
     plot::write_panels(&dir.join("optimizers"), &[lp, ap])?;
     Ok(md)
 }

@@ -140,10 +140,14 @@ fn draw_panel<DB: DrawingBackend>(
     } else {
         &panel.series
     };
-    let xs = series.iter().flat_map(|s| s.x.iter().copied());
-    let (x0, x1) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(x), hi.max(x)));
-    let ys = series.iter().flat_map(|s| s.mean.iter().zip(&s.std).flat_map(|(m, d)| [m - d, m + d]));
-    let (y0, y1) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| (lo.min(y), hi.max(y)));
+    // Finite values only; a panel with none (every run diverged) gets an empty unit frame.
+    let xs = series.iter().flat_map(|s| s.x.iter().copied()).filter(|v| v.is_finite());
+    let (x0, x1) = finite_range(xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(x), hi.max(x))));
+    let ys = series
+        .iter()
+        .flat_map(|s| s.mean.iter().zip(&s.std).flat_map(|(m, d)| [m - d, m + d]))
+        .filter(|v| v.is_finite());
+    let (y0, y1) = finite_range(ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| (lo.min(y), hi.max(y))));
     let pad = ((y1 - y0) * 0.05).max(1e-9);
     let mut chart = ChartBuilder::on(area)
         .caption(&panel.title, ("sans-serif", 20))
@@ -250,8 +254,11 @@ pub struct ContourPaths {
     /// `z[j][i]` at (x[i], y[j]); drawn as log₁₀(z − min z + 1e-3) so any function shows.
     pub z: Vec<Vec<f64>>,
     /// (label, colour, points) of each path.
-    pub paths: Vec<(String, RGBColor, Vec<(f64, f64)>)>,
+    pub paths: Vec<LabelledPath>,
 }
+
+/// A path drawn over a contour plot: its legend label, colour and points.
+pub type LabelledPath = (String, RGBColor, Vec<(f64, f64)>);
 
 /// Draws `panels` side by side (`cols` per row): filled contours with paths on top and a legend,
 /// into `<stem>.png` / `.svg`. Paths are clipped to the panel.
@@ -316,15 +323,24 @@ where
             let right = if i + 1 == v.len() { v[i] } else { 0.5 * (v[i] + v[i + 1]) };
             (left, right)
         };
+        // One rectangle per run of equal bands along a row (not one per grid cell): the same
+        // picture with a tenth of the shapes, which keeps the SVG small.
         let mut cells = Vec::new();
         for (j, row) in p.z.iter().enumerate() {
-            for (i, &v) in row.iter().enumerate() {
-                let band = (((level(v) - lo) / span * BANDS as f64).floor() as usize).min(BANDS - 1);
-                // Light colours, so that the paths stand out.
-                let c = ramp((band as f64 + 0.5) / BANDS as f64).mix(0.45);
-                let (xa, xb) = half(&p.x, i);
-                let (ya, yb) = half(&p.y, j);
-                cells.push(Rectangle::new([(xa, ya), (xb, yb)], c.filled()));
+            let bands: Vec<usize> = row
+                .iter()
+                .map(|&v| (((level(v) - lo) / span * BANDS as f64).floor() as usize).min(BANDS - 1))
+                .collect();
+            let (ya, yb) = half(&p.y, j);
+            let mut start = 0;
+            for i in 1..=bands.len() {
+                if i == bands.len() || bands[i] != bands[start] {
+                    // Light colours, so that the paths stand out.
+                    let c = ramp((bands[start] as f64 + 0.5) / BANDS as f64).mix(0.45);
+                    let (xa, xb) = (half(&p.x, start).0, half(&p.x, i - 1).1);
+                    cells.push(Rectangle::new([(xa, ya), (xb, yb)], c.filled()));
+                    start = i;
+                }
             }
         }
         chart.draw_series(cells).map_err(e)?;
@@ -484,6 +500,18 @@ fn log_tick(v: f64) -> String {
 fn tick(v: f64) -> String {
     let s = format!("{v:.2}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// `(lo, hi)` as an axis range: (0, 1) when there was no finite value, widened around a single
+/// value.
+fn finite_range((lo, hi): (f64, f64)) -> (f64, f64) {
+    if !(lo.is_finite() && hi.is_finite()) {
+        (0.0, 1.0)
+    } else if hi <= lo {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        (lo, hi)
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use datasets::{Dataset, Split, mnist1d};
 use measure::Objective;
 use nets::Device;
@@ -27,9 +27,14 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::harness::{self, CellProgress, GridArgs, Record, Study};
+use crate::harness::{self, CellProgress, GridArgs, Record, Report, Study};
 use crate::plot::{self, PALETTE, Panel, Series};
 use crate::stats::{mean, std};
+use crate::usage;
+
+/// One line: what `studies list` and `--help` say.
+pub const ABOUT: &str =
+    "GD stuck on a saddle's stable manifold vs noisy GD (Ge et al. 2015): escape probability and time against σ";
 
 /// Arguments of `studies saddle`.
 #[derive(clap::Args, Debug)]
@@ -124,15 +129,59 @@ impl Study for Saddle {
         let median = sorted[(sorted.len() - 1) / 2];
         Ok(Outcome { escaped, median_steps: (median != usize::MAX).then_some(median), trace })
     }
+
+    fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
+        let (text, passed) = report(records, dir)?;
+        if !passed {
+            eprintln!("noisy GD did not escape where plain GD stays (see the table)");
+        }
+        Ok(Report { text, passed })
+    }
 }
 
-/// Builds the grid, runs it, reports; fails unless noisy GD escapes where GD does not.
-pub fn run(args: Args) -> Result<()> {
+/// `studies report saddle`: the analytic part, and the network part when it ran.
+pub fn report_saved(out: &Path) -> Result<Report> {
+    let mut report = harness::report_saved::<Saddle>(out)?;
+    if harness::study_dir::<Plateau>(out).join("grid.grid.json").exists() {
+        let network = harness::report_saved::<Plateau>(out)?;
+        report.text = format!("{}\n{}", report.text, network.text);
+        report.passed &= network.passed;
+    }
+    Ok(report)
+}
+
+/// A row of `saddle.csv` (an empty `median_steps` when fewer than half the runs escaped).
+#[derive(Serialize)]
+struct SaddleCsv {
+    offset: f64,
+    sigma: f64,
+    budget: usize,
+    runs: usize,
+    escaped: usize,
+    median_steps: Option<usize>,
+}
+
+/// A row of `saddle-network.csv` (an empty `escape_step` when the run never escaped).
+#[derive(Serialize)]
+struct NetworkCsv {
+    batch: usize,
+    seed: u64,
+    start_grad_norm: f64,
+    escape_step: Option<usize>,
+    final_train_loss: Option<f64>,
+    final_test_acc: f64,
+}
+
+/// Builds the grids, runs them, reports; the report fails unless noisy GD escapes where GD does
+/// not, and minibatch SGD leaves the network's saddle before full-batch GD.
+pub fn run(args: Args) -> Result<Report> {
     if args.runs == 0 {
-        bail!("--runs 0: at least one run is needed (accepted: 1 or more)");
+        usage!("--runs 0: at least one run is needed (accepted: 1 or more)");
+    }
+    if args.net_seeds == 0 && args.net_steps > 0 {
+        usage!("--net-seeds 0: at least one seed is needed for the network runs (accepted: 1 or more; --net-steps 0 skips them)");
     }
     let (backend, device, jobs) = args.grid.validate()?;
-    harness::check_writable(&args.grid.out)?;
     let master = args.grid.seed;
     let (lr, budget) = (0.1, 150);
     let mut cells = vec![
@@ -152,19 +201,13 @@ pub fn run(args: Args) -> Result<()> {
             seed: harness::derive_seed(master, &["saddle", &sigma.to_string()]),
         });
     }
-    let env = crate::env::Env::capture(backend, &device, jobs);
-    let opts = harness::GridOptions { out: args.grid.out.clone(), jobs, master_seed: master, env };
-    let study = Saddle { cells };
-    let records = harness::run_grid(&study, &opts)?;
-    let (text, ok) = report(&records, &harness::study_dir::<Saddle>(&args.grid.out))?;
-    println!("{text}");
-    if !ok {
-        bail!("noisy GD did not escape where plain GD stays (see the table)");
-    }
-    if args.net_steps == 0 {
-        return Ok(());
-    }
     let data = mnist1d::generate(&mnist1d::Config { train: NET_TRAIN, ..Default::default() });
+    let env = crate::env::Env::capture(backend, &device, jobs).with_data("mnist1d (saddle-network)", &data);
+    let opts = args.grid.options(jobs, env)?;
+    let mut report = harness::execute(&Saddle { cells }, &opts)?;
+    if args.net_steps == 0 {
+        return Ok(report);
+    }
     let mut cells = Vec::new();
     for s in 0..args.net_seeds {
         let seed = harness::derive_seed(master, &["saddle-network", &s.to_string()]);
@@ -177,14 +220,10 @@ pub fn run(args: Args) -> Result<()> {
             });
         }
     }
-    let study = Plateau { cells, data, device: device.clone() };
-    let records = harness::run_grid(&study, &opts)?;
-    let (text, ok) = report_network(&records, &harness::study_dir::<Plateau>(&args.grid.out))?;
-    println!("{text}");
-    if !ok {
-        bail!("minibatch SGD did not leave the network's saddle sooner than full-batch GD (see the table)");
-    }
-    Ok(())
+    let network = harness::execute(&Plateau { cells, data, device: device.clone() }, &opts)?;
+    report.text = format!("{}\n{}", report.text, network.text);
+    report.passed &= network.passed;
+    Ok(report)
 }
 
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool)> {
@@ -192,11 +231,15 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool
     let mut md = String::from("# Escaping a strict saddle: GD vs GD with noise\n\n");
     writeln!(
         md,
-        "f(x, y) = ½x² + ¼(y² − 1)², start (1, y₀), step α = {}, budget {} steps; escaped once |y| ≥ ½. Noisy GD adds N(0, σ²) to each coordinate at every step.\n",
+        "f(x, y) = ½x² + ¼(y² − 1)², start (1, y₀), step α = {}, budget {} steps; escaped once |y| ≥ ½. Noisy \
+         GD adds N(0, σ²) to each coordinate at every step.\n",
         c.lr, c.budget
     )?;
-    md.push_str("| method | y₀ | σ | budget | runs | escaped within budget | median steps to escape |\n|---|---:|---:|---:|---:|---:|---:|\n");
-    let mut csv = String::from("offset,sigma,budget,runs,escaped,median_steps\n");
+    md.push_str(
+        "| method | y₀ | σ | budget | runs | escaped within budget | median steps to escape |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut csv = Vec::new();
     for r in records {
         let c = &r.config;
         let o = &r.outcome;
@@ -212,29 +255,27 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool
             100.0 * o.escaped as f64 / c.runs as f64,
             o.median_steps.map_or("never (> budget)".into(), |m| m.to_string())
         )?;
-        writeln!(
-            csv,
-            "{:e},{:e},{},{},{},{}",
-            c.offset,
-            c.sigma,
-            c.budget,
-            c.runs,
-            o.escaped,
-            o.median_steps.map_or(String::new(), |m| m.to_string())
-        )?;
+        csv.push(SaddleCsv {
+            offset: c.offset,
+            sigma: c.sigma,
+            budget: c.budget,
+            runs: c.runs,
+            escaped: o.escaped,
+            median_steps: o.median_steps,
+        });
     }
-    let on_manifold_gd =
-        records.iter().find(|r| r.config.sigma == 0.0 && r.config.offset == 0.0).expect("GD on the manifold");
+    let on_manifold_gd = records.iter().find(|r| r.config.sigma == 0.0 && r.config.offset == 0.0);
     let noisy: Vec<_> = records.iter().filter(|r| r.config.sigma >= 1e-4).collect();
     // Plot GD runs at the common budget only.
     let records: Vec<_> =
         records.iter().filter(|r| r.config.budget == c.budget || r.config.sigma > 0.0).cloned().collect();
     let records = &records[..];
-    let ok = on_manifold_gd.outcome.escaped == 0
+    let ok = on_manifold_gd.is_some_and(|r| r.outcome.escaped == 0)
         && noisy.iter().all(|r| r.outcome.escaped as f64 >= 0.99 * r.config.runs as f64);
     writeln!(
         md,
-        "\nGD from the stable manifold never escapes; noisy GD with σ ≥ 1e-4 escapes in at least 99 % of runs within the budget: {}.",
+        "\nGD from the stable manifold never escapes; noisy GD with σ ≥ 1e-4 escapes in at least 99 % of runs \
+         within the budget: {}.",
         if ok { "yes" } else { "NO" }
     )?;
 
@@ -297,7 +338,7 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool
     tr.legend = plotters::prelude::SeriesLabelPosition::LowerRight;
     std::fs::create_dir_all(dir)?;
     harness::write_atomic(&dir.join("saddle.md"), md.as_bytes())?;
-    harness::write_atomic(&dir.join("saddle.csv"), csv.as_bytes())?;
+    harness::write_csv(&dir.join("saddle.csv"), &csv)?;
     plot::write_panels(&dir.join("saddle"), &[tr, prob, time])?;
     Ok((md, ok))
 }
@@ -344,6 +385,7 @@ pub struct NetOutcome {
     /// first minibatch.
     pub start_grad_norm: f64,
     /// Training loss (full training set) before every step and after the last.
+    #[serde(with = "measure::nonfinite::vec")]
     pub train_loss: Vec<f64>,
     /// Test accuracy (%) after the last step.
     pub test_acc: f64,
@@ -370,7 +412,7 @@ fn plateau_start(spec: &NetSpec, data: &Dataset, seed: u64, device: &Device) -> 
     let mut weights = spec.initial_weights(seed, device);
     let counts = data.train.class_counts(data.classes);
     if let Some(c) = counts.iter().position(|&c| c == 0) {
-        bail!("class {c} has no training sample: the plateau start needs every class present");
+        anyhow::bail!("class {c} has no training sample: the plateau start needs every class present");
     }
     let n = data.train.len() as f64;
     let mut at = 0;
@@ -463,13 +505,21 @@ impl Study for Plateau {
         let test_acc = full.evaluate(&theta, &[], &data.test).1;
         Ok(NetOutcome { plateau_loss, start_loss: train_loss[0], start_grad_norm, train_loss, test_acc, escape_step })
     }
+
+    fn report(records: &[Record<NetCell, NetOutcome>], dir: &Path) -> Result<Report> {
+        let (text, passed) = report_network(records, dir)?;
+        if !passed {
+            eprintln!("minibatch SGD did not leave the network's saddle sooner than full-batch GD (see the table)");
+        }
+        Ok(Report { text, passed })
+    }
 }
 
 fn report_network(records: &[Record<NetCell, NetOutcome>], dir: &Path) -> Result<(String, bool)> {
     let c = &records[0].config;
     let o = &records[0].outcome;
     let batches = harness::distinct(records.iter().map(|r| r.config.batch));
-    let full = batches.iter().copied().max().expect("at least one cell");
+    let full = batches.iter().copied().max().unwrap_or(0);
     let mut md = String::from("# Minibatch noise leaving a network's saddle\n\n");
     writeln!(
         md,
@@ -477,8 +527,11 @@ fn report_network(records: &[Record<NetCell, NetOutcome>], dir: &Path) -> Result
         o.plateau_loss, c.lr, c.steps
     )?;
     md.push_str("| method | batch | seeds | ‖∇‖ at the start (median) | steps to escape (median) | steps to escape (each seed) | final training loss (mean) | final test accuracy % (mean) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
-    let mut csv = String::from("batch,seed,start_grad_norm,escape_step,final_train_loss,final_test_acc\n");
+    let mut csv = Vec::new();
     let median = |mut v: Vec<f64>| {
+        if v.is_empty() {
+            return f64::NAN;
+        }
         v.sort_by(f64::total_cmp);
         v[(v.len() - 1) / 2]
     };
@@ -496,19 +549,18 @@ fn report_network(records: &[Record<NetCell, NetOutcome>], dir: &Path) -> Result
             median(runs.iter().map(|r| r.outcome.start_grad_norm).collect()),
             if m.is_finite() { format!("{m}") } else { "never".into() },
             runs.iter().map(|r| steps_text(r.outcome.escape_step)).collect::<Vec<_>>().join(", "),
-            mean(&runs.iter().map(|r| *r.outcome.train_loss.last().expect("steps + 1 losses")).collect::<Vec<_>>()),
+            mean(&runs.iter().filter_map(|r| r.outcome.train_loss.last().copied()).collect::<Vec<_>>()),
             mean(&runs.iter().map(|r| r.outcome.test_acc).collect::<Vec<_>>()),
         )?;
         for r in runs {
-            writeln!(
-                csv,
-                "{b},{},{:e},{},{},{}",
-                r.config.seed,
-                r.outcome.start_grad_norm,
-                r.outcome.escape_step.map_or(String::new(), |s| s.to_string()),
-                r.outcome.train_loss.last().expect("losses"),
-                r.outcome.test_acc
-            )?;
+            csv.push(NetworkCsv {
+                batch: b,
+                seed: r.config.seed,
+                start_grad_norm: r.outcome.start_grad_norm,
+                escape_step: r.outcome.escape_step,
+                final_train_loss: r.outcome.train_loss.last().copied(),
+                final_test_acc: r.outcome.test_acc,
+            });
         }
     }
     // Per seed: every minibatch size leaves before full-batch GD does.
@@ -535,7 +587,7 @@ fn report_network(records: &[Record<NetCell, NetOutcome>], dir: &Path) -> Result
     let mut gap_series = Vec::new();
     for (i, &b) in batches.iter().enumerate() {
         let runs: Vec<_> = records.iter().filter(|r| r.config.batch == b).collect();
-        let len = runs.iter().map(|r| r.outcome.train_loss.len()).min().expect("runs");
+        let len = runs.iter().map(|r| r.outcome.train_loss.len()).min().unwrap_or(0);
         let x: Vec<f64> = (0..len).map(|k| k as f64).collect();
         let at = |k: usize| runs.iter().map(|r| r.outcome.train_loss[k]).collect::<Vec<f64>>();
         let label = if b == full { format!("GD (full batch, {b})") } else { format!("SGD, batch {b}") };
@@ -565,7 +617,7 @@ fn report_network(records: &[Record<NetCell, NetOutcome>], dir: &Path) -> Result
     gap.legend = plotters::prelude::SeriesLabelPosition::LowerRight;
     std::fs::create_dir_all(dir)?;
     harness::write_atomic(&dir.join("saddle-network.md"), md.as_bytes())?;
-    harness::write_atomic(&dir.join("saddle-network.csv"), csv.as_bytes())?;
+    harness::write_csv(&dir.join("saddle-network.csv"), &csv)?;
     plot::write_panels(&dir.join("saddle-network"), &[loss, gap])?;
     Ok((md, ok))
 }

@@ -34,6 +34,21 @@ pub fn welch_t_test(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
     Some((t, 2.0 * (1.0 - dist.cdf(t.abs()))))
 }
 
+/// The mean, or `None` for no values (an empty CSV cell).
+pub fn mean_of(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| mean(v))
+}
+
+/// The sample standard deviation, or `None` for no values.
+pub fn std_of(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| std(v))
+}
+
+/// `mean ± std` with `digits` decimals, or a dash when there are no values.
+pub fn mean_std(v: &[f64], digits: usize) -> String {
+    if v.is_empty() { "–".into() } else { format!("{:.digits$} ± {:.digits$}", mean(v), std(v)) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

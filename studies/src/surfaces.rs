@@ -14,8 +14,12 @@ use anyhow::Result;
 use optim::{Optimizer, Rule};
 use serde::{Deserialize, Serialize};
 
-use crate::harness::{self, CellProgress, GridArgs, Record, Study};
+use crate::harness::{self, CellProgress, GridArgs, Record, Report, Study};
 use crate::plot::{self, ContourPaths, PALETTE, Panel, Series};
+
+/// One line: what `studies list` and `--help` say.
+pub const ABOUT: &str =
+    "The seven update rules on an ill-conditioned quadratic, a saddle, Rosenbrock, Beale, Himmelblau: trajectories";
 
 /// Arguments of `studies surfaces`.
 #[derive(clap::Args, Debug)]
@@ -152,12 +156,24 @@ pub struct Outcome {
     pub lr: f64,
     /// First iteration with f at or below the target, if reached.
     pub iterations_to_target: Option<usize>,
-    /// f after the last iteration.
+    /// f after the last iteration (±∞ or NaN for a run that blew up).
+    #[serde(with = "measure::nonfinite")]
     pub final_value: f64,
-    /// f at every iteration (0 is the start).
+    /// The iterations kept for `values` and `path`: every one of the first 100, then evenly
+    /// spaced ones (at most about 400 more), and the last.
+    pub at: Vec<usize>,
+    /// f at each kept iteration (0 is the start).
+    #[serde(with = "measure::nonfinite::vec")]
     pub values: Vec<f64>,
-    /// The path, every point.
+    /// The point at each kept iteration.
     pub path: Vec<[f64; 2]>,
+}
+
+/// Iterations 0 … `last` kept in a record: all of the first 100 (where the rules differ most),
+/// then every `stride`-th so that about 400 more remain, and the last.
+fn kept(last: usize) -> Vec<usize> {
+    let stride = last.div_ceil(400).max(1);
+    (0..=last).filter(|&k| k < 100 || k % stride == 0 || k == last).collect()
 }
 
 fn run_one(surface: Surface, rule: Rule, iterations: usize, seed: u64) -> Outcome {
@@ -179,7 +195,10 @@ fn run_one(surface: Surface, rule: Rule, iterations: usize, seed: u64) -> Outcom
         opt.step(&mut p, &g);
     }
     let final_value = *values.last().expect("at least the start");
-    Outcome { lr: 0.0, iterations_to_target: reached, final_value, values, path }
+    let at = kept(values.len() - 1);
+    let values = at.iter().map(|&k| values[k]).collect();
+    let path = at.iter().map(|&k| path[k]).collect();
+    Outcome { lr: 0.0, iterations_to_target: reached, final_value, at, values, path }
 }
 
 struct Surfaces {
@@ -213,18 +232,36 @@ impl Study for Surfaces {
             .iter()
             .map(|&lr| Outcome { lr, ..run_one(cell.surface, cell.rule.with_lr(lr), cell.iterations, cell.seed) })
             .min_by(|a, b| key(a).0.cmp(&key(b).0).then(key(a).1.total_cmp(&key(b).1)))
-            .expect("a non-empty grid");
+            .ok_or_else(|| anyhow::anyhow!("an empty step-size grid"))?;
         Ok(best)
+    }
+
+    fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
+        report(records, dir).map(Report::text)
     }
 }
 
+/// `studies report surfaces`.
+pub fn report_saved(out: &Path) -> Result<Report> {
+    harness::report_saved::<Surfaces>(out)
+}
+
+/// A row of `surfaces.csv` (an empty `iterations_to_target` when the target was not reached).
+#[derive(Serialize)]
+struct SurfacesCsv<'a> {
+    surface: String,
+    rule: &'a str,
+    lr: f64,
+    iterations_to_target: Option<usize>,
+    final_value: f64,
+}
+
 /// Builds the grid, runs it, writes the table and the plots.
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Args) -> Result<Report> {
     if args.iterations == 0 {
-        anyhow::bail!("--iterations 0: at least one iteration is needed (accepted: 1 or more)");
+        crate::usage!("--iterations 0: at least one iteration is needed (accepted: 1 or more)");
     }
     let (backend, device, jobs) = args.grid.validate()?;
-    harness::check_writable(&args.grid.out)?;
     let master = args.grid.seed;
     let lr_grid: Vec<f64> = (0..=18).map(|k| 10f64.powf(-5.0 + k as f64 / 3.0)).collect();
     let mut cells = Vec::new();
@@ -239,13 +276,8 @@ pub fn run(args: Args) -> Result<()> {
             });
         }
     }
-    let env = crate::env::Env::capture(backend, &device, jobs);
-    let opts = harness::GridOptions { out: args.grid.out.clone(), jobs, master_seed: master, env };
-    let study = Surfaces { cells };
-    let records = harness::run_grid(&study, &opts)?;
-    let text = report(&records, &harness::study_dir::<Surfaces>(&args.grid.out))?;
-    println!("{text}");
-    Ok(())
+    let opts = args.grid.options(jobs, crate::env::Env::capture(backend, &device, jobs))?;
+    harness::execute(&Surfaces { cells }, &opts)
 }
 
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
@@ -253,7 +285,9 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
     let mut md = String::from("# Update rules on test surfaces\n\n");
     writeln!(
         md,
-        "Iterations to reach the target (f ≤ f* + 1e-6; for the saddle, f ≤ −1, i.e. escaped), with each rule's step size tuned on 10^(−5 … 1) (3 per decade); `—` if not reached in {} iterations (final f in brackets). Momentum and Nesterov ρ = 0.9, RMSProp γ = 0.9, Adam β = (0.9, 0.999), noisy GD σ = 1e-3.\n",
+        "Iterations to reach the target (f ≤ f* + 1e-6; for the saddle, f ≤ −1, i.e. escaped), with each rule's \
+         step size tuned on 10^(−5 … 1) (3 per decade); `—` if not reached in {} iterations (final f in \
+         brackets). Momentum and Nesterov ρ = 0.9, RMSProp γ = 0.9, Adam β = (0.9, 0.999), noisy GD σ = 1e-3.\n",
         records[0].config.iterations
     )?;
     write!(md, "| surface |")?;
@@ -261,7 +295,7 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
         write!(md, " {n} |")?;
     }
     writeln!(md, "\n|---|{}", "---:|".repeat(names.len()))?;
-    let mut csv = String::from("surface,rule,lr,iterations_to_target,final_value\n");
+    let mut csv = Vec::new();
     let mut contour_panels = Vec::new();
     let mut loss_panels = Vec::new();
     for surface in SURFACES {
@@ -276,14 +310,13 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
                 Some(k) => write!(md, " {k} (α = {:.0e}) |", o.lr)?,
                 None => write!(md, " — ({:.2e}, α = {:.0e}) |", o.final_value, o.lr)?,
             }
-            writeln!(
-                csv,
-                "{surface:?},{},{:e},{},{:e}",
-                r.config.rule.name(),
-                o.lr,
-                o.iterations_to_target.map_or(String::new(), |k| k.to_string()),
-                o.final_value
-            )?;
+            csv.push(SurfacesCsv {
+                surface: format!("{surface:?}"),
+                rule: r.config.rule.name(),
+                lr: o.lr,
+                iterations_to_target: o.iterations_to_target,
+                final_value: o.final_value,
+            });
         }
         writeln!(md)?;
         let ([xa, xb], [ya, yb]) = surface.window();
@@ -307,18 +340,19 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
             .map(|(i, r)| {
                 // The saddle runs escape within a few dozen steps: show those.
                 let shown = if surface == Surface::Saddle { 40 } else { usize::MAX };
-                let vals: Vec<f64> = r
+                let (at, vals): (Vec<f64>, Vec<f64>) = r
                     .outcome
-                    .values
+                    .at
                     .iter()
-                    .take(shown)
-                    .map(|&v| if surface == Surface::Saddle { v.max(-10.0) } else { v.max(1e-12) })
-                    .collect();
+                    .zip(&r.outcome.values)
+                    .take_while(|(k, _)| **k < shown)
+                    .map(|(&k, &v)| (k as f64, if surface == Surface::Saddle { v.max(-10.0) } else { v.max(1e-12) }))
+                    .unzip();
                 Series {
                     label: r.config.rule.name().into(),
                     color: plot_color(i),
                     dashed: false,
-                    x: (0..vals.len()).map(|k| k as f64).collect(),
+                    x: at,
                     mean: vals.clone(),
                     std: vec![0.0; vals.len()],
                 }
@@ -340,7 +374,7 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
     }
     std::fs::create_dir_all(dir)?;
     harness::write_atomic(&dir.join("surfaces.md"), md.as_bytes())?;
-    harness::write_atomic(&dir.join("surfaces.csv"), csv.as_bytes())?;
+    harness::write_csv(&dir.join("surfaces.csv"), &csv)?;
     plot::write_contour_paths(&dir.join("trajectories"), &contour_panels, 3)?;
     plot::write_grid(&dir.join("losses"), 2, &loss_panels)?;
     Ok(md)

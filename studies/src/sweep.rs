@@ -13,10 +13,18 @@ use nets::train::{NetSpec, RunSeeds, TrainConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::data::DataSpec;
-use crate::harness::{self, CellProgress, Record, Study};
-use crate::keskar::{self, FigureArgs, FigureSetup, MeasureConfig, Outcome};
+use crate::figure::{FigureArgs, FigureSetup};
+use crate::harness::{self, CellProgress, Record, Report, Study};
+use crate::measurement::{MeasureConfig, Outcome, measure_run};
 use crate::plot::{self, PALETTE, Panel, Series};
-use crate::stats::{mean, std};
+use crate::scale::Scale;
+use crate::stats::{mean, mean_of, mean_std, std, std_of};
+
+/// One line: what `studies list` and `--help` say.
+pub const ABOUT: &str = "Keskar et al. 2017 Fig. 4: test accuracy and sharpness against the batch size";
+
+/// The figure studies' flags.
+pub type Args = FigureArgs;
 
 /// Batch sizes of the sweep at the default scale (the training set has 4000 samples).
 const BATCHES: [usize; 8] = [16, 32, 64, 128, 256, 512, 1000, 2000];
@@ -67,16 +75,25 @@ impl Study for Sweep {
         });
         let train_seconds = start.elapsed().as_secs_f64();
         progress.message("measuring sharpness");
-        let measures = keskar::measure(&cell.spec, &trained.weights, data, &cell.measure, &self.setup.device);
-        Ok(Outcome { trained, train_seconds, measures: Some(measures) })
+        let measures = measure_run(&cell.spec, &trained, data, Some(&cell.measure), &self.setup.device)?;
+        Ok(Outcome { trained, train_seconds, measures })
+    }
+
+    fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
+        report(records, dir).map(Report::text)
     }
 }
 
+/// `studies report sweep`.
+pub fn report_saved(out: &Path) -> Result<Report> {
+    harness::report_saved::<Sweep>(out)
+}
+
 /// Builds the grid, runs it, writes `figure4.{png,svg}` and `sweep.{md,csv}`.
-pub fn run(args: FigureArgs) -> Result<()> {
+pub fn run(args: FigureArgs) -> Result<Report> {
     let setup = FigureSetup::new(&args, &["C1"], 2)?;
     let batches: Vec<usize> = match args.scale {
-        keskar::Scale::Smoke => vec![16, 64, 160],
+        Scale::Smoke => vec![16, 64, 160],
         _ => BATCHES.to_vec(),
     };
     let master = setup.opts.master_seed;
@@ -104,22 +121,38 @@ pub fn run(args: FigureArgs) -> Result<()> {
         }
     }
     let study = Sweep { setup, cells };
-    let records = harness::run_grid(&study, &study.setup.opts)?;
-    let text = report(&records, &harness::study_dir::<Sweep>(&study.setup.opts.out))?;
-    println!("{text}");
-    Ok(())
+    harness::execute(&study, &study.setup.opts)
+}
+
+/// A row of `sweep.csv` (empty cells where no run finished or none was measured).
+#[derive(Serialize)]
+struct SweepCsv<'a> {
+    net: &'a str,
+    batch: usize,
+    runs: usize,
+    diverged: usize,
+    train_acc_mean: Option<f64>,
+    test_acc_mean: Option<f64>,
+    test_acc_std: Option<f64>,
+    sharpness_mean: Option<f64>,
+    sharpness_std: Option<f64>,
 }
 
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
     let nets = harness::distinct(records.iter().map(|r| r.config.net.as_str()));
+    let cfg = &records[0].config.measure;
     let mut md = String::from("# Keskar et al. 2017, Figure 4: batch-size sweep\n\n");
     writeln!(
         md,
-        "Test accuracy (%) and full-space sharpness (Metric 2.1, ε = 1e-3, 10 L-BFGS-B iterations) of the final iterate, mean ± std over seeds.\n"
+        "Test accuracy (%) and full-space sharpness (Metric 2.1, ε = {:e}, {} L-BFGS-B iterations) of the \
+         final iterate, mean ± std over the seeds that did not diverge.\n",
+        cfg.epsilons.first().copied().unwrap_or(f64::NAN),
+        cfg.lbfgsb_iterations
     )?;
-    md.push_str("| net | batch | runs | train acc | test acc | sharpness |\n|---|---:|---:|---:|---:|---:|\n");
-    let mut csv =
-        String::from("net,batch,runs,train_acc_mean,test_acc_mean,test_acc_std,sharpness_mean,sharpness_std\n");
+    md.push_str(
+        "| net | batch | runs | diverged | train acc | test acc | sharpness |\n|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut csv = Vec::new();
     let mut panels = Vec::new();
     for &net in &nets {
         let mut batches: Vec<usize> =
@@ -128,35 +161,43 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
         batches.dedup();
         let (mut acc, mut sharp) = (Vec::new(), Vec::new());
         for &b in &batches {
-            let runs: Vec<_> =
-                records.iter().filter(|r| r.config.net == net && r.config.train.batch_size == b).collect();
-            let last = |r: &&Record<Cell, Outcome>| r.outcome.trained.curves.last().cloned().expect("curves");
+            let all: Vec<_> = records.iter().filter(|r| r.config.net == net && r.config.train.batch_size == b).collect();
+            let runs: Vec<_> = all.iter().filter(|r| r.outcome.trained.diverged_at.is_none()).collect();
+            let last = |r: &&&Record<Cell, Outcome>| r.outcome.trained.curves.last().cloned().expect("curves");
             let train: Vec<f64> = runs.iter().map(|r| last(r).train_acc).collect();
             let test: Vec<f64> = runs.iter().map(|r| last(r).test_acc).collect();
-            let s: Vec<f64> =
-                runs.iter().filter_map(|r| r.outcome.measures.as_ref()).map(|m| m.full_space[0].value).collect();
+            let s: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| r.outcome.measures.as_ref())
+                .filter_map(|m| m.full_space.first())
+                .map(|s| s.value)
+                .collect();
             writeln!(
                 md,
-                "| {net} | {b} | {} | {:.2} | {:.2} ± {:.2} | {:.2} ± {:.2} |",
-                runs.len(),
-                mean(&train),
-                mean(&test),
-                std(&test),
-                mean(&s),
-                std(&s)
+                "| {net} | {b} | {} | {} | {} | {} | {} |",
+                all.len(),
+                all.len() - runs.len(),
+                mean_of(&train).map_or("–".into(), |m| format!("{m:.2}")),
+                mean_std(&test, 2),
+                mean_std(&s, 2),
             )?;
-            writeln!(
-                csv,
-                "{net},{b},{},{:.4},{:.4},{:.4},{:.6},{:.6}",
-                runs.len(),
-                mean(&train),
-                mean(&test),
-                std(&test),
-                mean(&s),
-                std(&s)
-            )?;
-            acc.push((b as f64, mean(&test), std(&test)));
-            sharp.push((b as f64, mean(&s)));
+            csv.push(SweepCsv {
+                net,
+                batch: b,
+                runs: all.len(),
+                diverged: all.len() - runs.len(),
+                train_acc_mean: mean_of(&train),
+                test_acc_mean: mean_of(&test),
+                test_acc_std: std_of(&test),
+                sharpness_mean: mean_of(&s),
+                sharpness_std: std_of(&s),
+            });
+            if !test.is_empty() {
+                acc.push((b as f64, mean(&test), std(&test)));
+            }
+            if !s.is_empty() {
+                sharp.push((b as f64, mean(&s)));
+            }
         }
         let mut p = Panel::new(
             format!("{net}: test accuracy"),
@@ -194,7 +235,7 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
     }
     std::fs::create_dir_all(dir)?;
     harness::write_atomic(&dir.join("sweep.md"), md.as_bytes())?;
-    harness::write_atomic(&dir.join("sweep.csv"), csv.as_bytes())?;
+    harness::write_csv(&dir.join("sweep.csv"), &csv)?;
     plot::write_panels(&dir.join("figure4"), &panels)?;
     Ok(md)
 }

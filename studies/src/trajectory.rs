@@ -13,9 +13,17 @@ use nets::train::{NetSpec, RunSeeds, TrainConfig, Trained};
 use serde::{Deserialize, Serialize};
 
 use crate::data::DataSpec;
-use crate::harness::{self, CellProgress, Record, Study};
-use crate::keskar::{self, FigureArgs, FigureSetup, MeasureConfig, Regime};
+use crate::figure::{FigureArgs, FigureSetup};
+use crate::harness::{self, CellProgress, Record, Report, Study};
+use crate::keskar::Regime;
+use crate::measurement::{MeasureConfig, measure};
 use crate::plot::{self, PALETTE, Panel, Series};
+
+/// One line: what `studies list` and `--help` say.
+pub const ABOUT: &str = "Keskar et al. 2017 Fig. 6: sharpness against training loss along SB and LB training";
+
+/// The figure studies' flags.
+pub type Args = FigureArgs;
 
 /// Epochs at which sharpness is measured (the default scale trains 60).
 const EPOCHS: [usize; 10] = [0, 1, 2, 3, 5, 10, 15, 20, 40, 60];
@@ -49,8 +57,10 @@ pub struct Point {
     /// Epochs completed.
     pub epoch: usize,
     /// Training cross-entropy (whole training set).
+    #[serde(with = "measure::nonfinite")]
     pub train_loss: f64,
-    /// Sharpness (Metric 2.1, ε = 1e-3, A = I).
+    /// Sharpness (Metric 2.1 at the cell's ε, A = I).
+    #[serde(with = "measure::nonfinite")]
     pub sharpness: f64,
 }
 
@@ -87,20 +97,40 @@ impl Study for Trajectory {
         let trained = cell.spec.train(data, &cell.train, cell.seeds, None, &self.setup.device, &mut |m, weights| {
             progress.message(&format!("epoch {:>3}  train loss {:.4}", m.epoch, m.train_loss));
             if cell.at_epochs.contains(&m.epoch) {
-                let measures = keskar::measure(&cell.spec, &weights(), data, &cell.measure, &self.setup.device);
+                let measures = measure(&cell.spec, &weights(), data, &cell.measure, &self.setup.device);
                 points.push(Point {
                     epoch: m.epoch,
                     train_loss: m.train_loss,
-                    sharpness: measures.full_space[0].value,
+                    sharpness: measures.full_space.first().map_or(f64::NAN, |s| s.value),
                 });
             }
         });
         Ok(Outcome { trained, points })
     }
+
+    fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
+        report(records, dir).map(Report::text)
+    }
+}
+
+/// `studies report trajectory`.
+pub fn report_saved(out: &Path) -> Result<Report> {
+    harness::report_saved::<Trajectory>(out)
+}
+
+/// A row of `trajectory.csv`.
+#[derive(Serialize)]
+struct TrajectoryCsv<'a> {
+    net: &'a str,
+    regime: String,
+    seed_index: usize,
+    epoch: usize,
+    train_loss: f64,
+    sharpness: f64,
 }
 
 /// Builds the grid, runs it, writes `figure6.{png,svg}` and `trajectory.{md,csv}`.
-pub fn run(args: FigureArgs) -> Result<()> {
+pub fn run(args: FigureArgs) -> Result<Report> {
     let setup = FigureSetup::new(&args, &["F1", "C1"], 1)?;
     let epochs = setup.scale.epochs;
     let at_epochs: Vec<usize> = EPOCHS
@@ -112,7 +142,7 @@ pub fn run(args: FigureArgs) -> Result<()> {
         .into_iter()
         .collect();
     let master = setup.opts.master_seed;
-    let lb = setup.scale.lb.expect("the small scales fix the large batch");
+    let Some(lb) = setup.scale.lb else { crate::usage!("trajectory runs at the small scales only") };
     let mut cells = Vec::new();
     for (net, spec, data) in &setup.nets {
         for regime in [Regime::SB, Regime::LB] {
@@ -141,10 +171,7 @@ pub fn run(args: FigureArgs) -> Result<()> {
         }
     }
     let study = Trajectory { setup, cells };
-    let records = harness::run_grid(&study, &study.setup.opts)?;
-    let text = report(&records, &harness::study_dir::<Trajectory>(&study.setup.opts.out))?;
-    println!("{text}");
-    Ok(())
+    harness::execute(&study, &study.setup.opts)
 }
 
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
@@ -152,21 +179,26 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
     let mut md = String::from("# Keskar et al. 2017, Figure 6: sharpness along training\n\n");
     writeln!(
         md,
-        "Full-space sharpness (ε = 1e-3) of the iterate after each listed epoch, against its training cross-entropy (seed 0 of each regime).\n"
+        "Full-space sharpness (ε = {:e}) of the iterate after each listed epoch, against its training \
+         cross-entropy (seed 0 of each regime). A run that diverged stops at its last finite epoch.\n",
+        records[0].config.measure.epsilons.first().copied().unwrap_or(f64::NAN)
     )?;
     md.push_str("| net | regime | epoch | train loss | sharpness |\n|---|---|---:|---:|---:|\n");
-    let mut csv = String::from("net,regime,seed_index,epoch,train_loss,sharpness\n");
+    let mut csv = Vec::new();
     let mut panels = Vec::new();
     for &net in &nets {
         let mut series = Vec::new();
         for (regime, color) in [(Regime::SB, PALETTE[0]), (Regime::LB, PALETTE[1])] {
             for r in records.iter().filter(|r| r.config.net == net && r.config.regime == regime) {
                 for p in &r.outcome.points {
-                    writeln!(
-                        csv,
-                        "{net},{regime:?},{},{},{:.6e},{:.6}",
-                        r.config.seed_index, p.epoch, p.train_loss, p.sharpness
-                    )?;
+                    csv.push(TrajectoryCsv {
+                        net,
+                        regime: format!("{regime:?}"),
+                        seed_index: r.config.seed_index,
+                        epoch: p.epoch,
+                        train_loss: p.train_loss,
+                        sharpness: p.sharpness,
+                    });
                     if r.config.seed_index == 0 {
                         writeln!(
                             md,
@@ -200,7 +232,7 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
     }
     std::fs::create_dir_all(dir)?;
     harness::write_atomic(&dir.join("trajectory.md"), md.as_bytes())?;
-    harness::write_atomic(&dir.join("trajectory.csv"), csv.as_bytes())?;
+    harness::write_csv(&dir.join("trajectory.csv"), &csv)?;
     plot::write_panels(&dir.join("figure6"), &panels)?;
     Ok(md)
 }

@@ -14,10 +14,18 @@ use nets::train::{EpochMetrics, NetSpec, RunSeeds, TrainConfig, Trained};
 use serde::{Deserialize, Serialize};
 
 use crate::data::DataSpec;
-use crate::harness::{self, CellProgress, Record, Study};
-use crate::keskar::{self, FigureArgs, FigureSetup, MeasureConfig, Measures};
+use crate::figure::{FigureArgs, FigureSetup};
+use crate::harness::{self, CellProgress, Record, Report, Study};
+use crate::measurement::{MeasureConfig, Measures, measure_run};
 use crate::plot::{self, PALETTE, Panel, Series};
-use crate::stats::{mean, std};
+use crate::scale::Scale;
+use crate::stats::{mean, mean_of, mean_std, std, std_of};
+
+/// One line: what `studies list` and `--help` say.
+pub const ABOUT: &str = "Keskar et al. 2017 Fig. 5: LB training warm-started from SB iterates after k epochs";
+
+/// The figure studies' flags.
+pub type Args = FigureArgs;
 
 /// SB warm-up epochs k.
 const WARMUP: [usize; 8] = [0, 1, 2, 5, 10, 20, 30, 40];
@@ -50,10 +58,10 @@ pub struct Cell {
 pub struct Outcome {
     /// Metrics of the SB iterate after k epochs.
     pub sb: EpochMetrics,
-    /// The LB phase.
+    /// The LB phase (it diverges at its first step when the SB phase did).
     pub lb: Trained,
-    /// Sharpness of the LB solution.
-    pub measures: Measures,
+    /// Sharpness of the LB solution (none if either phase diverged).
+    pub measures: Option<Measures>,
 }
 
 struct WarmStart {
@@ -86,20 +94,29 @@ impl Study for WarmStart {
             progress.message(&format!("LB epoch {:>3}  test {:5.1}%", m.epoch, m.test_acc))
         });
         progress.message("measuring sharpness");
-        let measures = keskar::measure(&cell.spec, &lb.weights, data, &cell.measure, device);
+        let measures = measure_run(&cell.spec, &lb, data, Some(&cell.measure), device)?;
         Ok(Outcome { sb: sb.curves.last().cloned().expect("epoch-0 evaluation"), lb, measures })
+    }
+
+    fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
+        report(records, dir).map(Report::text)
     }
 }
 
+/// `studies report warmstart`.
+pub fn report_saved(out: &Path) -> Result<Report> {
+    harness::report_saved::<WarmStart>(out)
+}
+
 /// Builds the grid, runs it, writes `figure5.{png,svg}` and `warmstart.{md,csv}`.
-pub fn run(args: FigureArgs) -> Result<()> {
+pub fn run(args: FigureArgs) -> Result<Report> {
     let setup = FigureSetup::new(&args, &["C1"], 2)?;
     let warmup: Vec<usize> = match args.scale {
-        keskar::Scale::Smoke => vec![0, 1, 3],
+        Scale::Smoke => vec![0, 1, 3],
         _ => WARMUP.to_vec(),
     };
     let master = setup.opts.master_seed;
-    let lb = setup.scale.lb.expect("the small scales fix the large batch");
+    let Some(lb) = setup.scale.lb else { crate::usage!("warmstart runs at the small scales only") };
     let mut cells = Vec::new();
     for (net, spec, data) in &setup.nets {
         for &k in &warmup {
@@ -126,10 +143,21 @@ pub fn run(args: FigureArgs) -> Result<()> {
         }
     }
     let study = WarmStart { setup, cells };
-    let records = harness::run_grid(&study, &study.setup.opts)?;
-    let text = report(&records, &harness::study_dir::<WarmStart>(&study.setup.opts.out))?;
-    println!("{text}");
-    Ok(())
+    harness::execute(&study, &study.setup.opts)
+}
+
+/// A row of `warmstart.csv` (empty cells where no run finished).
+#[derive(Serialize)]
+struct WarmStartCsv<'a> {
+    net: &'a str,
+    k: usize,
+    runs: usize,
+    diverged: usize,
+    sb_test_acc_mean: Option<f64>,
+    lb_test_acc_mean: Option<f64>,
+    lb_test_acc_std: Option<f64>,
+    lb_sharpness_mean: Option<f64>,
+    lb_sharpness_std: Option<f64>,
 }
 
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
@@ -137,12 +165,16 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
     let mut md = String::from("# Keskar et al. 2017, Figure 5: warm-started large-batch training\n\n");
     writeln!(
         md,
-        "k epochs of SB Adam, then LB Adam from that iterate (fresh optimizer state). Test accuracy (%) of the SB iterate and of the LB solution, and the LB solution's full-space sharpness (ε = 1e-3); mean ± std over seeds.\n"
+        "k epochs of SB Adam, then LB Adam from that iterate (fresh optimizer state). Test accuracy (%) of the \
+         SB iterate and of the LB solution, and the LB solution's full-space sharpness (ε = {:e}); mean ± std \
+         over the seeds that did not diverge.\n",
+        records[0].config.measure.epsilons.first().copied().unwrap_or(f64::NAN)
     )?;
-    md.push_str("| net | k (SB epochs) | runs | SB iterate test acc | LB solution test acc | LB sharpness |\n|---|---:|---:|---:|---:|---:|\n");
-    let mut csv = String::from(
-        "net,k,runs,sb_test_acc_mean,lb_test_acc_mean,lb_test_acc_std,lb_sharpness_mean,lb_sharpness_std\n",
+    md.push_str(
+        "| net | k (SB epochs) | runs | diverged | SB iterate test acc | LB solution test acc | LB sharpness |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
     );
+    let mut csv = Vec::new();
     let mut panels = Vec::new();
     for &net in &nets {
         let mut ks: Vec<usize> = records.iter().filter(|r| r.config.net == net).map(|r| r.config.sb.epochs).collect();
@@ -150,34 +182,43 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
         ks.dedup();
         let (mut sb_acc, mut lb_acc, mut sharp) = (Vec::new(), Vec::new(), Vec::new());
         for &k in &ks {
-            let runs: Vec<_> = records.iter().filter(|r| r.config.net == net && r.config.sb.epochs == k).collect();
+            let all: Vec<_> = records.iter().filter(|r| r.config.net == net && r.config.sb.epochs == k).collect();
+            let runs: Vec<_> = all.iter().filter(|r| r.outcome.lb.diverged_at.is_none()).collect();
             let sb: Vec<f64> = runs.iter().map(|r| r.outcome.sb.test_acc).collect();
-            let lb: Vec<f64> = runs.iter().map(|r| r.outcome.lb.curves.last().expect("curves").test_acc).collect();
-            let s: Vec<f64> = runs.iter().map(|r| r.outcome.measures.full_space[0].value).collect();
+            let lb: Vec<f64> = runs.iter().filter_map(|r| r.outcome.lb.curves.last()).map(|m| m.test_acc).collect();
+            let s: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| r.outcome.measures.as_ref())
+                .filter_map(|m| m.full_space.first())
+                .map(|s| s.value)
+                .collect();
             writeln!(
                 md,
-                "| {net} | {k} | {} | {:.2} ± {:.2} | {:.2} ± {:.2} | {:.2} ± {:.2} |",
-                runs.len(),
-                mean(&sb),
-                std(&sb),
-                mean(&lb),
-                std(&lb),
-                mean(&s),
-                std(&s)
+                "| {net} | {k} | {} | {} | {} | {} | {} |",
+                all.len(),
+                all.len() - runs.len(),
+                mean_std(&sb, 2),
+                mean_std(&lb, 2),
+                mean_std(&s, 2)
             )?;
-            writeln!(
-                csv,
-                "{net},{k},{},{:.4},{:.4},{:.4},{:.6},{:.6}",
-                runs.len(),
-                mean(&sb),
-                mean(&lb),
-                std(&lb),
-                mean(&s),
-                std(&s)
-            )?;
-            sb_acc.push((k as f64, mean(&sb), std(&sb)));
-            lb_acc.push((k as f64, mean(&lb), std(&lb)));
-            sharp.push((k as f64, mean(&s), std(&s)));
+            csv.push(WarmStartCsv {
+                net,
+                k,
+                runs: all.len(),
+                diverged: all.len() - runs.len(),
+                sb_test_acc_mean: mean_of(&sb),
+                lb_test_acc_mean: mean_of(&lb),
+                lb_test_acc_std: std_of(&lb),
+                lb_sharpness_mean: mean_of(&s),
+                lb_sharpness_std: std_of(&s),
+            });
+            if !runs.is_empty() {
+                sb_acc.push((k as f64, mean(&sb), std(&sb)));
+                lb_acc.push((k as f64, mean(&lb), std(&lb)));
+            }
+            if !s.is_empty() {
+                sharp.push((k as f64, mean(&s), std(&s)));
+            }
         }
         let series = |label: &str, color, dashed, v: &[(f64, f64, f64)]| Series {
             label: label.into(),
@@ -207,7 +248,7 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
     }
     std::fs::create_dir_all(dir)?;
     harness::write_atomic(&dir.join("warmstart.md"), md.as_bytes())?;
-    harness::write_atomic(&dir.join("warmstart.csv"), csv.as_bytes())?;
+    harness::write_csv(&dir.join("warmstart.csv"), &csv)?;
     plot::write_panels(&dir.join("figure5"), &panels)?;
     Ok(md)
 }

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::error::{DataError, read_maybe_gz};
+use crate::error::DataError;
+use crate::input::Input;
 
 /// One file of a dataset.
 #[derive(Debug, Clone, Copy)]
@@ -84,8 +85,20 @@ pub fn entry(name: &str) -> Option<&'static Entry> {
 }
 
 /// SHA-256 (hex) of the decompressed contents of `path`.
+/// The file is hashed as it is read, so memory stays small whatever its size; a truncated or
+/// corrupt gzip stream is an error naming the file.
 pub fn content_sha256(path: &Path) -> Result<String, DataError> {
-    Ok(Sha256::digest(read_maybe_gz(path)?).iter().map(|b| format!("{b:02x}")).collect())
+    let mut input = Input::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let got = input.fill(&mut chunk)?;
+        hasher.update(&chunk[..got]);
+        if got < chunk.len() {
+            break;
+        }
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The state of one file in a dataset's folder.

@@ -6,7 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{DataError, read_maybe_gz};
+use crate::error::DataError;
+use crate::input::Input;
 use crate::{Dataset, Split};
 
 const PIXELS: usize = 3 * 32 * 32;
@@ -37,33 +38,55 @@ impl Labels {
 }
 
 /// Reads CIFAR records from `files` in order into one split.
+///
+/// Each file (raw or gzip-compressed) is read one record at a time, so memory grows only with the
+/// records actually there. Refuses, naming the file: an empty file, a length (of the file, checked
+/// before reading it, or of the decompressed stream) that is not a whole number of records, a
+/// label out of range, and a corrupt gzip stream.
 pub fn read_records(files: &[PathBuf], labels: Labels) -> Result<Split, DataError> {
     let record = labels.label_bytes() + PIXELS;
+    let not_whole = |total: u64| {
+        format!("truncated or not a {labels:?} file: {total} bytes is not a whole number of {record}-byte records")
+    };
     let mut split = Split { features: Vec::new(), labels: Vec::new() };
+    let mut rec = vec![0u8; record];
     for path in files {
-        let bytes = read_maybe_gz(path)?;
-        if bytes.is_empty() || bytes.len() % record != 0 {
-            return Err(DataError::new(
-                path,
-                format!(
-                    "truncated or not a {labels:?} file: {} bytes is not a whole number of {record}-byte records",
-                    bytes.len()
-                ),
-            ));
+        let mut input = Input::open(path)?;
+        if let Some(len) = input.raw_len() {
+            if len == 0 {
+                return Err(input.error(format!("empty file; a {labels:?} file holds {record}-byte records")));
+            }
+            if !len.is_multiple_of(record as u64) {
+                return Err(input.error(not_whole(len)));
+            }
+            // The file's real length (not a header's claim) bounds this.
+            let records = usize::try_from(len / record as u64).unwrap_or(0);
+            split.features.reserve(records.saturating_mul(PIXELS));
+            split.labels.reserve(records);
         }
-        for (i, rec) in bytes.chunks(record).enumerate() {
+        let mut i = 0u64;
+        loop {
+            let got = input.fill(&mut rec)?;
+            if got == 0 {
+                break;
+            }
+            if got < record {
+                return Err(input.error(not_whole(i * record as u64 + got as u64)));
+            }
             let y = match labels {
                 Labels::Cifar10 | Labels::Coarse => rec[0],
                 Labels::Fine => rec[1],
             } as u32;
             if y as usize >= labels.classes() {
-                return Err(DataError::new(
-                    path,
-                    format!("label {y} of record {i} is out of range (classes 0..{})", labels.classes() - 1),
-                ));
+                return Err(input
+                    .error(format!("label {y} of record {i} is out of range (classes 0..{})", labels.classes() - 1)));
             }
             split.labels.push(y);
             split.features.extend(rec[labels.label_bytes()..].iter().map(|&p| p as f32 / 255.0));
+            i += 1;
+        }
+        if i == 0 {
+            return Err(input.error(format!("empty {}; a {labels:?} file holds {record}-byte records", input.what())));
         }
     }
     Ok(split)

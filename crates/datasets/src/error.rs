@@ -27,15 +27,8 @@ impl fmt::Display for DataError {
 
 impl std::error::Error for DataError {}
 
-/// Reads a whole file, gunzipping it when it starts with the gzip magic bytes.
+/// Reads a whole file, gunzipping it when it starts with the gzip magic bytes. The result grows
+/// only with the bytes actually read; a truncated or corrupt gzip stream is an error.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
-    let raw = std::fs::read(path).map_err(|e| DataError::new(path, format!("cannot read: {e}")))?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut out)
-            .map_err(|e| DataError::new(path, format!("corrupt gzip stream: {e}")))?;
-        Ok(out)
-    } else {
-        Ok(raw)
-    }
+    crate::input::Input::open(path)?.read_up_to(u64::MAX)
 }

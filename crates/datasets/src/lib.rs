@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod cifar;
 pub mod error;
 pub mod idx;
+mod input;
 pub mod mnist1d;
 pub mod optdigits;
 pub mod timit;

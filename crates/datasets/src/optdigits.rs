@@ -4,38 +4,53 @@
 
 use std::path::Path;
 
-use crate::error::{DataError, read_maybe_gz};
+use crate::error::DataError;
+use crate::input::Input;
 use crate::{Dataset, Split};
 
-/// Reads one optdigits file.
+/// Longest line accepted: 65 values of at most two digits, with room for spaces and a `\r`.
+const MAX_LINE: usize = 4096;
+
+/// Reads one optdigits file (raw or gzip-compressed), line by line.
+///
+/// Refuses, naming the file and the line: a line that is not UTF-8, longer than 4096 bytes, without
+/// exactly 65 values, with a pixel that is not an integer in 0..16 or a label that is not one in
+/// 0..9; a file without samples; and a corrupt gzip stream.
 pub fn read(path: &Path) -> Result<Split, DataError> {
-    let bytes = read_maybe_gz(path)?;
-    let text = String::from_utf8(bytes).map_err(|_| DataError::new(path, "not UTF-8 text"))?;
+    let mut input = Input::open(path)?;
     let mut split = Split { features: Vec::new(), labels: Vec::new() };
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    let mut number = 0;
+    loop {
+        number += 1;
+        let Some(bytes) = input.read_line(MAX_LINE, number)? else { break };
+        let line =
+            std::str::from_utf8(&bytes).map_err(|_| DataError::new(path, format!("line {number}: not UTF-8 text")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
         let values: Vec<&str> = line.trim().split(',').collect();
         if values.len() != 65 {
             return Err(DataError::new(
                 path,
-                format!("line {}: {} values, expected 64 pixels and a label", i + 1, values.len()),
+                format!("line {number}: {} values, expected 64 pixels and a label", values.len()),
             ));
         }
         for v in &values[..64] {
             let p: u32 = v
                 .trim()
                 .parse()
-                .map_err(|_| DataError::new(path, format!("line {}: pixel '{v}' is not an integer", i + 1)))?;
+                .map_err(|_| DataError::new(path, format!("line {number}: pixel '{v}' is not an integer")))?;
             if p > 16 {
-                return Err(DataError::new(path, format!("line {}: pixel {p} is out of range 0..16", i + 1)));
+                return Err(DataError::new(path, format!("line {number}: pixel {p} is out of range 0..16")));
             }
             split.features.push(p as f32 / 16.0);
         }
         let y: u32 = values[64]
             .trim()
             .parse()
-            .map_err(|_| DataError::new(path, format!("line {}: label '{}' is not an integer", i + 1, values[64])))?;
+            .map_err(|_| DataError::new(path, format!("line {number}: label '{}' is not an integer", values[64])))?;
         if y > 9 {
-            return Err(DataError::new(path, format!("line {}: label {y} is out of range 0..9", i + 1)));
+            return Err(DataError::new(path, format!("line {number}: label {y} is out of range 0..9")));
         }
         split.labels.push(y);
     }

@@ -1,5 +1,6 @@
-//! Loaders on the real data in ../shared/data when it is present (skipped, with a note, when it is
-//! not), and on small malformed files the tests write themselves.
+//! Loaders on the real data in ../shared/data (ignored tests: run them with
+//! `cargo test --release --workspace -- --ignored`, where the data must be present), and on small
+//! malformed files the tests write themselves (always run).
 
 use std::fs;
 use std::io::Write;
@@ -9,21 +10,16 @@ use datasets::cifar::{self, Labels};
 use datasets::{idx, optdigits, timit};
 use sha2::{Digest, Sha256};
 
-fn shared(name: &str) -> Option<PathBuf> {
+/// The folder `name` of ../shared/data (beside the checkout). Panics, naming the path, when it is
+/// absent: the tests that call this are ignored by default and only run on purpose.
+fn shared(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(name);
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        // Written to the stderr handle, not with eprintln!, so that the test harness does not
-        // capture it: a skipped real-data check shows in the output of `cargo test`.
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: {} is not present (real-data checks need ../shared/data beside the checkout)",
-            dir.display()
-        );
-        None
-    }
+    assert!(
+        dir.is_dir(),
+        "{} is not present: the real-data tests need ../shared/data beside the checkout",
+        dir.display()
+    );
+    dir
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -31,8 +27,9 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 #[test]
+#[ignore = "needs ../shared/data beside the checkout; run: cargo test --release --workspace -- --ignored"]
 fn real_mnist_shapes_counts_checksums_and_pixels() {
-    let Some(dir) = shared("mnist") else { return };
+    let dir = shared("mnist");
     // SHA-256 of the decompressed contents (PROVENANCE.md).
     for (file, sha) in [
         ("train-images-idx3-ubyte.gz", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
@@ -57,8 +54,9 @@ fn real_mnist_shapes_counts_checksums_and_pixels() {
 }
 
 #[test]
+#[ignore = "needs ../shared/data beside the checkout; run: cargo test --release --workspace -- --ignored"]
 fn real_cifar10_subset_records_and_labels() {
-    let Some(dir) = shared("cifar-10-subset") else { return };
+    let dir = shared("cifar-10-subset");
     let train = cifar::read_records(&[dir.join("data_batch_1_first4000.bin")], Labels::Cifar10).unwrap();
     let test = cifar::read_records(&[dir.join("test_batch_first1000.bin")], Labels::Cifar10).unwrap();
     assert_eq!((train.len(), test.len()), (4000, 1000));
@@ -70,8 +68,9 @@ fn real_cifar10_subset_records_and_labels() {
 }
 
 #[test]
+#[ignore = "needs ../shared/data beside the checkout; run: cargo test --release --workspace -- --ignored"]
 fn real_optdigits_counts() {
-    let Some(dir) = shared("uci-optdigits") else { return };
+    let dir = shared("uci-optdigits");
     let d = optdigits::load(&dir).unwrap();
     assert_eq!((d.train.len(), d.test.len()), (3823, 1797));
     assert_eq!(d.train.class_counts(10), vec![376, 389, 380, 389, 387, 376, 377, 387, 380, 382]);
@@ -151,14 +150,14 @@ fn malformed_cifar_and_optdigits_are_refused() {
     let mut rec = vec![0u8; 3073];
     rec[0] = 11;
     let p = write(d, "label.bin", &rec);
-    assert!(err_text(cifar::read_records(&[p.clone()], Labels::Cifar10)).contains("label 11 of record 0"));
+    assert!(err_text(cifar::read_records(std::slice::from_ref(&p), Labels::Cifar10)).contains("label 11 of record 0"));
     // The same bytes read as CIFAR-100 are not whole records.
     assert!(cifar::read_records(&[p], Labels::Fine).is_err());
     let mut rec100 = vec![0u8; 3074];
     rec100[0] = 19;
     rec100[1] = 99;
     let p = write(d, "c100.bin", &rec100);
-    assert_eq!(cifar::read_records(&[p.clone()], Labels::Fine).unwrap().labels, vec![99]);
+    assert_eq!(cifar::read_records(std::slice::from_ref(&p), Labels::Fine).unwrap().labels, vec![99]);
     assert_eq!(cifar::read_records(&[p], Labels::Coarse).unwrap().labels, vec![19]);
 
     let line = |label: &str| format!("{}{label}\n", "0,".repeat(64));

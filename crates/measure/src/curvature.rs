@@ -4,14 +4,23 @@
 //! derivative, exact for quadratics up to rounding). The top eigenvalue comes from the Lanczos
 //! method on these products, the trace from Hutchinson's estimator E[zᵀ H z] with Rademacher
 //! z (Hutchinson 1989; as in PyHessian).
+//!
+//! Degenerate requests (no steps, no probes, an empty parameter vector, a NaN loss or gradient
+//! near x, a zero or NaN difference step) return a documented value, NaN where there is no
+//! estimate, and never loop past the requested number of products.
 
 use rand::Rng;
 
 use crate::Objective;
 
 /// Hessian-vector product H(x)·v by central differences of gradients with step `h` along the
-/// unit vector v/‖v‖ (the result is scaled back by ‖v‖).
+/// unit vector v/‖v‖ (the result is scaled back by ‖v‖). v = 0 gives 0 without evaluating;
+/// `h` must be positive and finite, and h = 0 gives NaN; a NaN gradient gives NaN entries.
+///
+/// # Panics
+/// If `v` and `x` differ in length.
 pub fn hessian_vector(obj: &mut dyn Objective, x: &[f64], v: &[f64], h: f64) -> Vec<f64> {
+    assert_eq!(v.len(), x.len(), "hessian_vector: v must have the length of x");
     let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt();
     if norm == 0.0 {
         return vec![0.0; v.len()];
@@ -25,10 +34,12 @@ pub fn hessian_vector(obj: &mut dyn Objective, x: &[f64], v: &[f64], h: f64) -> 
     plus.iter().zip(&minus).map(|(p, m)| (p - m) / (2.0 * h) * norm).collect()
 }
 
-/// The top eigenvalue estimate of the Lanczos method.
+/// The top eigenvalue estimate of the Lanczos method. `value` is NaN and `residual` ∞ when
+/// there is no estimate (see [`top_eigenvalue`]); both are written with [`crate::nonfinite`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TopEigenvalue {
     /// The largest Ritz value θ (the largest eigenvalue of H restricted to the Krylov space).
+    #[serde(with = "crate::nonfinite")]
     pub value: f64,
     /// Lanczos steps, one Hessian-vector product each.
     pub iterations: usize,
@@ -36,6 +47,7 @@ pub struct TopEigenvalue {
     pub converged: bool,
     /// ‖H v − θ v‖ / |θ| of the Ritz vector v (from the recurrence: β_k |s_k| / |θ|); an
     /// eigenvalue of H lies within |θ| times this of θ.
+    #[serde(with = "crate::nonfinite")]
     pub residual: f64,
 }
 
@@ -43,6 +55,11 @@ pub struct TopEigenvalue {
 /// Van Loan §10.1): at most `max_iter` Hessian-vector products, stopping once the Ritz pair's
 /// relative residual is below `tol`. Far fewer products than power iteration when the top
 /// eigenvalues are close, as they are at flat minima.
+///
+/// No estimate (`value` NaN, `residual` ∞, `converged` false) when `max_iter` is 0 or `x` is
+/// empty (zero iterations), or when a Hessian-vector product is not finite (a NaN or infinite
+/// loss or gradient at x ± h v, or a zero `h`): the iteration stops at that product, and
+/// `iterations` counts it. A NaN `tol` never counts as converged, so all `max_iter` steps run.
 pub fn top_eigenvalue(
     obj: &mut dyn Objective,
     x: &[f64],
@@ -56,10 +73,14 @@ pub fn top_eigenvalue(
     normalize(&mut q);
     let mut basis: Vec<Vec<f64>> = Vec::new();
     let (mut alpha, mut beta): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
-    let mut best = TopEigenvalue { value: 0.0, iterations: 0, converged: false, residual: f64::INFINITY };
+    let none = |iterations| TopEigenvalue { value: f64::NAN, iterations, converged: false, residual: f64::INFINITY };
+    let mut best = none(0);
     for it in 1..=max_iter.min(n) {
         let mut w = hessian_vector(obj, x, &q, h);
         let a = dot(&q, &w);
+        if !a.is_finite() || w.iter().any(|v| !v.is_finite()) {
+            return none(it);
+        }
         basis.push(q.clone());
         alpha.push(a);
         // Full reorthogonalization, twice ("twice is enough"), against every earlier vector.
@@ -71,7 +92,11 @@ pub fn top_eigenvalue(
         }
         let b = dot(&w, &w).sqrt();
         let (values, vectors) = symmetric_eigen(&tridiagonal(&alpha, &beta), alpha.len());
-        let top = (0..values.len()).max_by(|&i, &j| values[i].total_cmp(&values[j])).expect("at least one Ritz value");
+        // The largest Ritz value (the last of equal ones, as `Iterator::max_by` picks).
+        let top = (1..values.len()).fold(0, |t, i| if values[i].total_cmp(&values[t]).is_ge() { i } else { t });
+        if !values[top].is_finite() || !b.is_finite() {
+            return none(it);
+        }
         let last = vectors[(alpha.len() - 1) * alpha.len() + top];
         let residual = b * last.abs() / values[top].abs().max(f64::MIN_POSITIVE);
         best = TopEigenvalue { value: values[top], iterations: it, converged: residual < tol, residual };
@@ -105,7 +130,7 @@ fn tridiagonal(alpha: &[f64], beta: &[f64]) -> Vec<f64> {
 
 /// Eigenvalues and eigenvectors (column j of the row-major result) of a small symmetric matrix
 /// by cyclic Jacobi rotations.
-fn symmetric_eigen(a: &[f64], k: usize) -> (Vec<f64>, Vec<f64>) {
+pub(crate) fn symmetric_eigen(a: &[f64], k: usize) -> (Vec<f64>, Vec<f64>) {
     let mut m = a.to_vec();
     let mut v = vec![0.0; k * k];
     for i in 0..k {
@@ -152,18 +177,26 @@ fn symmetric_eigen(a: &[f64], k: usize) -> (Vec<f64>, Vec<f64>) {
     ((0..k).map(|i| m[i * k + i]).collect(), v)
 }
 
-/// Hutchinson's trace estimate with its standard error.
+/// Hutchinson's trace estimate with its standard error; the real fields may be NaN or ∞ (see
+/// [`trace`]) and are written with [`crate::nonfinite`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Trace {
     /// Mean of zᵀHz over the probes.
+    #[serde(with = "crate::nonfinite")]
     pub value: f64,
     /// Standard error of that mean (sample std / √probes).
+    #[serde(with = "crate::nonfinite")]
     pub std_error: f64,
     /// Probes used.
     pub probes: usize,
 }
 
 /// Hutchinson's estimator of tr H(x) with `probes` Rademacher vectors.
+///
+/// With no probes there is no estimate: `value` NaN, `std_error` ∞. With one probe the sample
+/// variance is undefined: `std_error` ∞. An empty `x` has trace 0 (each probe gives 0). A
+/// probe whose Hessian-vector product is not finite (NaN loss or gradient) makes `value` NaN
+/// or infinite; every probe still runs, so the cost is always `probes` products.
 pub fn trace(obj: &mut dyn Objective, x: &[f64], probes: usize, h: f64, rng: &mut impl Rng) -> Trace {
     let samples: Vec<f64> = (0..probes)
         .map(|_| {
@@ -172,10 +205,18 @@ pub fn trace(obj: &mut dyn Objective, x: &[f64], probes: usize, h: f64, rng: &mu
             z.iter().zip(&hz).map(|(a, b)| a * b).sum::<f64>()
         })
         .collect();
+    if samples.is_empty() {
+        return Trace { value: f64::NAN, std_error: f64::INFINITY, probes };
+    }
     let n = samples.len() as f64;
     let mean = samples.iter().sum::<f64>() / n;
-    let var = if samples.len() > 1 { samples.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-    Trace { value: mean, std_error: (var / n).sqrt(), probes }
+    let std_error = if samples.len() > 1 {
+        let var = samples.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        (var / n).sqrt()
+    } else {
+        f64::INFINITY
+    };
+    Trace { value: mean, std_error, probes }
 }
 
 fn normalize(v: &mut [f64]) {
@@ -278,5 +319,64 @@ mod tests {
         let mut d = Quadratic::diagonal(&eig);
         let est = trace(&mut d, &x, 5, 1e-3, &mut rng);
         assert!((est.value - exact).abs() < 1e-6 && est.std_error < 1e-6, "{est:?}");
+    }
+
+    /// Counts evaluations, and returns NaN (value and gradient) everywhere.
+    struct AllNan(usize);
+
+    impl Objective for AllNan {
+        fn dim(&self) -> usize {
+            4
+        }
+        fn value_grad(&mut self, _x: &[f64], grad: &mut [f64]) -> f64 {
+            self.0 += 1;
+            grad.fill(f64::NAN);
+            f64::NAN
+        }
+    }
+
+    #[test]
+    fn degenerate_requests_give_documented_values() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut q = Quadratic::diagonal(&[3.0, 1.0]);
+        let x = [0.5, 0.5];
+        // No steps, or an empty parameter vector: no estimate.
+        for est in [
+            top_eigenvalue(&mut q, &x, 0, 1e-6, 1e-3, &mut rng),
+            top_eigenvalue(&mut Quadratic::diagonal(&[]), &[], 20, 1e-6, 1e-3, &mut rng),
+        ] {
+            assert!(est.value.is_nan() && est.residual == f64::INFINITY, "{est:?}");
+            assert_eq!((est.iterations, est.converged), (0, false));
+        }
+        // No probes: no estimate; one probe: no standard error.
+        let est = trace(&mut q, &x, 0, 1e-3, &mut rng);
+        assert!(est.value.is_nan() && est.std_error == f64::INFINITY && est.probes == 0, "{est:?}");
+        let est = trace(&mut q, &x, 1, 1e-3, &mut rng);
+        assert!((est.value - 4.0).abs() < 1e-9 && est.std_error == f64::INFINITY, "{est:?}");
+        // The trace of the 0 × 0 Hessian is 0, exactly.
+        let est = trace(&mut Quadratic::diagonal(&[]), &[], 3, 1e-3, &mut rng);
+        assert_eq!((est.value, est.std_error), (0.0, 0.0));
+        // A zero difference step gives NaN products: no estimate, after one product.
+        let est = top_eigenvalue(&mut q, &x, 20, 1e-6, 0.0, &mut rng);
+        assert!(est.value.is_nan() && !est.converged && est.iterations == 1, "{est:?}");
+        // v = 0 is a zero product.
+        assert_eq!(hessian_vector(&mut q, &x, &[0.0, 0.0], 1e-3), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_nan_loss_stops_lanczos_and_poisons_the_trace() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let mut obj = AllNan(0);
+        let est = top_eigenvalue(&mut obj, &[0.0; 4], 50, 1e-6, 1e-3, &mut rng);
+        assert!(est.value.is_nan() && !est.converged && est.iterations == 1, "{est:?}");
+        assert_eq!(obj.0, 2, "one Hessian-vector product, then stop");
+        let mut obj = AllNan(0);
+        let est = trace(&mut obj, &[0.0; 4], 3, 1e-3, &mut rng);
+        assert!(est.value.is_nan() && est.probes == 3, "{est:?}");
+        assert_eq!(obj.0, 6);
+        // A NaN tolerance never converges but still stops after max_iter products.
+        let mut q = Quadratic::diagonal(&[3.0, 1.0, 0.5]);
+        let est = top_eigenvalue(&mut q, &[0.1, 0.2, 0.3], 2, f64::NAN, 1e-3, &mut rng);
+        assert!(!est.converged && est.iterations == 2 && est.value.is_finite(), "{est:?}");
     }
 }

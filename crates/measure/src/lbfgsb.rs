@@ -15,6 +15,19 @@
 //!    1994), skipping pairs with sᵀy ≤ ε_mach · (−gᵀs).
 //!
 //! Every point at which f is evaluated lies inside the box.
+//!
+//! As in L-BFGS-B 3.0 (the `info ≠ 0` paths of `formt`, `formk` and `lnsrlb` in `mainlb`), a
+//! limited-memory matrix that cannot be factorized (numerically singular or not finite), a
+//! direction that is not a descent direction, or a failed line search does not end the run: the
+//! stored correction pairs are discarded, the iteration restarts from the steepest-descent
+//! (Cauchy) step, and [`Solution::memory_resets`] counts it.
+//!
+//! Degenerate inputs end the run without a panic: a NaN start coordinate or bound, or a lower
+//! bound above its upper bound, gives [`Stop::InvalidInput`] without evaluating f; a non-finite f
+//! or gradient at the start gives [`Stop::NonFinite`]; a non-finite f or gradient at a trial
+//! point of the line search counts as a too-long step (the search steps back), so NaN never
+//! enters the iterate and every run ends within `max_iter` iterations and `max_eval`
+//! evaluations.
 
 use crate::Objective;
 
@@ -53,6 +66,12 @@ pub enum Stop {
     MaxEvaluations,
     /// The line search failed with an empty memory (SciPy's ABNORMAL_TERMINATION_IN_LNSRCH).
     LineSearchFailed,
+    /// f or its gradient was not finite at the (projected) start point, so there is no descent
+    /// direction to follow: the solution is the start point, with that value.
+    NonFinite,
+    /// The start point had a NaN coordinate, or the box a NaN bound or a lower bound above its
+    /// upper bound: f was not evaluated and the solution's `f` is NaN.
+    InvalidInput,
 }
 
 /// The result: the best point found and how the solver got there.
@@ -70,92 +89,141 @@ pub struct Solution {
     pub projected_gradient: f64,
     /// Why it stopped.
     pub stop: Stop,
+    /// Times the limited memory was discarded and the iteration restarted from the
+    /// steepest-descent (Cauchy) step: after a correction pair that left the middle matrix M, or
+    /// the matrix of the subspace step, numerically singular or not finite (L-BFGS-B 3.0's
+    /// `formt`/`formk` with `info ≠ 0`), after a direction that was not a descent direction, or
+    /// after a failed line search with a nonempty memory.
+    pub memory_resets: usize,
+}
+
+/// Counters of a run, carried into its [`Solution`].
+#[derive(Default)]
+struct Counts {
+    iterations: usize,
+    evaluations: usize,
+    memory_resets: usize,
 }
 
 /// Minimizes `obj` over the box `lower ≤ x ≤ upper` from `x0` (projected onto the box first).
 ///
+/// Bounds may be infinite. A NaN in `x0` or in a bound, or some `lower[i] > upper[i]`, returns
+/// [`Stop::InvalidInput`] at once; a non-finite f or gradient at the start returns
+/// [`Stop::NonFinite`] after that one evaluation.
+///
 /// # Panics
-/// If the lengths differ from `obj.dim()` or some `lower[i] > upper[i]`; callers build the box.
+/// If the lengths of `x0`, `lower` or `upper` differ from `obj.dim()`.
 pub fn minimize(obj: &mut dyn Objective, x0: &[f64], lower: &[f64], upper: &[f64], opts: &Options) -> Solution {
     let n = obj.dim();
     assert!(
         x0.len() == n && lower.len() == n && upper.len() == n,
         "L-BFGS-B: x0, lower and upper must have the objective's dimension {n}"
     );
-    assert!(lower.iter().zip(upper).all(|(l, u)| l <= u), "L-BFGS-B: every lower bound must be ≤ its upper bound");
+    let finish = |x: Vec<f64>, f: f64, g: &[f64], counts: &Counts, stop| Solution {
+        projected_gradient: projected_gradient_norm(&x, g, lower, upper),
+        x,
+        f,
+        iterations: counts.iterations,
+        evaluations: counts.evaluations,
+        stop,
+        memory_resets: counts.memory_resets,
+    };
+    // `l <= u` is false for a NaN bound too.
+    let valid = lower.iter().zip(upper).all(|(l, u)| l <= u) && !x0.iter().any(|v| v.is_nan());
+    if !valid {
+        return finish(x0.to_vec(), f64::NAN, &vec![f64::NAN; n], &Counts::default(), Stop::InvalidInput);
+    }
     let eps = f64::EPSILON;
     let mut x: Vec<f64> = x0.iter().zip(lower.iter().zip(upper)).map(|(&v, (&l, &u))| v.clamp(l, u)).collect();
     let mut g = vec![0.0; n];
     let mut f = obj.value_grad(&x, &mut g);
-    let mut evaluations = 1;
+    let mut counts = Counts { evaluations: 1, ..Counts::default() };
+    if !f.is_finite() || !all_finite(&g) {
+        return finish(x, f, &g, &counts, Stop::NonFinite);
+    }
     let mut memory = Memory::new(opts.memory);
-    let mut iterations = 0;
-    let finish = |x: Vec<f64>, f: f64, g: &[f64], iterations, evaluations, stop| Solution {
-        projected_gradient: projected_gradient_norm(&x, g, lower, upper),
-        x,
-        f,
-        iterations,
-        evaluations,
-        stop,
-    };
     if projected_gradient_norm(&x, &g, lower, upper) <= opts.pgtol {
-        return finish(x, f, &g, 0, evaluations, Stop::ProjectedGradient);
+        return finish(x, f, &g, &counts, Stop::ProjectedGradient);
     }
     loop {
-        if iterations >= opts.max_iter {
-            return finish(x, f, &g, iterations, evaluations, Stop::MaxIterations);
+        if counts.iterations >= opts.max_iter {
+            return finish(x, f, &g, &counts, Stop::MaxIterations);
         }
-        if evaluations >= opts.max_eval {
-            return finish(x, f, &g, iterations, evaluations, Stop::MaxEvaluations);
+        if counts.evaluations >= opts.max_eval {
+            return finish(x, f, &g, &counts, Stop::MaxEvaluations);
         }
+        // Each reset below empties the memory, and with an empty memory none of them can
+        // happen again without a return or an accepted step: the loop ends.
         let (xcp, c) = cauchy_point(&x, &g, lower, upper, &memory);
-        let xbar = subspace_minimum(&x, &g, lower, upper, &memory, &xcp, &c);
+        let Some(xbar) = subspace_minimum(&x, &g, lower, upper, &memory, &xcp, &c) else {
+            // The subspace step's matrix is singular (`formk`'s info ≠ 0): refresh the memory
+            // and restart the iteration.
+            memory.clear();
+            counts.memory_resets += 1;
+            continue;
+        };
         let d: Vec<f64> = xbar.iter().zip(&x).map(|(a, b)| a - b).collect();
         let gd = dot(&g, &d);
-        if gd >= 0.0 {
+        if gd >= 0.0 || gd.is_nan() {
             // Not a descent direction (rounding in the model): restart from steepest descent,
             // as L-BFGS-B does; with an empty memory there is nothing left to try.
             if memory.is_empty() {
-                return finish(x, f, &g, iterations, evaluations, Stop::LineSearchFailed);
+                return finish(x, f, &g, &counts, Stop::LineSearchFailed);
             }
             memory.clear();
+            counts.memory_resets += 1;
             continue;
         }
         // Largest step along d inside the box (L-BFGS-B's `lnsrlb`): at the first iteration d
         // already ends inside the box, so the step is capped at 1.
-        let stpmax = if iterations == 0 { 1.0 } else { max_feasible_step(&x, &d, lower, upper) };
-        let budget = (opts.max_eval - evaluations).min(20);
+        let stpmax = if counts.iterations == 0 { 1.0 } else { max_feasible_step(&x, &d, lower, upper) };
+        let budget = (opts.max_eval - counts.evaluations).min(20);
         let search = line_search(obj, &x, f, &d, gd, stpmax, budget, lower, upper);
-        evaluations += search.evaluations;
+        counts.evaluations += search.evaluations;
         let Some((stp, xt, ft, gt)) = search.accepted else {
             if memory.is_empty() {
-                return finish(x, f, &g, iterations, evaluations, Stop::LineSearchFailed);
+                return finish(x, f, &g, &counts, Stop::LineSearchFailed);
             }
             memory.clear();
+            counts.memory_resets += 1;
             continue;
         };
-        iterations += 1;
+        counts.iterations += 1;
         let s: Vec<f64> = xt.iter().zip(&x).map(|(a, b)| a - b).collect();
         let y: Vec<f64> = gt.iter().zip(&g).map(|(a, b)| a - b).collect();
         let f_old = f;
         (x, f, g) = (xt, ft, gt);
         if projected_gradient_norm(&x, &g, lower, upper) <= opts.pgtol {
-            return finish(x, f, &g, iterations, evaluations, Stop::ProjectedGradient);
+            return finish(x, f, &g, &counts, Stop::ProjectedGradient);
         }
         if f_old - f <= opts.factr * eps * f_old.abs().max(f.abs()).max(1.0) {
-            return finish(x, f, &g, iterations, evaluations, Stop::RelativeReduction);
+            return finish(x, f, &g, &counts, Stop::RelativeReduction);
         }
         let sy = dot(&s, &y);
-        if sy > eps * (-gd * stp) {
-            memory.push(s, y, sy);
+        if sy > eps * (-gd * stp) && !memory.push(s, y, sy) {
+            // M cannot be formed (`formt`'s info ≠ 0): refresh the memory; the next iteration
+            // starts from the steepest-descent step at the new point.
+            memory.clear();
+            counts.memory_resets += 1;
         }
     }
 }
 
-/// Largest component of the projected gradient P(x − g) − x.
+fn all_finite(v: &[f64]) -> bool {
+    v.iter().all(|a| a.is_finite())
+}
+
+/// Largest component of the projected gradient P(x − g) − x; NaN when some gradient component
+/// is NaN.
+///
+/// # Panics
+/// If `g`, `lower` or `upper` is shorter than `x`.
 pub fn projected_gradient_norm(x: &[f64], g: &[f64], lower: &[f64], upper: &[f64]) -> f64 {
     let mut norm: f64 = 0.0;
     for i in 0..x.len() {
+        if g[i].is_nan() {
+            return f64::NAN;
+        }
         let gi = if g[i] < 0.0 { (x[i] - upper[i]).max(g[i]) } else { (x[i] - lower[i]).min(g[i]) };
         norm = norm.max(gi.abs());
     }
@@ -208,15 +276,22 @@ impl Memory {
         2 * self.s.len()
     }
 
-    fn push(&mut self, s: Vec<f64>, y: Vec<f64>, sy: f64) {
+    /// Stores the pair (s, y) with sᵀy = `sy` > 0 and forms M; `false` when M cannot be formed
+    /// (θ or the middle matrix not finite, or the middle matrix numerically singular), and the
+    /// caller must then [`clear`](Memory::clear) the memory.
+    fn push(&mut self, s: Vec<f64>, y: Vec<f64>, sy: f64) -> bool {
         if self.capacity == 0 {
-            return;
+            return true;
+        }
+        let theta = dot(&y, &y) / sy;
+        if !(theta.is_finite() && theta > 0.0) {
+            return false;
         }
         if self.s.len() == self.capacity {
             self.s.remove(0);
             self.y.remove(0);
         }
-        self.theta = dot(&y, &y) / sy;
+        self.theta = theta;
         self.s.push(s);
         self.y.push(y);
         let k = self.s.len();
@@ -235,7 +310,17 @@ impl Memory {
                 middle[(k + i) * w + k + j] = self.theta * dot(&self.s[i], &self.s[j]);
             }
         }
-        self.m = invert(&middle, w).expect("L-BFGS-B middle matrix is nonsingular when every sᵀy > 0");
+        // In exact arithmetic the middle matrix is nonsingular whenever every sᵀy > 0 (its Schur
+        // complement θSᵀS + L D⁻¹ Lᵀ is positive definite); in floating point it can still be
+        // singular to working precision, e.g. when the stored steps differ in length by many
+        // orders of magnitude.
+        match invert(&middle, w) {
+            Some(m) if all_finite(&m) => {
+                self.m = m;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Row i of W: (y_1[i], …, y_k[i], θ s_1[i], …, θ s_k[i]).
@@ -274,10 +359,10 @@ fn cauchy_point(x: &[f64], g: &[f64], lower: &[f64], upper: &[f64], mem: &Memory
 
     let mut row = vec![0.0; w];
     let mut p = vec![0.0; w]; // Wᵀ d
-    for i in 0..n {
-        if d[i] != 0.0 {
+    for (i, &di) in d.iter().enumerate() {
+        if di != 0.0 {
             mem.row(i, &mut row);
-            p.iter_mut().zip(&row).for_each(|(a, r)| *a += r * d[i]);
+            p.iter_mut().zip(&row).for_each(|(a, r)| *a += r * di);
         }
     }
     let mut c = vec![0.0; w];
@@ -330,6 +415,8 @@ fn cauchy_point(x: &[f64], g: &[f64], lower: &[f64], upper: &[f64], mem: &Memory
 /// Minimizes the quadratic model over the variables free at the Cauchy point (direct primal
 /// method, Byrd et al. §5.1), then projects onto the box (L-BFGS-B 3.0), falling back to the
 /// largest feasible fraction of the step when the projection is not a descent direction.
+/// `None` when the reduced model's matrix is singular to working precision (L-BFGS-B's `formk`
+/// failing): the caller resets the memory.
 fn subspace_minimum(
     x: &[f64],
     g: &[f64],
@@ -338,13 +425,13 @@ fn subspace_minimum(
     mem: &Memory,
     xcp: &[f64],
     c: &[f64],
-) -> Vec<f64> {
+) -> Option<Vec<f64>> {
     let n = x.len();
     let w = mem.cols();
     let theta = mem.theta;
     let free: Vec<usize> = (0..n).filter(|&i| xcp[i] > lower[i] && xcp[i] < upper[i]).collect();
     if free.is_empty() {
-        return xcp.to_vec();
+        return Some(xcp.to_vec());
     }
     // Reduced gradient r = Zᵀ(g + θ(x_cp − x) − W M c).
     let mc = if w > 0 { mem.m_times(c) } else { Vec::new() };
@@ -374,12 +461,11 @@ fn subspace_minimum(
                 big_n[a * w + b] = if a == b { 1.0 } else { 0.0 } - m_wzzw / theta;
             }
         }
-        if let Some(ninv) = invert(&big_n, w) {
-            let sol: Vec<f64> = (0..w).map(|a| dot(&ninv[a * w..(a + 1) * w], &mv)).collect();
-            for (k, &i) in free.iter().enumerate() {
-                mem.row(i, &mut row);
-                dhat[k] -= dot(&row, &sol) / (theta * theta);
-            }
+        let ninv = invert(&big_n, w)?;
+        let sol: Vec<f64> = (0..w).map(|a| dot(&ninv[a * w..(a + 1) * w], &mv)).collect();
+        for (k, &i) in free.iter().enumerate() {
+            mem.row(i, &mut row);
+            dhat[k] -= dot(&row, &sol) / (theta * theta);
         }
     }
     let mut projected = xcp.to_vec();
@@ -388,7 +474,7 @@ fn subspace_minimum(
     }
     let descent: f64 = (0..n).map(|i| (projected[i] - x[i]) * g[i]).sum();
     if descent <= 0.0 {
-        return projected;
+        return Some(projected);
     }
     // Byrd et al. 1995: the largest α ≤ 1 keeping x_cp + α Z d̂ in the box.
     let mut alpha: f64 = 1.0;
@@ -403,11 +489,12 @@ fn subspace_minimum(
     for (k, &i) in free.iter().enumerate() {
         truncated[i] = (xcp[i] + alpha * dhat[k]).clamp(lower[i], upper[i]);
     }
-    truncated
+    Some(truncated)
 }
 
 /// Inverse of a small dense row-major matrix by Gauss–Jordan elimination with partial pivoting;
-/// `None` when singular.
+/// `None` when singular to working precision (a pivot at most 1e-14 times the largest entry) or
+/// when an entry is not finite.
 pub(crate) fn invert(a: &[f64], n: usize) -> Option<Vec<f64>> {
     let mut m = a.to_vec();
     let mut inv = vec![0.0; n * n];
@@ -417,7 +504,9 @@ pub(crate) fn invert(a: &[f64], n: usize) -> Option<Vec<f64>> {
     let scale = a.iter().fold(0.0f64, |s, v| s.max(v.abs())).max(f64::MIN_POSITIVE);
     for col in 0..n {
         let pivot = (col..n).max_by(|&p, &q| m[p * n + col].abs().total_cmp(&m[q * n + col].abs()))?;
-        if m[pivot * n + col].abs() <= 1e-14 * scale {
+        // A NaN pivot fails too, and so does every pivot when some entry is infinite.
+        let magnitude = m[pivot * n + col].abs();
+        if magnitude.is_nan() || magnitude <= 1e-14 * scale {
             return None;
         }
         for k in 0..n {
@@ -468,10 +557,14 @@ fn line_search(
     let mut gt = vec![0.0; x.len()];
     while evaluations < budget {
         let stp = search.stp;
+        if !stp.is_finite() {
+            break;
+        }
         let xt: Vec<f64> = (0..x.len()).map(|i| (x[i] + stp * d[i]).clamp(lower[i], upper[i])).collect();
         let ft = obj.value_grad(&xt, &mut gt);
         evaluations += 1;
-        if !ft.is_finite() {
+        let gdt = dot(&gt, d);
+        if !ft.is_finite() || !gdt.is_finite() || !all_finite(&gt) {
             // Step back towards the start, as if the value were huge.
             search.stp = search.stx + 0.5 * (stp - search.stx);
             if search.stp <= 0.0 {
@@ -479,7 +572,7 @@ fn line_search(
             }
             continue;
         }
-        match search.next(ft, dot(&gt, d)) {
+        match search.next(ft, gdt) {
             Task::Done => return Search { evaluations, accepted: Some((stp, xt, ft, gt)) },
             Task::Evaluate => {}
             Task::Error => break,
@@ -825,15 +918,15 @@ mod tests {
         let mut g = vec![0.0; n];
         for _ in 0..100_000 {
             q.value_grad(&reference, &mut g);
-            for i in 0..n {
-                reference[i] = (reference[i] - g[i] / 10.0).clamp(lower[i], upper[i]);
+            for ((r, gi), (l, u)) in reference.iter_mut().zip(&g).zip(lower.iter().zip(&upper)) {
+                *r = (*r - gi / 10.0).clamp(*l, *u);
             }
         }
         let mut watched = Watched { inner: &mut q, lower: lower.clone(), upper: upper.clone(), outside: 0 };
         let sol = minimize(&mut watched, &vec![0.0; n], &lower, &upper, &Options::default());
         assert_eq!(watched.outside, 0, "L-BFGS-B evaluated f outside the box");
-        for i in 0..n {
-            assert!((sol.x[i] - reference[i]).abs() < 1e-6, "coordinate {i}: {} vs {}", sol.x[i], reference[i]);
+        for (i, (x, r)) in sol.x.iter().zip(&reference).enumerate() {
+            assert!((x - r).abs() < 1e-6, "coordinate {i}: {x} vs {r}");
         }
     }
 
@@ -863,5 +956,119 @@ mod tests {
         assert_eq!(watched.outside, 0);
         let best: f64 = (0..4).map(|i| 0.5 * eig[i] * (b[i] + q.center[i].abs()).powi(2)).sum();
         assert!((-sol.f - best).abs() < 1e-12, "{} vs {best}", -sol.f);
+    }
+
+    #[test]
+    fn a_middle_matrix_singular_to_working_precision_is_refused() {
+        // Two pairs whose curvatures sᵀy differ by 1e15: the middle matrix
+        // diag(−1e15, −1, θ, θ) with θ = 1 has a pivot below 1e-14 of its largest entry.
+        let mut memory = Memory::new(5);
+        assert!(memory.push(vec![1.0, 0.0], vec![1e15, 0.0], 1e15));
+        assert!(!memory.push(vec![0.0, 1.0], vec![0.0, 1.0], 1.0));
+        // Pairs that do not give a finite θ are refused too.
+        let mut memory = Memory::new(5);
+        assert!(!memory.push(vec![1.0, 0.0], vec![f64::INFINITY, 0.0], f64::INFINITY));
+        assert!(!memory.push(vec![1.0, 0.0], vec![f64::NAN, 0.0], 1.0));
+    }
+
+    #[test]
+    fn a_singular_middle_matrix_resets_the_memory_and_the_solver_still_converges() {
+        // Curvatures 1e12, 1 and 1/2: the first step is along the stiff axis and the next ones
+        // along the soft axes, and the pairs' sᵀy then differ by more than the 1e14 that the
+        // middle matrix's factorization tolerates (this panicked before the reset was added).
+        // The minimizer over the box [−1, 2]³ is the centre clamped: (0.3, 1.3, 2).
+        let mut q = Quadratic::diagonal(&[1e12, 1.0, 0.5]);
+        q.center = vec![0.3, 1.3, 2.3];
+        let (lower, upper) = (vec![-1.0; 3], vec![2.0; 3]);
+        let mut watched = Watched { inner: &mut q, lower: lower.clone(), upper: upper.clone(), outside: 0 };
+        let sol = minimize(&mut watched, &[-1.0; 3], &lower, &upper, &Options::default());
+        assert_eq!(watched.outside, 0, "L-BFGS-B evaluated f outside the box");
+        assert!(sol.memory_resets >= 1, "{sol:?}");
+        assert_eq!(sol.stop, Stop::ProjectedGradient, "{sol:?}");
+        for (x, expected) in sol.x.iter().zip([0.3, 1.3, 2.0]) {
+            assert!((x - expected).abs() < 1e-6, "{sol:?}");
+        }
+        assert!((sol.f - 0.5 * 0.5 * 0.3 * 0.3).abs() < 1e-10, "{sol:?}");
+    }
+
+    /// f(x) = (3/2)‖x‖², except that the gradient, and the value unless `nan_gradient_only`, are
+    /// NaN once `nan_after` evaluations are done and wherever x₀ > `wall`.
+    struct Poisoned {
+        evaluations: usize,
+        nan_after: usize,
+        wall: f64,
+        nan_gradient_only: bool,
+        poisoned: usize,
+    }
+
+    impl Poisoned {
+        fn new(nan_after: usize, wall: f64, nan_gradient_only: bool) -> Poisoned {
+            Poisoned { evaluations: 0, nan_after, wall, nan_gradient_only, poisoned: 0 }
+        }
+    }
+
+    impl Objective for Poisoned {
+        fn dim(&self) -> usize {
+            2
+        }
+        fn value_grad(&mut self, x: &[f64], grad: &mut [f64]) -> f64 {
+            self.evaluations += 1;
+            let poisoned = self.evaluations > self.nan_after || x[0] > self.wall;
+            self.poisoned += usize::from(poisoned);
+            grad.iter_mut().zip(x).for_each(|(g, v)| *g = if poisoned { f64::NAN } else { 3.0 * v });
+            if poisoned && !self.nan_gradient_only { f64::NAN } else { 1.5 * x.iter().map(|v| v * v).sum::<f64>() }
+        }
+    }
+
+    #[test]
+    fn a_nan_objective_ends_the_run_without_nan_iterates() {
+        let (lower, upper) = (vec![-10.0; 2], vec![10.0; 2]);
+        // NaN at the start: nothing to minimize.
+        let mut obj = Poisoned::new(0, f64::INFINITY, false);
+        let sol = minimize(&mut obj, &[3.0, 4.0], &lower, &upper, &Options::default());
+        assert_eq!((sol.stop, sol.evaluations, obj.evaluations), (Stop::NonFinite, 1, 1), "{sol:?}");
+        assert_eq!(sol.x, vec![3.0, 4.0]);
+        // A finite value with a NaN gradient at the start is no better.
+        let mut obj = Poisoned::new(0, f64::INFINITY, true);
+        let sol = minimize(&mut obj, &[3.0, 4.0], &lower, &upper, &Options::default());
+        assert_eq!(sol.stop, Stop::NonFinite, "{sol:?}");
+        // NaN everywhere after the first evaluation: every trial step fails, the run ends at the
+        // start point with a finite value, within the evaluation budget.
+        for nan_gradient_only in [false, true] {
+            let mut obj = Poisoned::new(1, f64::INFINITY, nan_gradient_only);
+            let sol = minimize(&mut obj, &[3.0, 4.0], &lower, &upper, &Options::default());
+            assert_eq!(sol.stop, Stop::LineSearchFailed, "{sol:?}");
+            assert_eq!(sol.x, vec![3.0, 4.0]);
+            assert_eq!(sol.f, 37.5);
+            assert!(sol.evaluations <= 21 && sol.evaluations == obj.evaluations, "{sol:?}");
+        }
+        // NaN beyond the wall x₀ = 1: the first trial step from (−3, 4), to (6, −8), lands past
+        // it; the line search steps back and the run still reaches the minimizer 0.
+        let mut obj = Poisoned::new(usize::MAX, 1.0, false);
+        let sol = minimize(&mut obj, &[-3.0, 4.0], &lower, &upper, &Options::default());
+        assert!(obj.poisoned > 0, "the test should reach the NaN region");
+        assert!(sol.f.is_finite() && sol.x.iter().all(|v| v.abs() < 1e-5), "{sol:?}");
+    }
+
+    #[test]
+    fn invalid_boxes_and_starts_return_without_evaluating() {
+        let mut q = Quadratic::diagonal(&[1.0, 2.0]);
+        for (x0, lower, upper) in [
+            ([0.0, 0.0], [1.0, -1.0], [-1.0, 1.0]),      // lower > upper
+            ([0.0, 0.0], [f64::NAN, -1.0], [1.0, 1.0]),  // NaN bound
+            ([f64::NAN, 0.0], [-1.0, -1.0], [1.0, 1.0]), // NaN start
+        ] {
+            let sol = minimize(&mut q, &x0, &lower, &upper, &Options::default());
+            assert_eq!((sol.stop, sol.evaluations, sol.iterations), (Stop::InvalidInput, 0, 0), "{sol:?}");
+            assert!(sol.f.is_nan());
+        }
+        // Zero dimension, infinite bounds, an empty box {c}: all well defined.
+        let mut empty = Quadratic::diagonal(&[]);
+        let sol = minimize(&mut empty, &[], &[], &[], &Options::default());
+        assert_eq!((sol.stop, sol.f), (Stop::ProjectedGradient, 0.0));
+        let sol = minimize(&mut q, &[3.0, -2.0], &[f64::NEG_INFINITY; 2], &[f64::INFINITY; 2], &Options::default());
+        assert!(sol.x.iter().all(|v| v.abs() < 1e-6), "{sol:?}");
+        let sol = minimize(&mut q, &[3.0, -2.0], &[0.5, 0.5], &[0.5, 0.5], &Options::default());
+        assert_eq!((sol.x, sol.stop), (vec![0.5, 0.5], Stop::ProjectedGradient));
     }
 }

@@ -8,11 +8,13 @@
 //!   Hutchinson's estimator with Rademacher probes.
 //! - [`lbfgsb`]: L-BFGS-B (Byrd et al. 1995), the bound-constrained solver of the sharpness metric.
 //! - [`sharpness`]: Keskar et al.'s ε-sharpness in the full space or a random subspace.
+//! - [`nonfinite`]: a serde codec that keeps NaN and ±∞ in JSON records.
 //! - [`slices`]: the line through two solutions and the plane through one along two directions.
 #![warn(missing_docs)]
 
 pub mod curvature;
 pub mod lbfgsb;
+pub mod nonfinite;
 pub mod sharpness;
 pub mod slices;
 

@@ -7,6 +7,8 @@
 //! maximization is solved approximately, as in the paper, by a few iterations of L-BFGS-B on −f,
 //! started at y = 0 (as in the SciPy reimplementations). At an exact stationary point the
 //! gradient is zero and the solver cannot move: the metric is then 0 by construction.
+//!
+//! Degenerate inputs give a documented value instead of a panic: see [`epsilon_sharpness`].
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -69,7 +71,10 @@ impl RandomSubspace {
                 gram[j * p + i] = v;
             }
         }
-        let gram_inverse = lbfgsb::invert(&gram, p).expect("a random Gaussian matrix has full column rank");
+        // A has full column rank with probability one when p ≤ n; when p > n (a network with
+        // fewer parameters than the subspace has dimensions) or n = 0 it cannot, and AᵀA is
+        // singular: the Moore–Penrose pseudo-inverse (AᵀA)⁺ takes the place of the inverse.
+        let gram_inverse = lbfgsb::invert(&gram, p).unwrap_or_else(|| symmetric_pseudo_inverse(&gram, p));
         RandomSubspace { n, p, columns, gram_inverse }
     }
 
@@ -82,7 +87,10 @@ impl RandomSubspace {
         &self.columns[j * self.n..(j + 1) * self.n]
     }
 
-    /// A y.
+    /// A y (missing trailing entries of `y` count as 0).
+    ///
+    /// # Panics
+    /// If `y` has more than p entries.
     pub fn apply(&self, y: &[f64]) -> Vec<f64> {
         let mut out = vec![0.0; self.n];
         for (j, &yj) in y.iter().enumerate() {
@@ -98,7 +106,9 @@ impl RandomSubspace {
         (0..self.p).map(|j| dot(self.column(j), v)).collect()
     }
 
-    /// A⁺ x = (AᵀA)⁻¹ Aᵀ x (A has full column rank with probability one).
+    /// A⁺ x = (AᵀA)⁺ Aᵀ x, the Moore–Penrose pseudo-inverse: (AᵀA)⁻¹ Aᵀ x when A has full
+    /// column rank (with probability one when p ≤ n), and the minimum-norm least-squares
+    /// solution of A y = x otherwise (p > n; all zeros when n = 0).
     pub fn pseudo_inverse_apply(&self, x: &[f64]) -> Vec<f64> {
         let p = self.p;
         let atx = self.transpose_apply(x);
@@ -106,16 +116,37 @@ impl RandomSubspace {
     }
 }
 
-/// One measurement of Metric 2.1.
+/// (AᵀA)⁺ of a symmetric positive semidefinite p × p matrix (row-major) by its eigen-
+/// decomposition V Λ Vᵀ: V Λ⁺ Vᵀ, inverting the eigenvalues above 1e-10 times the largest and
+/// zeroing the rest (rounding noise of a rank-deficient Gram matrix).
+fn symmetric_pseudo_inverse(a: &[f64], p: usize) -> Vec<f64> {
+    let (values, vectors) = crate::curvature::symmetric_eigen(a, p);
+    let largest = values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let inverse: Vec<f64> = values.iter().map(|&v| if v > 1e-10 * largest { 1.0 / v } else { 0.0 }).collect();
+    let mut out = vec![0.0; p * p];
+    for i in 0..p {
+        for j in 0..p {
+            out[i * p + j] = (0..p).map(|k| vectors[i * p + k] * inverse[k] * vectors[j * p + k]).sum();
+        }
+    }
+    out
+}
+
+/// One measurement of Metric 2.1. The real fields may be NaN or infinite (see
+/// [`epsilon_sharpness`]); they are written with [`crate::nonfinite`] so such a record reads back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sharpness {
     /// φ, in the paper's units (percent of 1 + f(x)).
+    #[serde(with = "crate::nonfinite")]
     pub value: f64,
     /// ε.
+    #[serde(with = "crate::nonfinite")]
     pub epsilon: f64,
     /// f(x).
+    #[serde(with = "crate::nonfinite")]
     pub f_x: f64,
     /// The largest f found in the box.
+    #[serde(with = "crate::nonfinite")]
     pub f_max: f64,
     /// L-BFGS-B iterations run.
     pub iterations: usize,
@@ -123,9 +154,27 @@ pub struct Sharpness {
     pub evaluations: usize,
     /// Why L-BFGS-B stopped.
     pub stop: Stop,
+    /// Times L-BFGS-B discarded its limited memory and restarted
+    /// ([`lbfgsb::Solution::memory_resets`]); 0 in records written before it was counted.
+    #[serde(default)]
+    pub memory_resets: usize,
 }
 
 /// Metric 2.1 at `x` with `iterations` of L-BFGS-B (the paper: 10).
+///
+/// Degenerate cases, none of which panics:
+/// - an empty `x` (or a subspace of dimension 0): nothing moves, φ = 0;
+/// - ε = 0: the box is the point x, φ = 0;
+/// - ε < 0 or NaN, or a NaN in x: the box is empty or undefined, and L-BFGS-B does not run
+///   ([`Stop::InvalidInput`]): φ and `f_max` are NaN;
+/// - f or its gradient not finite at x ([`Stop::NonFinite`]): φ and `f_max` are NaN;
+/// - f not finite at points of the box: L-BFGS-B treats them as too long a step and `f_max` is
+///   the largest finite value it found;
+/// - the metric divides by 1 + f(x), meant for a loss (f ≥ 0): φ is ±∞ or NaN when f(x) = −1.
+///
+/// # Panics
+/// If `x` does not have `obj.dim()` entries, or a random subspace's matrix does not have
+/// `obj.dim()` rows (both are the caller's construction, not data).
 pub fn epsilon_sharpness(
     obj: &mut dyn Objective,
     x: &[f64],
@@ -149,7 +198,11 @@ pub fn epsilon_sharpness(
     let mut ascent = Ascent { obj, x, subspace, full: vec![0.0; n] };
     let opts = Options { max_iter: iterations, ..Options::default() };
     let sol = lbfgsb::minimize(&mut ascent, &vec![0.0; upper.len()], &lower, &upper, &opts);
-    let f_max = (-sol.f).max(f_x);
+    let f_max = match sol.stop {
+        // No maximization ran: there is no largest value to report.
+        Stop::InvalidInput | Stop::NonFinite => f64::NAN,
+        _ => (-sol.f).max(f_x),
+    };
     Sharpness {
         value: 100.0 * (f_max - f_x) / (1.0 + f_x),
         epsilon,
@@ -158,6 +211,7 @@ pub fn epsilon_sharpness(
         iterations: sol.iterations,
         evaluations: sol.evaluations + 1,
         stop: sol.stop,
+        memory_resets: sol.memory_resets,
     }
 }
 
@@ -269,5 +323,162 @@ mod tests {
         // A corner y = (ε, …, ε) moves a parameter by about ε√p: Σ_j a_ij has variance p = 20.
         let var = ones.iter().map(|v| v * v).sum::<f64>() / 300.0;
         assert!((var / 20.0 - 1.0).abs() < 0.25, "variance of a row sum {var}, expected 20");
+    }
+
+    /// A quadratic ½‖x‖² that is NaN (value and gradient) at the origin only.
+    struct NanAtOrigin;
+
+    impl Objective for NanAtOrigin {
+        fn dim(&self) -> usize {
+            2
+        }
+        fn value_grad(&mut self, x: &[f64], grad: &mut [f64]) -> f64 {
+            if x.iter().all(|&v| v == 0.0) {
+                grad.fill(f64::NAN);
+                return f64::NAN;
+            }
+            grad.copy_from_slice(x);
+            0.5 * x.iter().map(|v| v * v).sum::<f64>()
+        }
+    }
+
+    #[test]
+    fn degenerate_inputs_give_documented_values_without_panicking() {
+        let mut q = Quadratic::diagonal(&[2.0, 1.0]);
+        let x = [0.1, -0.2];
+        // An empty parameter vector: nothing moves.
+        let mut empty = Quadratic::diagonal(&[]);
+        let s = epsilon_sharpness(&mut empty, &[], &Subspace::Full, 1e-3, 10);
+        assert_eq!((s.value, s.f_x, s.f_max), (0.0, 0.0, 0.0), "{s:?}");
+        // A random subspace of dimension 0 does not move either.
+        let s = epsilon_sharpness(&mut q, &x, &Subspace::Random(RandomSubspace::gaussian(2, 0, 1)), 1e-3, 10);
+        assert_eq!(s.value, 0.0, "{s:?}");
+        // ε = 0: the box is the point x.
+        let s = epsilon_sharpness(&mut q, &x, &Subspace::Full, 0.0, 10);
+        assert_eq!(s.value, 0.0, "{s:?}");
+        // ε < 0, ε NaN, or a NaN parameter: no box, no maximization, NaN.
+        for (eps, x) in [(-1e-3, x), (f64::NAN, x), (1e-3, [f64::NAN, 0.0])] {
+            let s = epsilon_sharpness(&mut q, &x, &Subspace::Full, eps, 10);
+            assert_eq!((s.stop, s.iterations, s.evaluations), (Stop::InvalidInput, 0, 1), "{s:?}");
+            assert!(s.value.is_nan() && s.f_max.is_nan(), "{s:?}");
+        }
+        // A NaN loss at x: nothing to climb from.
+        let s = epsilon_sharpness(&mut NanAtOrigin, &[0.0, 0.0], &Subspace::Full, 1e-3, 10);
+        assert_eq!(s.stop, Stop::NonFinite, "{s:?}");
+        assert!(s.value.is_nan() && s.f_x.is_nan() && s.f_max.is_nan(), "{s:?}");
+        // No iterations: the measurement is the starting value, φ = 0.
+        let s = epsilon_sharpness(&mut q, &x, &Subspace::Full, 1e-3, 0);
+        assert_eq!((s.value, s.stop, s.memory_resets), (0.0, Stop::MaxIterations, 0), "{s:?}");
+    }
+
+    #[test]
+    fn a_subspace_wider_than_the_space_uses_the_pseudo_inverse() {
+        // p = 5 > n = 3: AᵀA is singular (this panicked before); A has full row rank, so
+        // A A⁺ x = x, and A⁺ x is the minimum-norm solution, orthogonal to the null space of A.
+        let a = RandomSubspace::gaussian(3, 5, 11);
+        let x = [0.4, -1.0, 2.5];
+        let y = a.pseudo_inverse_apply(&x);
+        for (back, xi) in a.apply(&y).iter().zip(&x) {
+            assert!((back - xi).abs() < 1e-6, "A A⁺ x ≠ x: {back} vs {xi}");
+        }
+        // The minimum-norm solution is Aᵀ (A Aᵀ)⁻¹ x.
+        let columns: Vec<Vec<f64>> = (0..5)
+            .map(|j| {
+                let mut e = vec![0.0; 5];
+                e[j] = 1.0;
+                a.apply(&e)
+            })
+            .collect();
+        let aat: Vec<f64> = (0..9).map(|k| columns.iter().map(|c| c[k / 3] * c[k % 3]).sum()).collect();
+        let inv = lbfgsb::invert(&aat, 3).unwrap();
+        let w: Vec<f64> = (0..3).map(|i| (0..3).map(|j| inv[i * 3 + j] * x[j]).sum()).collect();
+        for (yj, c) in y.iter().zip(&columns) {
+            let expected: f64 = c.iter().zip(&w).map(|(a, b)| a * b).sum();
+            assert!((yj - expected).abs() < 1e-6, "A⁺ x is not the minimum-norm solution: {yj} vs {expected}");
+        }
+        // The studies' p = 100 on a network of 30 parameters.
+        let wide = RandomSubspace::gaussian(30, 100, 5);
+        let x30: Vec<f64> = (0..30).map(|i| (i as f64 * 0.37).sin()).collect();
+        for (back, xi) in wide.apply(&wide.pseudo_inverse_apply(&x30)).iter().zip(&x30) {
+            assert!((back - xi).abs() < 1e-6, "A A⁺ x ≠ x: {back} vs {xi}");
+        }
+        // n = 0: A⁺ is the empty map, A⁺ x = 0.
+        let zero = RandomSubspace::gaussian(0, 4, 1);
+        assert_eq!(zero.pseudo_inverse_apply(&[]), vec![0.0; 4]);
+        // Sharpness in a 5-dimensional subspace of a 3-parameter quadratic is well defined.
+        let mut q = Quadratic::diagonal(&[4.0, 1.0, 0.5]);
+        let s = epsilon_sharpness(&mut q, &x, &Subspace::Random(a), 1e-3, 10);
+        assert!(s.value.is_finite() && s.value > 0.0, "{s:?}");
+    }
+
+    /// A value of a hand-built record, to read records without a JSON crate.
+    enum Value {
+        F(f64),
+        U(u64),
+        S(&'static str),
+    }
+
+    impl<'de> serde::Deserializer<'de> for Value {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+            match self {
+                Value::F(v) => visitor.visit_f64(v),
+                Value::U(v) => visitor.visit_u64(v),
+                Value::S(v) => visitor.visit_borrowed_str(v),
+            }
+        }
+        fn deserialize_enum<V: serde::de::Visitor<'de>>(
+            self,
+            name: &'static str,
+            variants: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            match self {
+                Value::S(v) => serde::de::IntoDeserializer::<Self::Error>::into_deserializer(v)
+                    .deserialize_enum(name, variants, visitor),
+                other => other.deserialize_any(visitor),
+            }
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map struct identifier ignored_any
+        }
+    }
+
+    impl<'de> serde::de::IntoDeserializer<'de> for Value {
+        type Deserializer = Value;
+        fn into_deserializer(self) -> Value {
+            self
+        }
+    }
+
+    #[test]
+    fn records_written_before_memory_resets_still_read() {
+        use serde::de::value::MapDeserializer;
+        let old = vec![
+            ("value", Value::F(1.5)),
+            ("epsilon", Value::F(1e-3)),
+            ("f_x", Value::F(0.25)),
+            ("f_max", Value::F(0.26875)),
+            ("iterations", Value::U(10)),
+            ("evaluations", Value::U(13)),
+            ("stop", Value::S("max_iterations")),
+        ];
+        let s = Sharpness::deserialize(MapDeserializer::<_, serde::de::value::Error>::new(old.into_iter())).unwrap();
+        assert_eq!((s.value, s.iterations, s.stop, s.memory_resets), (1.5, 10, Stop::MaxIterations, 0));
+        // A non-finite value as `nonfinite` writes it reads back.
+        let new = vec![
+            ("value", Value::S("NaN")),
+            ("epsilon", Value::F(1e-3)),
+            ("f_x", Value::S("inf")),
+            ("f_max", Value::S("NaN")),
+            ("iterations", Value::U(0)),
+            ("evaluations", Value::U(1)),
+            ("stop", Value::S("non_finite")),
+            ("memory_resets", Value::U(2)),
+        ];
+        let s = Sharpness::deserialize(MapDeserializer::<_, serde::de::value::Error>::new(new.into_iter())).unwrap();
+        assert!(s.value.is_nan() && s.f_x == f64::INFINITY && s.f_max.is_nan());
+        assert_eq!((s.stop, s.memory_resets), (Stop::NonFinite, 2));
     }
 }

@@ -5,7 +5,10 @@
 
 /// `eval(α, (1 − α)·a + α·b)` for each α: α = 0 is `a`, α = 1 is `b`; values outside [0, 1]
 /// extrapolate the line. `eval` also gets α, for state that moves with the point (such as batch
-/// norm's running statistics).
+/// norm's running statistics). No α gives an empty result; NaN entries reach `eval` as they are.
+///
+/// # Panics
+/// If `a` and `b` differ in length.
 pub fn line<T>(a: &[f64], b: &[f64], alphas: &[f64], mut eval: impl FnMut(f64, &[f64]) -> T) -> Vec<T> {
     assert_eq!(a.len(), b.len(), "line: both ends must have the same dimension");
     let mut point = vec![0.0; a.len()];
@@ -20,7 +23,11 @@ pub fn line<T>(a: &[f64], b: &[f64], alphas: &[f64], mut eval: impl FnMut(f64, &
         .collect()
 }
 
-/// `eval(x + α·d₁ + β·d₂)` on the grid α, β ∈ `grid`; row j of the result holds β = grid[j].
+/// `eval(x + α·d₁ + β·d₂)` on the grid α, β ∈ `grid`; row j of the result holds β = grid[j]. An
+/// empty grid gives an empty result.
+///
+/// # Panics
+/// If `x`, `d1` and `d2` differ in length.
 pub fn plane<T>(x: &[f64], d1: &[f64], d2: &[f64], grid: &[f64], mut eval: impl FnMut(&[f64]) -> T) -> Vec<Vec<T>> {
     assert!(
         x.len() == d1.len() && x.len() == d2.len(),

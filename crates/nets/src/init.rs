@@ -10,6 +10,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 /// The generator of a run's dropout masks (and of its initial weights).
 pub type DropoutRng = ChaCha8Rng;
@@ -40,9 +41,26 @@ pub fn conv(c_in: usize, c_out: usize, kernel: [usize; 2], rng: &mut impl Rng, d
     layer
 }
 
+/// Batch norm's constants, part of every net's spec (they change results).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BatchNormSettings {
+    /// Added to the variance before the square root.
+    pub epsilon: f64,
+    /// Weight of the current batch in the running statistics' update (PyTorch's convention:
+    /// running ← (1 − momentum)·running + momentum·batch).
+    pub momentum: f64,
+}
+
+impl Default for BatchNormSettings {
+    /// ε = 1e-5 and momentum 0.1: the defaults of Burn and PyTorch.
+    fn default() -> Self {
+        BatchNormSettings { epsilon: 1e-5, momentum: 0.1 }
+    }
+}
+
 /// Batch norm with scale 1 and shift 0 (deterministic: no draw).
-pub fn batch_norm(features: usize, device: &Device) -> BatchNorm {
-    BatchNormConfig::new(features).init(device)
+pub fn batch_norm(features: usize, settings: BatchNormSettings, device: &Device) -> BatchNorm {
+    BatchNormConfig::new(features).with_epsilon(settings.epsilon).with_momentum(settings.momentum).init(device)
 }
 
 /// Inverted dropout: zero each entry with probability `p` and scale the rest by 1/(1 − p).

@@ -7,6 +7,7 @@ use burn::tensor::{Device, Tensor};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::init::BatchNormSettings;
 use crate::{Classifier, DropoutRng, fused, init};
 
 /// Shape of a fully connected net of the F1/F2 family.
@@ -20,17 +21,19 @@ pub struct MlpSpec {
     pub depth: usize,
     /// Output classes.
     pub classes: usize,
+    /// Batch norm's constants.
+    pub norm: BatchNormSettings,
 }
 
 /// F1: MNIST, 784 → 5 × [512, BN, ReLU] → 10 (Keskar App. B.1), 1,462,794 parameters.
 pub fn f1() -> MlpSpec {
-    MlpSpec { input: 784, width: 512, depth: 5, classes: 10 }
+    MlpSpec { input: 784, width: 512, depth: 5, classes: 10, norm: BatchNormSettings::default() }
 }
 
 /// F2: TIMIT frames, commonly given as 360 → 7 × [512, BN, ReLU] → 1973. The appendix that fixes
 /// these was not available to us, so every number is a field of [`MlpSpec`].
 pub fn f2() -> MlpSpec {
-    MlpSpec { input: 360, width: 512, depth: 7, classes: 1973 }
+    MlpSpec { input: 360, width: 512, depth: 7, classes: 1973, norm: BatchNormSettings::default() }
 }
 
 /// One hidden layer: dense → batch norm (→ ReLU in the forward pass).
@@ -53,7 +56,7 @@ impl MlpSpec {
         let hidden = (0..self.depth)
             .map(|i| DenseBn {
                 linear: init::linear(if i == 0 { self.input } else { self.width }, self.width, rng, device),
-                norm: init::batch_norm(self.width, device),
+                norm: init::batch_norm(self.width, self.norm, device),
             })
             .collect();
         let last = if self.depth == 0 { self.input } else { self.width };

@@ -12,11 +12,9 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::Gradients;
 use burn::tensor::{Device, Tensor, TensorData};
 use datasets::{Dataset, Split};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
 use crate::Classifier;
-use crate::train::{NetSpec, batch, evaluate};
+use crate::train::{NetSpec, WithNet, batch, evaluate};
 
 /// A network's state, flattened in Burn's visiting order: the trainable parameters (what the
 /// measurements perturb) and the running statistics of batch norm (fixed state).
@@ -340,31 +338,50 @@ pub(crate) fn accumulate<M: Module>(model: &M, grads: &Gradients, out: &mut [f64
 impl NetSpec {
     /// Names and shapes of this network's tensors, in flattening order.
     pub fn layout(&self, device: &Device) -> Layout {
-        let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let ad = device.clone().autodiff();
-        match self {
-            NetSpec::Mlp(s) => layout_of(&s.init(&mut rng, &ad)),
-            NetSpec::Shallow(s) => layout_of(&s.init(&mut rng, &ad)),
-            NetSpec::Vgg(s) => layout_of(&s.init(&mut rng, &ad)),
-            NetSpec::Baseline(s) => layout_of(&s.init(&mut rng, &ad)),
+        struct Get;
+        impl WithNet for Get {
+            type Output = Layout;
+            fn run<M: Classifier>(self, model: M) -> Layout {
+                layout_of(&model)
+            }
         }
+        self.build(0, device, Get)
     }
 
     /// The weights this network starts from with init seed `seed` (what training with
     /// `RunSeeds { init: seed, .. }` and no warm start begins at).
     pub fn initial_weights(&self, seed: u64, device: &Device) -> Weights {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let ad = device.clone().autodiff();
-        match self {
-            NetSpec::Mlp(s) => weights_of(&s.init(&mut rng, &ad)),
-            NetSpec::Shallow(s) => weights_of(&s.init(&mut rng, &ad)),
-            NetSpec::Vgg(s) => weights_of(&s.init(&mut rng, &ad)),
-            NetSpec::Baseline(s) => weights_of(&s.init(&mut rng, &ad)),
+        struct Get;
+        impl WithNet for Get {
+            type Output = Weights;
+            fn run<M: Classifier>(self, model: M) -> Weights {
+                weights_of(&model)
+            }
         }
+        self.build(seed, device, Get)
+    }
+
+    /// Checks that `weights` fit this network: as many parameters and running statistics as it
+    /// has. The error names both counts.
+    pub fn check_weights(&self, weights: &Weights, device: &Device) -> Result<(), String> {
+        let layout = self.layout(device);
+        let count = |t: &[TensorInfo]| t.iter().map(|t| t.shape.iter().product::<usize>()).sum::<usize>();
+        let (p, b) = (count(&layout.params), count(&layout.buffers));
+        if weights.params.len() != p || weights.buffers.len() != b {
+            return Err(format!(
+                "the weights hold {} parameters and {} running statistics; this network has {p} and {b}",
+                weights.params.len(),
+                weights.buffers.len()
+            ));
+        }
+        Ok(())
     }
 
     /// The training loss of this network at `weights` over `data.train`, evaluated in chunks of
     /// `chunk` samples on `device` (a plain device; gradients run on its autodiff wrapper).
+    ///
+    /// # Panics
+    /// If `weights` do not fit the network (see [`check_weights`](NetSpec::check_weights)).
     pub fn training_loss<'a>(
         &self,
         weights: &Weights,
@@ -372,24 +389,21 @@ impl NetSpec {
         chunk: usize,
         device: &Device,
     ) -> TrainingLoss<'a> {
-        fn build<'a, M: Classifier>(
-            model: M,
-            weights: &Weights,
+        struct Build<'w, 'a> {
+            weights: &'w Weights,
             data: &'a Dataset,
             chunk: usize,
-            device: &Device,
-        ) -> TrainingLoss<'a> {
-            let model = inference_mode(with_weights(model, &weights.params, &weights.buffers));
-            let state = State { model, buffers: weights.buffers.clone(), data, chunk, device: device.clone() };
-            TrainingLoss { inner: Box::new(state), dim: weights.params.len() }
+            device: Device,
         }
-        let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let ad = device.clone().autodiff();
-        match self {
-            NetSpec::Mlp(s) => build(s.init(&mut rng, &ad), weights, data, chunk, device),
-            NetSpec::Shallow(s) => build(s.init(&mut rng, &ad), weights, data, chunk, device),
-            NetSpec::Vgg(s) => build(s.init(&mut rng, &ad), weights, data, chunk, device),
-            NetSpec::Baseline(s) => build(s.init(&mut rng, &ad), weights, data, chunk, device),
+        impl<'a> WithNet for Build<'_, 'a> {
+            type Output = TrainingLoss<'a>;
+            fn run<M: Classifier>(self, model: M) -> TrainingLoss<'a> {
+                let (weights, data, chunk, device) = (self.weights, self.data, self.chunk, self.device);
+                let model = inference_mode(with_weights(model, &weights.params, &weights.buffers));
+                let state = State { model, buffers: weights.buffers.clone(), data, chunk, device };
+                TrainingLoss { inner: Box::new(state), dim: weights.params.len() }
+            }
         }
+        self.build(0, device, Build { weights, data, chunk, device: device.clone() })
     }
 }

@@ -13,6 +13,7 @@ use burn::tensor::{Device, Tensor};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::init::BatchNormSettings;
 use crate::{Classifier, DropoutRng, fused, init};
 
 /// Shape of a net of the C1/C3 family. A 1-D signal is an input of height 1, which turns every
@@ -31,11 +32,21 @@ pub struct ShallowSpec {
     pub dropout: f64,
     /// Output classes.
     pub classes: usize,
+    /// Batch norm's constants.
+    pub norm: BatchNormSettings,
 }
 
 /// C1: CIFAR-10, 1,757,834 parameters.
 pub fn c1() -> ShallowSpec {
-    ShallowSpec { input: [3, 32, 32], channels: 64, kernel: 5, dense: [384, 192], dropout: 0.5, classes: 10 }
+    ShallowSpec {
+        input: [3, 32, 32],
+        channels: 64,
+        kernel: 5,
+        dense: [384, 192],
+        dropout: 0.5,
+        classes: 10,
+        norm: BatchNormSettings::default(),
+    }
 }
 
 /// C3: C1's architecture on CIFAR-100, 1,775,204 parameters.
@@ -94,7 +105,7 @@ impl ShallowSpec {
             .into_iter()
             .map(|c_in| ConvBlock {
                 conv: init::conv(c_in, self.channels, window(h, self.kernel), rng, device),
-                norm: init::batch_norm(self.channels, device),
+                norm: init::batch_norm(self.channels, self.norm, device),
                 pool: pool(h, 3, true),
             })
             .collect();
@@ -103,9 +114,9 @@ impl ShallowSpec {
         Shallow {
             blocks,
             dense1: init::linear(flat, self.dense[0], rng, device),
-            norm1: init::batch_norm(self.dense[0], device),
+            norm1: init::batch_norm(self.dense[0], self.norm, device),
             dense2: init::linear(self.dense[0], self.dense[1], rng, device),
-            norm2: init::batch_norm(self.dense[1], device),
+            norm2: init::batch_norm(self.dense[1], self.norm, device),
             output: init::linear(self.dense[1], self.classes, rng, device),
             dropout: self.dropout,
             input: self.input,
@@ -127,7 +138,7 @@ impl Classifier for Shallow {
         let x = relu(fused::batch_norm(&self.norm1, self.dense1.forward(x))); // [batch, 384]
         let x = init::dropout(x, self.dropout, dropout.as_deref_mut());
         let x = relu(fused::batch_norm(&self.norm2, self.dense2.forward(x))); // [batch, 192]
-        let x = init::dropout(x, self.dropout, dropout.as_deref_mut());
+        let x = init::dropout(x, self.dropout, dropout);
         self.output.forward(x)
     }
 }

@@ -3,9 +3,15 @@
 //! Keskar et al. train SB and LB alike with Adam (§2.2); the paper's metric is accuracy on the
 //! train and test sets. Evaluation always runs the model in inference mode (batch norm on its
 //! running statistics, no dropout), on the whole split, in fixed-size chunks.
+//!
+//! There is one training loop, [`train`], generic over what updates the weights ([`Update`]):
+//! Adam (fused on flex, Burn's elsewhere) or a flat rule of the `optim` crate. The stopping rule
+//! and the divergence check live in it, and the shuffle, dropout and noise streams each get their
+//! own seed (derived from [`RunSeeds::order`]).
 
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::Gradients;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use datasets::{Dataset, Split};
 use rand::SeedableRng;
@@ -54,6 +60,42 @@ pub struct TrainConfig {
     /// epochs (`epochs` stays the cap). `None` trains exactly `epochs` epochs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patience: Option<usize>,
+    /// Adam's constants (unused by the flat rules, which carry their own).
+    pub adam: AdamConstants,
+}
+
+/// Adam's constants β₁, β₂ and ε (Kingma & Ba 2015, Alg. 1).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AdamConstants {
+    /// Decay of the first moment.
+    pub beta_1: f64,
+    /// Decay of the second moment.
+    pub beta_2: f64,
+    /// Added to the root of the second moment.
+    pub epsilon: f64,
+}
+
+impl Default for AdamConstants {
+    /// β = (0.9, 0.999), ε = 1e-8: the paper's, and the default of Keras 1 and PyTorch alike.
+    fn default() -> Self {
+        AdamConstants { beta_1: 0.9, beta_2: 0.999, epsilon: 1e-8 }
+    }
+}
+
+impl TrainConfig {
+    /// Adam at `learning_rate` and `batch_size` for `epochs`, shuffled every epoch, evaluated in
+    /// chunks of 1000, no stopping rule, default constants.
+    pub fn adam(batch_size: usize, epochs: usize, learning_rate: f64) -> TrainConfig {
+        TrainConfig {
+            batch_size,
+            epochs,
+            learning_rate,
+            eval_batch: 1000,
+            shuffle: true,
+            patience: None,
+            adam: AdamConstants::default(),
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -69,8 +111,46 @@ fn is_yes(b: &bool) -> bool {
 pub struct RunSeeds {
     /// Initial weights.
     pub init: u64,
-    /// Batch order and dropout masks.
+    /// The run's random streams: batch order, dropout masks and the noise of noisy rules each
+    /// draw from their own generator, seeded from this one and the stream's name.
     pub order: u64,
+}
+
+impl RunSeeds {
+    /// Seed of one stream of the run (SplitMix64 of `order` and the stream's index), so that
+    /// adding dropout to a net does not change its batch order.
+    pub fn stream(&self, stream: Stream) -> u64 {
+        let mut z = self.order ^ (stream as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// The random streams of a training run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// The permutation of the training set each epoch.
+    Shuffle = 0,
+    /// Dropout masks.
+    Dropout = 1,
+    /// The Gaussian noise of noisy gradient descent.
+    Noise = 2,
+}
+
+/// Where a run stopped being finite.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Divergence {
+    /// The epoch being trained (1-based).
+    pub epoch: usize,
+    /// Minibatch steps completed in that epoch before the non-finite value was seen.
+    pub step: usize,
+    /// What was not finite: `loss` (the minibatch loss, checked every step) or `weights`
+    /// (checked after every epoch).
+    pub what: String,
+    /// The minibatch loss at that step (NaN or ±∞ when `what` is `loss`).
+    #[serde(with = "measure::nonfinite")]
+    pub loss: f64,
 }
 
 /// Metrics after an epoch (epoch 0 is the initialization). Losses are mean cross-entropy,
@@ -80,12 +160,16 @@ pub struct EpochMetrics {
     /// Epochs completed.
     pub epoch: usize,
     /// Mean cross-entropy on the training set.
+    #[serde(with = "measure::nonfinite")]
     pub train_loss: f64,
     /// Accuracy on the training set, %.
+    #[serde(with = "measure::nonfinite")]
     pub train_acc: f64,
     /// Mean cross-entropy on the test set.
+    #[serde(with = "measure::nonfinite")]
     pub test_loss: f64,
     /// Accuracy on the test set, %.
+    #[serde(with = "measure::nonfinite")]
     pub test_acc: f64,
 }
 
@@ -96,6 +180,10 @@ pub struct Trained {
     pub parameters: usize,
     /// Metrics at initialization (epoch 0) and after every epoch.
     pub curves: Vec<EpochMetrics>,
+    /// Where training stopped on a non-finite loss or weight (`None`: it did not). The curves
+    /// then end at the last finite epoch, and the weights are those of the diverged step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diverged_at: Option<Divergence>,
     /// The final weights (not stored in records).
     #[serde(skip)]
     pub weights: Weights,
@@ -105,23 +193,45 @@ pub struct Trained {
 /// (flattening costs a copy of the network, so only callers that need them pay it).
 pub type OnEpoch<'a> = dyn FnMut(&EpochMetrics, &dyn Fn() -> Weights) + 'a;
 
+/// Something to do with a network of any family: [`NetSpec::build`] hands it the built network.
+/// (The one place that matches on the family; everything else goes through it.)
+pub trait WithNet {
+    /// What it returns.
+    type Output;
+    /// Runs on the network, built on the autodiff device.
+    fn run<M: Classifier>(self, model: M) -> Self::Output;
+}
+
 impl NetSpec {
-    /// Trainable parameters of this network.
-    pub fn parameter_count(&self, device: &Device) -> usize {
-        let mut rng = ChaCha8Rng::seed_from_u64(0);
+    /// Builds the network with weights drawn from `init_seed` on the autodiff wrapper of `device`
+    /// and hands it to `f`.
+    pub fn build<F: WithNet>(&self, init_seed: u64, device: &Device, f: F) -> F::Output {
+        let mut rng = ChaCha8Rng::seed_from_u64(init_seed);
         let ad = device.clone().autodiff();
         match self {
-            NetSpec::Mlp(s) => parameter_count(&s.init(&mut rng, &ad)),
-            NetSpec::Shallow(s) => parameter_count(&s.init(&mut rng, &ad)),
-            NetSpec::Vgg(s) => parameter_count(&s.init(&mut rng, &ad)),
-            NetSpec::Baseline(s) => parameter_count(&s.init(&mut rng, &ad)),
+            NetSpec::Mlp(s) => f.run(s.init(&mut rng, &ad)),
+            NetSpec::Shallow(s) => f.run(s.init(&mut rng, &ad)),
+            NetSpec::Vgg(s) => f.run(s.init(&mut rng, &ad)),
+            NetSpec::Baseline(s) => f.run(s.init(&mut rng, &ad)),
         }
     }
 
-    /// Builds the network from `seeds.init` (or, for a warm start, loads `start`: Adam's state
-    /// starts fresh either way) and trains it with Adam on `data`, calling `on_epoch` after the
-    /// initial evaluation and after every epoch. `device` is a plain (non-autodiff) device;
-    /// training runs on its autodiff wrapper.
+    /// Trainable parameters of this network.
+    pub fn parameter_count(&self, device: &Device) -> usize {
+        struct Count;
+        impl WithNet for Count {
+            type Output = usize;
+            fn run<M: Classifier>(self, model: M) -> usize {
+                parameter_count(&model)
+            }
+        }
+        self.build(0, device, Count)
+    }
+
+    /// Builds the network from `seeds.init` (or, for a warm start, loads `start`: the
+    /// optimizer's state starts fresh either way) and trains it with Adam on `data`, calling
+    /// `on_epoch` after the initial evaluation and after every epoch. `device` is a plain
+    /// (non-autodiff) device; training runs on its autodiff wrapper.
     pub fn train(
         &self,
         data: &Dataset,
@@ -131,30 +241,88 @@ impl NetSpec {
         device: &Device,
         on_epoch: &mut OnEpoch,
     ) -> Trained {
-        let mut rng = ChaCha8Rng::seed_from_u64(seeds.init);
-        let ad = device.clone().autodiff();
-        fn run<M: Classifier>(
-            model: M,
-            data: &Dataset,
-            config: &TrainConfig,
+        self.train_with(data, config, seeds, None, start, device, on_epoch)
+    }
+
+    /// Like [`train`](NetSpec::train), but each step applies `rule` from the `optim` crate to the
+    /// flat parameter vector (the same code that moves points on analytic surfaces); batch norm's
+    /// running statistics still update in the forward pass.
+    #[allow(clippy::too_many_arguments)]
+    pub fn train_with_rule(
+        &self,
+        data: &Dataset,
+        config: &TrainConfig,
+        seeds: RunSeeds,
+        rule: optim::Rule,
+        start: Option<&Weights>,
+        device: &Device,
+        on_epoch: &mut OnEpoch,
+    ) -> Trained {
+        self.train_with(data, config, seeds, Some(rule), start, device, on_epoch)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn train_with(
+        &self,
+        data: &Dataset,
+        config: &TrainConfig,
+        seeds: RunSeeds,
+        rule: Option<optim::Rule>,
+        start: Option<&Weights>,
+        device: &Device,
+        on_epoch: &mut OnEpoch,
+    ) -> Trained {
+        struct Run<'a, 'b> {
+            data: &'a Dataset,
+            config: &'a TrainConfig,
             seeds: RunSeeds,
-            start: Option<&Weights>,
-            device: &Device,
-            on_epoch: &mut OnEpoch,
-        ) -> Trained {
-            let model = match start {
-                Some(w) => with_weights(model, &w.params, &w.buffers),
-                None => model,
-            };
-            let parameters = parameter_count(&model);
-            let (model, curves) = train(model, data, config, seeds, device, on_epoch);
-            Trained { parameters, curves, weights: weights_of(&model) }
+            rule: Option<optim::Rule>,
+            start: Option<&'a Weights>,
+            device: &'a Device,
+            on_epoch: &'a mut OnEpoch<'b>,
         }
+        impl WithNet for Run<'_, '_> {
+            type Output = Trained;
+            fn run<M: Classifier>(self, model: M) -> Trained {
+                let model = match self.start {
+                    Some(w) => with_weights(model, &w.params, &w.buffers),
+                    None => model,
+                };
+                let parameters = parameter_count(&model);
+                let (model, curves, diverged_at) = match self.rule {
+                    None => {
+                        let update = AdamUpdate(crate::fused::adam(self.config.adam));
+                        train(model, self.data, self.config, self.seeds, update, self.device, self.on_epoch)
+                    }
+                    Some(rule) => {
+                        let update = RuleUpdate::new(&model, rule, self.seeds.stream(Stream::Noise));
+                        train(model, self.data, self.config, self.seeds, update, self.device, self.on_epoch)
+                    }
+                };
+                Trained { parameters, curves, diverged_at, weights: weights_of(&model) }
+            }
+        }
+        let run = Run { data, config, seeds, rule, start, device, on_epoch };
+        self.build(seeds.init, device, run)
+    }
+
+    /// Batch norm's constants, for the families that have batch norm.
+    pub fn batch_norm(&self) -> Option<crate::init::BatchNormSettings> {
         match self {
-            NetSpec::Mlp(s) => run(s.init(&mut rng, &ad), data, config, seeds, start, device, on_epoch),
-            NetSpec::Shallow(s) => run(s.init(&mut rng, &ad), data, config, seeds, start, device, on_epoch),
-            NetSpec::Vgg(s) => run(s.init(&mut rng, &ad), data, config, seeds, start, device, on_epoch),
-            NetSpec::Baseline(s) => run(s.init(&mut rng, &ad), data, config, seeds, start, device, on_epoch),
+            NetSpec::Mlp(s) => Some(s.norm),
+            NetSpec::Shallow(s) => Some(s.norm),
+            NetSpec::Vgg(s) => Some(s.norm),
+            NetSpec::Baseline(_) => None,
+        }
+    }
+
+    /// Inputs and classes of this network.
+    fn io(&self) -> (usize, usize) {
+        match self {
+            NetSpec::Mlp(s) => (s.input, s.classes),
+            NetSpec::Shallow(s) => (s.input.iter().product(), s.classes),
+            NetSpec::Vgg(s) => (s.input.iter().product(), s.classes),
+            NetSpec::Baseline(_) => (40, 10),
         }
     }
 }
@@ -165,24 +333,22 @@ impl NetSpec {
 /// repetitions with another program's). `device` is a plain device; the threads are those of
 /// the current rayon pool, so both calls belong inside the same pool.
 pub fn step_timer(spec: &NetSpec, batch_size: usize, warmup: usize, device: &Device) -> Box<dyn FnMut(usize) -> f64> {
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let ad = device.clone().autodiff();
-    let (features, classes) = match spec {
-        NetSpec::Mlp(s) => (s.input, s.classes),
-        NetSpec::Shallow(s) => (s.input.iter().product(), s.classes),
-        NetSpec::Vgg(s) => (s.input.iter().product(), s.classes),
-        NetSpec::Baseline(_) => (40, 10),
-    };
-    let shape = (features, classes, batch_size);
-    match spec {
-        NetSpec::Mlp(s) => timer(s.init(&mut rng, &ad), shape, warmup, ad),
-        NetSpec::Shallow(s) => timer(s.init(&mut rng, &ad), shape, warmup, ad),
-        NetSpec::Vgg(s) => timer(s.init(&mut rng, &ad), shape, warmup, ad),
-        NetSpec::Baseline(s) => timer(s.init(&mut rng, &ad), shape, warmup, ad),
+    struct Timer {
+        shape: (usize, usize, usize),
+        warmup: usize,
+        ad: Device,
     }
+    impl WithNet for Timer {
+        type Output = Box<dyn FnMut(usize) -> f64>;
+        fn run<M: Classifier>(self, model: M) -> Self::Output {
+            timer(model, self.shape, self.warmup, self.ad)
+        }
+    }
+    let (features, classes) = spec.io();
+    spec.build(0, device, Timer { shape: (features, classes, batch_size), warmup, ad: device.clone().autodiff() })
 }
 
-fn timer<M: Classifier + 'static>(
+fn timer<M: Classifier>(
     model: M,
     (features, classes, batch_size): (usize, usize, usize),
     warmup: usize,
@@ -193,7 +359,7 @@ fn timer<M: Classifier + 'static>(
     let x: Vec<f32> = (0..batch_size * features).map(|_| rng.random_range(-1.0..1.0)).collect();
     let y: Vec<i64> = (0..batch_size).map(|i| (i % classes) as i64).collect();
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
-    let mut optimizer = crate::fused::adam(1e-8);
+    let mut optimizer = crate::fused::adam(AdamConstants::default());
     let mut dropout: DropoutRng = ChaCha8Rng::seed_from_u64(2);
     let mut step = move |model: M| {
         let xb = Tensor::<2>::from_data(TensorData::new(x.clone(), [batch_size, features]), &ad);
@@ -230,34 +396,89 @@ pub fn batch(split: &Split, idx: &[usize], sample_len: usize, device: &Device) -
     )
 }
 
-/// Trains `model` (built on the autodiff wrapper of `device`) and returns it with its curves.
+/// What moves the weights after each minibatch's backward pass.
+pub trait Update<M: Classifier> {
+    /// The model after one step at `learning_rate` from the gradients of the minibatch loss.
+    fn step(&mut self, model: M, grads: Gradients, learning_rate: f64) -> M;
+}
+
+/// Adam as a Burn module optimizer (fused on flex).
+struct AdamUpdate(ModuleOptimizer);
+
+impl<M: Classifier> Update<M> for AdamUpdate {
+    fn step(&mut self, model: M, grads: Gradients, learning_rate: f64) -> M {
+        let grads = GradientsParams::from_grads(grads, &model);
+        self.0.step(learning_rate, model, grads)
+    }
+}
+
+/// A rule of the `optim` crate on the flat parameter vector (its own step size; the config's
+/// learning rate is unused).
+struct RuleUpdate {
+    optimizer: optim::Optimizer,
+    theta: Vec<f64>,
+    grad: Vec<f64>,
+}
+
+impl RuleUpdate {
+    fn new<M: Classifier>(model: &M, rule: optim::Rule, noise_seed: u64) -> RuleUpdate {
+        let theta = weights_of(model).params_f64();
+        let grad = vec![0.0; theta.len()];
+        RuleUpdate { optimizer: optim::Optimizer::new(rule, theta.len(), noise_seed), theta, grad }
+    }
+}
+
+impl<M: Classifier> Update<M> for RuleUpdate {
+    fn step(&mut self, model: M, grads: Gradients, _learning_rate: f64) -> M {
+        self.grad.iter_mut().for_each(|g| *g = 0.0);
+        crate::objective::accumulate(&model, &grads, &mut self.grad);
+        self.optimizer.step(&mut self.theta, &self.grad);
+        let buffers = weights_of(&model).buffers;
+        let params: Vec<f32> = self.theta.iter().map(|&v| v as f32).collect();
+        with_weights(model, &params, &buffers)
+    }
+}
+
+/// Trains `model` (built on the autodiff wrapper of `device`) with `update` and returns it with
+/// its curves and, if it diverged, where. Training stops at the first non-finite minibatch loss
+/// (checked every step) or weight (checked after every epoch); the stopping rule of
+/// `config.patience` ends it once the training loss has made no new minimum for that many epochs.
 pub fn train<M: Classifier>(
     mut model: M,
     data: &Dataset,
     config: &TrainConfig,
     seeds: RunSeeds,
+    mut update: impl Update<M>,
     device: &Device,
     on_epoch: &mut OnEpoch,
-) -> (M, Vec<EpochMetrics>) {
+) -> (M, Vec<EpochMetrics>, Option<Divergence>) {
     let ad = device.clone().autodiff();
     let sample_len = data.sample_len();
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
-    let mut optimizer = crate::fused::adam(1e-8);
-    let mut rng: DropoutRng = ChaCha8Rng::seed_from_u64(seeds.order);
+    let mut shuffle = ChaCha8Rng::seed_from_u64(seeds.stream(Stream::Shuffle));
+    let mut dropout: DropoutRng = ChaCha8Rng::seed_from_u64(seeds.stream(Stream::Dropout));
     let mut order: Vec<usize> = (0..data.train.len()).collect();
 
     let mut curves = vec![evaluate_epoch(&model, data, config, device, 0)];
     on_epoch(&curves[0], &|| weights_of(&model));
     for epoch in 1..=config.epochs {
         if config.shuffle {
-            order.shuffle(&mut rng);
+            order.shuffle(&mut shuffle);
         }
-        for idx in order.chunks(config.batch_size) {
+        for (step, idx) in order.chunks(config.batch_size.max(1)).enumerate() {
             let (x, y) = batch(&data.train, idx, sample_len, &ad);
-            let logits = model.forward(x, Some(&mut rng));
-            let loss = loss_fn.forward(logits, y);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimizer.step(config.learning_rate, model, grads);
+            let loss = loss_fn.forward(model.forward(x, Some(&mut dropout)), y);
+            let value = loss.clone().into_scalar::<f32>() as f64;
+            if !value.is_finite() {
+                let what = "loss".to_string();
+                return (model, curves, Some(Divergence { epoch, step, what, loss: value }));
+            }
+            model = update.step(model, loss.backward(), config.learning_rate);
+        }
+        if !weights_of(&model).params.iter().all(|v| v.is_finite()) {
+            let steps = order.len().div_ceil(config.batch_size.max(1));
+            let what = "weights".to_string();
+            return (model, curves, Some(Divergence { epoch, step: steps, what, loss: f64::NAN }));
         }
         curves.push(evaluate_epoch(&model, data, config, device, epoch));
         on_epoch(curves.last().expect("just pushed"), &|| weights_of(&model));
@@ -273,94 +494,7 @@ pub fn train<M: Classifier>(
             }
         }
     }
-    (model, curves)
-}
-
-/// Trains `model` like [`train`], but each step applies `rule` from the `optim` crate to the flat
-/// parameter vector (the same code that moves points on analytic surfaces); batch norm's running
-/// statistics still update in the forward pass. The noise of noisy GD is drawn from `seeds.order`.
-pub fn train_with_rule<M: Classifier>(
-    mut model: M,
-    data: &Dataset,
-    config: &TrainConfig,
-    seeds: RunSeeds,
-    rule: optim::Rule,
-    device: &Device,
-    on_epoch: &mut OnEpoch,
-) -> (M, Vec<EpochMetrics>) {
-    let ad = device.clone().autodiff();
-    let sample_len = data.sample_len();
-    let loss_fn = CrossEntropyLossConfig::new().init(&ad);
-    let mut rng: DropoutRng = ChaCha8Rng::seed_from_u64(seeds.order);
-    let mut order: Vec<usize> = (0..data.train.len()).collect();
-    let mut theta = weights_of(&model).params_f64();
-    let mut optimizer = optim::Optimizer::new(rule, theta.len(), seeds.order);
-    let mut grad = vec![0.0; theta.len()];
-    let mut curves = vec![evaluate_epoch(&model, data, config, device, 0)];
-    on_epoch(&curves[0], &|| weights_of(&model));
-    for epoch in 1..=config.epochs {
-        if config.shuffle {
-            order.shuffle(&mut rng);
-        }
-        for idx in order.chunks(config.batch_size) {
-            let (x, y) = batch(&data.train, idx, sample_len, &ad);
-            let loss = loss_fn.forward(model.forward(x, Some(&mut rng)), y);
-            let grads = loss.backward();
-            grad.iter_mut().for_each(|g| *g = 0.0);
-            crate::objective::accumulate(&model, &grads, &mut grad);
-            optimizer.step(&mut theta, &grad);
-            let buffers = weights_of(&model).buffers;
-            let params: Vec<f32> = theta.iter().map(|&v| v as f32).collect();
-            model = with_weights(model, &params, &buffers);
-        }
-        curves.push(evaluate_epoch(&model, data, config, device, epoch));
-        on_epoch(curves.last().expect("just pushed"), &|| weights_of(&model));
-    }
-    (model, curves)
-}
-
-impl NetSpec {
-    /// Builds the network from `seeds.init` (or loads `start`) and trains it with `rule` (see
-    /// [`train_with_rule`]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn train_with_rule(
-        &self,
-        data: &Dataset,
-        config: &TrainConfig,
-        seeds: RunSeeds,
-        rule: optim::Rule,
-        start: Option<&Weights>,
-        device: &Device,
-        on_epoch: &mut OnEpoch,
-    ) -> Trained {
-        let mut rng = ChaCha8Rng::seed_from_u64(seeds.init);
-        let ad = device.clone().autodiff();
-        #[allow(clippy::too_many_arguments)]
-        fn run<M: Classifier>(
-            model: M,
-            data: &Dataset,
-            config: &TrainConfig,
-            seeds: RunSeeds,
-            rule: optim::Rule,
-            start: Option<&Weights>,
-            device: &Device,
-            on_epoch: &mut OnEpoch,
-        ) -> Trained {
-            let model = match start {
-                Some(w) => with_weights(model, &w.params, &w.buffers),
-                None => model,
-            };
-            let parameters = parameter_count(&model);
-            let (model, curves) = train_with_rule(model, data, config, seeds, rule, device, on_epoch);
-            Trained { parameters, curves, weights: weights_of(&model) }
-        }
-        match self {
-            NetSpec::Mlp(s) => run(s.init(&mut rng, &ad), data, config, seeds, rule, start, device, on_epoch),
-            NetSpec::Shallow(s) => run(s.init(&mut rng, &ad), data, config, seeds, rule, start, device, on_epoch),
-            NetSpec::Vgg(s) => run(s.init(&mut rng, &ad), data, config, seeds, rule, start, device, on_epoch),
-            NetSpec::Baseline(s) => run(s.init(&mut rng, &ad), data, config, seeds, rule, start, device, on_epoch),
-        }
-    }
+    (model, curves, None)
 }
 
 fn evaluate_epoch<M: Classifier>(
@@ -424,5 +558,15 @@ mod tests {
         let (l, hit) = cross_entropy(&[2.0, 0.0], 1);
         assert!((l - 2.1269280110429727).abs() < 1e-9);
         assert!(!hit);
+    }
+
+    #[test]
+    fn each_stream_of_a_run_has_its_own_seed_from_the_order_seed_alone() {
+        let s = RunSeeds { init: 1, order: 2 };
+        let all = [s.stream(Stream::Shuffle), s.stream(Stream::Dropout), s.stream(Stream::Noise)];
+        assert!(all[0] != all[1] && all[1] != all[2] && all[0] != all[2], "{all:?}");
+        // The init seed does not enter; the order seed does.
+        assert_eq!(s.stream(Stream::Dropout), RunSeeds { init: 9, order: 2 }.stream(Stream::Dropout));
+        assert_ne!(s.stream(Stream::Dropout), RunSeeds { init: 1, order: 3 }.stream(Stream::Dropout));
     }
 }

@@ -13,6 +13,7 @@ use burn::tensor::{Device, Tensor};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::init::BatchNormSettings;
 use crate::shallow::{pool, window};
 use crate::{Classifier, DropoutRng, fused, init};
 
@@ -28,6 +29,27 @@ pub struct VggSpec {
     pub dense: usize,
     /// Output classes.
     pub classes: usize,
+    /// Batch norm's constants.
+    pub norm: BatchNormSettings,
+    /// Dropout rates.
+    pub dropout: VggDropout,
+}
+
+/// Dropout rates of the VGG recipe of Keskar's code.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct VggDropout {
+    /// After each conv of the first stack but its last (0.3).
+    pub first_stack: f64,
+    /// After each conv of the later stacks but their last (0.4).
+    pub later_stacks: f64,
+    /// Before and after the dense layer (0.5).
+    pub dense: f64,
+}
+
+impl Default for VggDropout {
+    fn default() -> Self {
+        VggDropout { first_stack: 0.3, later_stacks: 0.4, dense: 0.5 }
+    }
 }
 
 /// C2: CIFAR-10, 14,991,946 parameters.
@@ -37,6 +59,8 @@ pub fn c2() -> VggSpec {
         stacks: vec![(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)],
         dense: 512,
         classes: 10,
+        norm: BatchNormSettings::default(),
+        dropout: VggDropout::default(),
     }
 }
 
@@ -68,6 +92,7 @@ pub struct Vgg {
     norm: BatchNorm,
     output: Linear,
     input: [usize; 3],
+    dense_dropout: f64,
 }
 
 impl VggSpec {
@@ -77,12 +102,12 @@ impl VggSpec {
         let height = h;
         let mut stacks = Vec::new();
         for (s, &(channels, convs)) in self.stacks.iter().enumerate() {
-            let p = if s == 0 { 0.3 } else { 0.4 };
+            let p = if s == 0 { self.dropout.first_stack } else { self.dropout.later_stacks };
             let convs = (0..convs)
                 .map(|i| {
                     let conv = VggConv {
                         conv: init::conv(c_in, channels, window(height, 3), rng, device),
-                        norm: init::batch_norm(channels, device),
+                        norm: init::batch_norm(channels, self.norm, device),
                         dropout: if i + 1 == convs { 0.0 } else { p },
                     };
                     c_in = channels;
@@ -99,7 +124,8 @@ impl VggSpec {
         Vgg {
             stacks,
             dense: init::linear(flat, self.dense, rng, device),
-            norm: init::batch_norm(self.dense, device),
+            norm: init::batch_norm(self.dense, self.norm, device),
+            dense_dropout: self.dropout.dense,
             output: init::linear(self.dense, self.classes, rng, device),
             input: self.input,
         }
@@ -121,9 +147,9 @@ impl Classifier for Vgg {
             x = fused::max_pool2d(&stack.pool, x); // [batch, channels, h/2, w/2]
         }
         let x = x.flatten::<2>(1, 3); // [batch, 512 · h/32 · w/32]
-        let x = init::dropout(x, 0.5, dropout.as_deref_mut());
+        let x = init::dropout(x, self.dense_dropout, dropout.as_deref_mut());
         let x = relu(fused::batch_norm(&self.norm, self.dense.forward(x))); // [batch, 512]
-        let x = init::dropout(x, 0.5, dropout.as_deref_mut());
+        let x = init::dropout(x, self.dense_dropout, dropout);
         self.output.forward(x)
     }
 }

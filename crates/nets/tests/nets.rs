@@ -2,9 +2,11 @@
 //! training, and agreement between the flex and ndarray backends.
 
 use datasets::mnist1d;
+use nets::init::BatchNormSettings;
 use nets::mlp::{self, MlpSpec};
 use nets::shallow::{self, ShallowSpec};
 use nets::train::{NetSpec, RunSeeds, TrainConfig};
+use nets::vgg::VggDropout;
 use nets::vgg::{self, VggSpec};
 use nets::{Backend, Classifier};
 use rand::SeedableRng;
@@ -37,12 +39,29 @@ fn one_d_variants_map_signals_to_logits() {
     let d = flex();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let signal = [1, 1, 40];
-    let c1 = ShallowSpec { input: signal, channels: 8, kernel: 5, dense: [16, 8], dropout: 0.5, classes: 10 }
-        .init(&mut rng, &d);
+    let c1 = ShallowSpec {
+        input: signal,
+        channels: 8,
+        kernel: 5,
+        dense: [16, 8],
+        dropout: 0.5,
+        classes: 10,
+        norm: BatchNormSettings::default(),
+    }
+    .init(&mut rng, &d);
     assert_eq!(logits_shape(&c1, 40, &d), [3, 10]);
-    let c2 = VggSpec { input: signal, stacks: vec![(4, 2), (8, 1)], dense: 8, classes: 10 }.init(&mut rng, &d);
+    let c2 = VggSpec {
+        input: signal,
+        stacks: vec![(4, 2), (8, 1)],
+        dense: 8,
+        classes: 10,
+        norm: BatchNormSettings::default(),
+        dropout: VggDropout::default(),
+    }
+    .init(&mut rng, &d);
     assert_eq!(logits_shape(&c2, 40, &d), [3, 10]);
-    let f1 = MlpSpec { input: 40, width: 16, depth: 2, classes: 10 }.init(&mut rng, &d);
+    let f1 =
+        MlpSpec { input: 40, width: 16, depth: 2, classes: 10, norm: BatchNormSettings::default() }.init(&mut rng, &d);
     assert_eq!(logits_shape(&f1, 40, &d), [3, 10]);
     // A 1-D C1 block has 1×5 kernels: 1·8·5+8 + 2·8 + 8·8·5+8 + 2·8 + (8·10)·16+16 + 32 + 16·8+8 + 16 + 8·10+10.
     let expected = 48 + 16 + 328 + 16 + 1296 + 32 + 136 + 16 + 90;
@@ -53,7 +72,8 @@ fn one_d_variants_map_signals_to_logits() {
             kernel: 5,
             dense: [16, 8],
             dropout: 0.5,
-            classes: 10
+            classes: 10,
+            norm: BatchNormSettings::default(),
         })
         .parameter_count(&d),
         expected
@@ -62,14 +82,21 @@ fn one_d_variants_map_signals_to_logits() {
 
 fn tiny_run(backend: Backend, spec: &NetSpec, epochs: usize) -> Vec<nets::train::EpochMetrics> {
     let data = mnist1d::generate(&mnist1d::Config { train: 128, test: 64, ..Default::default() });
-    let config =
-        TrainConfig { batch_size: 32, epochs, learning_rate: 1e-3, eval_batch: 64, shuffle: true, patience: None };
+    let config = TrainConfig {
+        batch_size: 32,
+        epochs,
+        learning_rate: 1e-3,
+        eval_batch: 64,
+        shuffle: true,
+        patience: None,
+        adam: Default::default(),
+    };
     let device = backend.device().expect("backend compiled in");
     spec.train(&data, &config, RunSeeds { init: 3, order: 4 }, None, &device, &mut |_, _| {}).curves
 }
 
 fn tiny_mlp() -> NetSpec {
-    NetSpec::Mlp(MlpSpec { input: 40, width: 16, depth: 2, classes: 10 })
+    NetSpec::Mlp(MlpSpec { input: 40, width: 16, depth: 2, classes: 10, norm: BatchNormSettings::default() })
 }
 
 #[test]
@@ -91,6 +118,7 @@ fn dropout_nets_are_deterministic_in_parallel_threads() {
         dense: [16, 8],
         dropout: 0.5,
         classes: 10,
+        norm: BatchNormSettings::default(),
     });
     let alone = tiny_run(Backend::Flex, &spec, 2);
     let together: Vec<_> = std::thread::scope(|s| {
@@ -115,6 +143,7 @@ fn flex_and_ndarray_train_alike() {
             dense: [16, 8],
             dropout: 0.5,
             classes: 10,
+            norm: BatchNormSettings::default(),
         }),
     ] {
         let flex = tiny_run(Backend::Flex, &spec, 3);
@@ -149,6 +178,7 @@ fn stopping_rule_ends_training_once_the_loss_stops_improving() {
         eval_batch: 64,
         shuffle: true,
         patience: Some(3),
+        adam: Default::default(),
     };
     let curves = tiny_mlp().train(&data, &config, RunSeeds { init: 3, order: 4 }, None, &flex(), &mut |_, _| {}).curves;
     let last = curves.len() - 1;

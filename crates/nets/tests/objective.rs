@@ -4,6 +4,7 @@
 use datasets::{Dataset, mnist1d};
 use measure::Objective;
 use nets::Backend;
+use nets::init::BatchNormSettings;
 use nets::mlp::MlpSpec;
 use nets::objective::Weights;
 use nets::shallow::ShallowSpec;
@@ -20,15 +21,22 @@ fn data() -> Dataset {
 }
 
 fn trained(spec: &NetSpec, data: &Dataset) -> Trained {
-    let config =
-        TrainConfig { batch_size: 25, epochs: 3, learning_rate: 1e-3, eval_batch: 64, shuffle: true, patience: None };
+    let config = TrainConfig {
+        batch_size: 25,
+        epochs: 3,
+        learning_rate: 1e-3,
+        eval_batch: 64,
+        shuffle: true,
+        patience: None,
+        adam: Default::default(),
+    };
     spec.train(data, &config, RunSeeds { init: 1, order: 2 }, None, &flex(), &mut |_, _| {})
 }
 
 fn specs() -> Vec<NetSpec> {
     vec![
         // Batch norm after every hidden layer.
-        NetSpec::Mlp(MlpSpec { input: 40, width: 24, depth: 2, classes: 10 }),
+        NetSpec::Mlp(MlpSpec { input: 40, width: 24, depth: 2, classes: 10, norm: BatchNormSettings::default() }),
         // Batch norm and dropout.
         NetSpec::Shallow(ShallowSpec {
             input: [1, 1, 40],
@@ -37,6 +45,7 @@ fn specs() -> Vec<NetSpec> {
             dense: [16, 8],
             dropout: 0.5,
             classes: 10,
+            norm: BatchNormSettings::default(),
         }),
     ]
 }
@@ -128,8 +137,15 @@ fn warm_start_resumes_from_the_given_weights() {
     let data = data();
     let spec = &specs()[0];
     let run = trained(spec, &data);
-    let config =
-        TrainConfig { batch_size: 100, epochs: 1, learning_rate: 1e-3, eval_batch: 64, shuffle: true, patience: None };
+    let config = TrainConfig {
+        batch_size: 100,
+        epochs: 1,
+        learning_rate: 1e-3,
+        eval_batch: 64,
+        shuffle: true,
+        patience: None,
+        adam: Default::default(),
+    };
     let mut at_start: Option<Weights> = None;
     let warm =
         spec.train(&data, &config, RunSeeds { init: 5, order: 6 }, Some(&run.weights), &flex(), &mut |m, weights| {
@@ -276,8 +292,15 @@ fn training_with_the_flat_adam_rule_matches_burns_adam() {
     // A network without batch norm or dropout, the same batches: the two trainings agree.
     let data = data();
     let spec = NetSpec::Baseline(nets::baselines::BaselineSpec::Mlp);
-    let config =
-        TrainConfig { batch_size: 50, epochs: 2, learning_rate: 1e-3, eval_batch: 64, shuffle: true, patience: None };
+    let config = TrainConfig {
+        batch_size: 50,
+        epochs: 2,
+        learning_rate: 1e-3,
+        eval_batch: 64,
+        shuffle: true,
+        patience: None,
+        adam: Default::default(),
+    };
     let seeds = RunSeeds { init: 1, order: 2 };
     let burn = spec.train(&data, &config, seeds, None, &flex(), &mut |_, _| {});
     let ours = spec.train_with_rule(

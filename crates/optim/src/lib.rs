@@ -15,6 +15,13 @@
 //!   m̂ = m / (1 − β₁ᵗ), v̂ = v / (1 − β₂ᵗ).
 //!
 //! All squares and roots are element-wise.
+//!
+//! The rules assume their usual ranges (step sizes and σ finite, momenta and decays in [0, 1),
+//! ε ≥ 0); [`Optimizer::step`] never panics on values, but outside these ranges the iterate can
+//! become non-finite. A coordinate whose adaptive denominator is exactly 0 (RMSProp or Adam with
+//! ε = 0 and a gradient that has been 0 so far) is left where it is instead of being set to NaN
+//! by 0/0. A non-finite gradient is not hidden: it makes the iterate non-finite, for the caller's
+//! divergence check.
 #![warn(missing_docs)]
 
 use rand::{Rng, SeedableRng};
@@ -135,7 +142,11 @@ impl Optimizer {
         self.rule
     }
 
-    /// One update of `theta` with gradient `grad` at `theta`.
+    /// One update of `theta` with gradient `grad` at `theta` (zero parameters is a valid, empty
+    /// update).
+    ///
+    /// # Panics
+    /// If `theta` or `grad` does not have the length the optimizer was built for.
     pub fn step(&mut self, theta: &mut [f64], grad: &[f64]) {
         assert!(
             theta.len() == self.first.len() && grad.len() == self.first.len(),
@@ -172,15 +183,23 @@ impl Optimizer {
             Rule::RmsProp { lr, decay, eps } => {
                 for ((t, g), s) in theta.iter_mut().zip(grad).zip(&mut self.second) {
                     *s = decay * *s + (1.0 - decay) * g * g;
-                    *t -= lr * g / (s.sqrt() + eps);
+                    let denominator = s.sqrt() + eps;
+                    if denominator != 0.0 {
+                        *t -= lr * g / denominator;
+                    }
                 }
             }
             Rule::Adam { lr, beta1, beta2, eps } => {
-                let (c1, c2) = (1.0 - beta1.powi(self.steps as i32), 1.0 - beta2.powi(self.steps as i32));
+                // The power t saturates at i32::MAX (where βᵗ is 0 for β < 1) instead of wrapping.
+                let t = i32::try_from(self.steps).unwrap_or(i32::MAX);
+                let (c1, c2) = (1.0 - beta1.powi(t), 1.0 - beta2.powi(t));
                 for (((t, g), m), v) in theta.iter_mut().zip(grad).zip(&mut self.first).zip(&mut self.second) {
                     *m = beta1 * *m + (1.0 - beta1) * g;
                     *v = beta2 * *v + (1.0 - beta2) * g * g;
-                    *t -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
+                    let denominator = (*v / c2).sqrt() + eps;
+                    if denominator != 0.0 {
+                        *t -= lr * (*m / c1) / denominator;
+                    }
                 }
             }
         }
@@ -277,6 +296,47 @@ mod tests {
         }
         assert!((expected[0] - 0.9).abs() < 1e-7, "first Adam step is α·sign(g)");
         close(three_steps(Rule::Adam { lr: 0.1, beta1: b1, beta2: b2, eps: 1e-8 }), expected);
+    }
+
+    #[test]
+    fn a_zero_adaptive_denominator_leaves_the_coordinate_alone() {
+        // ε = 0 and a coordinate whose gradient is 0: RMSProp's and Adam's denominators are
+        // exactly 0, and 0/0 would make θ NaN; the coordinate stays put instead, while the other
+        // coordinate moves as the formula says.
+        for rule in [
+            Rule::RmsProp { lr: 0.1, decay: 0.9, eps: 0.0 },
+            Rule::Adam { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 0.0 },
+        ] {
+            let mut opt = Optimizer::new(rule, 2, 0);
+            let mut theta = [1.0, 2.0];
+            for _ in 0..3 {
+                let g = [0.0, 2.0 * theta[1]];
+                opt.step(&mut theta, &g);
+            }
+            assert_eq!(theta[0], 1.0, "{rule:?}");
+            assert!(theta[1].is_finite() && theta[1] < 2.0, "{rule:?}: {theta:?}");
+        }
+    }
+
+    #[test]
+    fn zero_parameters_and_a_nan_gradient_do_not_panic() {
+        for rule in [
+            Rule::Gd { lr: 0.1 },
+            Rule::NoisyGd { lr: 0.1, sigma: 0.1 },
+            Rule::Momentum { lr: 0.1, rho: 0.9 },
+            Rule::Nesterov { lr: 0.1, rho: 0.9 },
+            Rule::AdaGrad { lr: 0.1 },
+            Rule::RmsProp { lr: 0.1, decay: 0.9, eps: 1e-8 },
+            Rule::Adam { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+        ] {
+            let mut empty = Optimizer::new(rule, 0, 0);
+            empty.step(&mut [], &[]);
+            // A NaN gradient is not hidden: the iterate becomes NaN for the caller to see.
+            let mut opt = Optimizer::new(rule, 1, 0);
+            let mut theta = [1.0];
+            opt.step(&mut theta, &[f64::NAN]);
+            assert!(theta[0].is_nan(), "{rule:?}");
+        }
     }
 
     #[test]

@@ -19,9 +19,9 @@ pub struct Adam {
     reference: burn::optim::Adam,
 }
 
-/// Adam with β₁ = 0.9, β₂ = 0.999 and this ε, as a module optimizer.
-pub fn adam(epsilon: f32) -> ModuleOptimizer {
-    let (beta_1, beta_2) = (0.9, 0.999);
+/// Adam with these constants (in f32, as Burn computes), as a module optimizer.
+pub fn adam(constants: crate::train::AdamConstants) -> ModuleOptimizer {
+    let (beta_1, beta_2, epsilon) = (constants.beta_1 as f32, constants.beta_2 as f32, constants.epsilon as f32);
     let reference = AdamConfig::new().with_beta_1(beta_1).with_beta_2(beta_2).with_epsilon(epsilon).build();
     ModuleOptimizer::from(Adam { beta_1, beta_2, epsilon, reference })
 }
@@ -150,7 +150,8 @@ mod tests {
     #[test]
     fn matches_burns_adam_bit_for_bit() {
         let device = Device::flex().autodiff();
-        let spec = MlpSpec { input: 20, width: 16, depth: 2, classes: 3 };
+        let spec =
+            MlpSpec { input: 20, width: 16, depth: 2, classes: 3, norm: crate::init::BatchNormSettings::default() };
         let train = |mut optimizer: burn::optim::ModuleOptimizer| {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
             let mut model = spec.init(&mut rng, &device);
@@ -163,7 +164,7 @@ mod tests {
             }
             crate::objective::weights_of(&model)
         };
-        let ours = train(super::adam(1e-8));
+        let ours = train(super::adam(crate::train::AdamConstants::default()));
         let theirs = train(AdamConfig::new().with_epsilon(1e-8).init());
         assert!(ours.params.len() > 400);
         assert_eq!(ours.params, theirs.params);

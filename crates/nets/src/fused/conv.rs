@@ -202,6 +202,17 @@ fn col2im(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
     });
 }
 
+/// Whether a `rows × cols` matrix with non-negative `(row, column)` strides fits in `len`
+/// elements (an empty matrix always does).
+fn fits(len: usize, rows: usize, cols: usize, (rs, cs): (isize, isize)) -> bool {
+    if rows == 0 || cols == 0 {
+        return true;
+    }
+    let (Ok(rs), Ok(cs)) = (usize::try_from(rs), usize::try_from(cs)) else { return false };
+    let last = (rows - 1).checked_mul(rs).zip((cols - 1).checked_mul(cs)).and_then(|(a, b)| a.checked_add(b));
+    last.is_some_and(|last| last < len)
+}
+
 /// `dst[m×n] (+)= lhs[m×k]·rhs[k×n]`, every matrix given by its row and column strides.
 #[allow(clippy::too_many_arguments)]
 fn matmul(
@@ -216,9 +227,13 @@ fn matmul(
     rhs: &[f32],
     rhs_strides: (isize, isize),
 ) {
-    debug_assert!(dst.len() >= m * n);
-    // SAFETY: the caller's slices hold the m×k, k×n and m×n matrices under these strides
-    // (checked by the shapes of every call site and the tests against Burn's convolution).
+    // Every element the GEMM touches lies inside its slice: checked on every call (a few integer
+    // operations against a multiply of thousands of flops), not only in debug builds.
+    assert!(fits(dst.len(), m, n, dst_strides), "GEMM destination {m}×{n} {dst_strides:?} exceeds {}", dst.len());
+    assert!(fits(lhs.len(), m, k, lhs_strides), "GEMM left operand {m}×{k} {lhs_strides:?} exceeds {}", lhs.len());
+    assert!(fits(rhs.len(), k, n, rhs_strides), "GEMM right operand {k}×{n} {rhs_strides:?} exceeds {}", rhs.len());
+    // SAFETY: the asserts above bound every index the GEMM reads or writes; `dst` is a unique
+    // borrow, so it aliases neither operand.
     unsafe {
         gemm::gemm(
             m,
@@ -262,16 +277,23 @@ fn forward(g: &Geometry, x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
     out
 }
 
-/// ∂L/∂W = Σₙ dy[n]·im2col(x[n])ᵀ and ∂L/∂b = Σₙ Σₚ dy[n], samples in parallel.
+/// Partial sums of the weight gradient: the batch is cut into this many contiguous groups of
+/// samples whatever the pool size, each group summed in sample order, and the groups' sums added
+/// in group order, so the gradient is the same bits on any number of threads and any schedule
+/// (rayon's `fold`/`reduce` split where work stealing happens to).
+const WEIGHT_GRAD_GROUPS: usize = 32;
+
+/// ∂L/∂W = Σₙ dy[n]·im2col(x[n])ᵀ and ∂L/∂b = Σₙ Σₚ dy[n], groups of samples in parallel.
 fn weight_and_bias_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
     use rayon::prelude::*;
     let (k, p) = (g.k(), g.p());
-    let (dw, db) = x
-        .par_chunks(g.sample_in())
-        .zip(dy.par_chunks(g.sample_out()))
-        .fold(
-            || (vec![0f32; g.co * k], vec![0f64; g.co], vec![0f32; k * p]),
-            |(mut dw, mut db, mut cols), (x, dy)| {
+    let per_group = g.n.div_ceil(WEIGHT_GRAD_GROUPS).max(1);
+    let partial: Vec<(Vec<f32>, Vec<f64>)> = x
+        .par_chunks(g.sample_in() * per_group)
+        .zip(dy.par_chunks(g.sample_out() * per_group))
+        .map(|(x, dy)| {
+            let (mut dw, mut db, mut cols) = (vec![0f32; g.co * k], vec![0f64; g.co], vec![0f32; k * p]);
+            for (x, dy) in x.chunks_exact(g.sample_in()).zip(dy.chunks_exact(g.sample_out())) {
                 im2col(g, x, &mut cols);
                 // cols viewed transposed: entry (position, row) at cols[row·p + position].
                 // dw held transposed, [k, co]: a column-major destination keeps the GEMM
@@ -289,18 +311,15 @@ fn weight_and_bias_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f
                     }
                     *sum += lanes.iter().map(|&v| v as f64).sum::<f64>();
                 }
-                (dw, db, cols)
-            },
-        )
-        .map(|(dw, db, _)| (dw, db))
-        .reduce(
-            || (vec![0f32; g.co * k], vec![0f64; g.co]),
-            |(mut dw, mut db), (dw2, db2)| {
-                dw.iter_mut().zip(&dw2).for_each(|(a, b)| *a += b);
-                db.iter_mut().zip(&db2).for_each(|(a, b)| *a += b);
-                (dw, db)
-            },
-        );
+            }
+            (dw, db)
+        })
+        .collect();
+    let (mut dw, mut db) = (vec![0f32; g.co * k], vec![0f64; g.co]);
+    for (dw2, db2) in &partial {
+        dw.iter_mut().zip(dw2).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(db2).for_each(|(a, b)| *a += b);
+    }
     let mut dw_rows = vec![0f32; g.co * k];
     for (r, column) in dw.chunks_exact(g.co).enumerate() {
         for (o, &v) in column.iter().enumerate() {

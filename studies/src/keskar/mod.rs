@@ -1,0 +1,362 @@
+//! Keskar, Mudigere, Nocedal, Smelyanskiy & Tang, "On Large-Batch Training for Deep Learning:
+//! Generalization Gap and Sharp Minima" (ICLR 2017): Table 2 (train and test accuracy of
+//! small-batch (SB) and large-batch (LB) Adam, mean ± std over seeds, beside the paper's numbers),
+//! Tables 3 and 4 (ε-sharpness), the Hessian's curvature at the solutions, and Figure 3.
+//!
+//! Command: `cargo run --release -p studies -- keskar [--scale smoke|default|paper]`.
+//! The default scale trains F1- and C1-family nets on generated MNIST-1D (no download) and takes
+//! a few minutes on 2 cores; `smoke` is a seconds-long version for tests.
+//!
+//! - [`paper`]: the paper's numbers;
+//! - [`report`]: the tables and plots, from records alone;
+//! - [`figure3`]: the line between the SB and LB solutions, a stage with its own records.
+//!
+//! The scales (networks, batches, epochs, step size) are in [`crate::scale`]; the measurement
+//! driver in [`crate::measurement`].
+
+pub mod figure3;
+pub mod paper;
+pub mod report;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use datasets::Dataset;
+use nets::train::{NetSpec, RunSeeds, TrainConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{DataDir, DataSpec};
+use crate::harness::{self, CellProgress, GridArgs, Record, Report, Study};
+use crate::measurement::{MeasureConfig, Outcome, measure_run};
+use crate::scale::{Scale, scale_spec};
+use crate::usage;
+use figure3::Figure3;
+
+/// One line: what `studies list` and `--help` say.
+pub const ABOUT: &str =
+    "Keskar et al. 2017 Tables 2-4, Fig. 3: SB vs LB Adam, accuracy, sharpness, curvature, with the paper's numbers";
+
+/// Arguments of `studies keskar`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Size of the study: `smoke` (seconds, for tests), `default` (generated MNIST-1D, minutes on
+    /// a laptop), `paper` (the paper's networks and datasets).
+    #[arg(long, value_enum, default_value_t = Scale::Default)]
+    pub scale: Scale,
+    /// Networks to train, comma-separated (F1, F2, C1, C2, C3, C4; which exist depends on the
+    /// scale). Default: F1,C1 at the small scales, all six at paper scale.
+    #[arg(long, value_delimiter = ',')]
+    pub nets: Option<Vec<String>>,
+    /// Seeds (independent runs) per network and regime.
+    #[arg(long, default_value_t = 5)]
+    pub seeds: usize,
+    /// Epochs per run (default: the scale's own; at paper scale, the cap of the stopping rule).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Adam's step size (default: the scale's own, 1e-3 as in the paper's code).
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// Folder holding the real datasets, one subfolder each (mnist, cifar-10, cifar-100, timit)
+    /// [default: $FLATLAND_DATA, else the platform cache folder]. Paper scale only.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub grid: GridArgs,
+}
+
+/// Small batch or large batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Regime {
+    /// Small batch (256 in the paper).
+    SB,
+    /// Large batch (10 % of the training set in the paper).
+    LB,
+}
+
+/// One cell: a network trained once in one regime from one seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// Table-2 name of the network (F1 … C4); at small scales, the family it is scaled from.
+    pub net: String,
+    /// Study scale.
+    pub scale: Scale,
+    /// Training data.
+    pub data: DataSpec,
+    /// The network's exact shape.
+    pub spec: NetSpec,
+    /// SB or LB.
+    pub regime: Regime,
+    /// Optimizer settings (Adam), batch size and epochs.
+    pub train: TrainConfig,
+    /// Index of the seed (0-based) among the cell's repeats.
+    pub seed_index: usize,
+    /// Seeds derived from the master seed: the init seed is shared by SB and LB of the same
+    /// index (both start from the same weights, as in the paper's code); the order seed is not.
+    pub seeds: RunSeeds,
+    /// How the solution's sharpness and curvature are measured (none: not measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measure: Option<MeasureConfig>,
+}
+
+/// The Keskar study: its grid and the shared data.
+pub struct Keskar {
+    cells: Vec<Cell>,
+    /// Every dataset the grid uses, loaded once.
+    data: Vec<(DataSpec, Dataset)>,
+    device: nets::Device,
+}
+
+impl Study for Keskar {
+    type Cell = Cell;
+    type Outcome = Outcome;
+    const NAME: &'static str = "keskar";
+
+    fn cells(&self) -> Vec<Cell> {
+        self.cells.clone()
+    }
+
+    fn label(cell: &Cell) -> String {
+        format!("{}-{:?}-seed{}", cell.net, cell.regime, cell.seed_index)
+    }
+
+    fn run_cell(&self, cell: &Cell, progress: &CellProgress) -> Result<Outcome> {
+        let epochs = cell.train.epochs;
+        let data = crate::data::find(&self.data, &cell.data)?;
+        let start = std::time::Instant::now();
+        let trained = cell.spec.train(data, &cell.train, cell.seeds, None, &self.device, &mut |m, _| {
+            let msg = format!(
+                "epoch {:>3}/{epochs}  train loss {:.4}  train {:5.1}%  test {:5.1}%",
+                m.epoch, m.train_loss, m.train_acc, m.test_acc
+            );
+            if m.epoch % 10 == 0 || m.epoch == epochs {
+                progress.log(&msg);
+            } else {
+                progress.message(&msg);
+            }
+        });
+        let train_seconds = start.elapsed().as_secs_f64();
+        if let Some(d) = &trained.diverged_at {
+            progress.log(&format!("diverged in epoch {} at step {} ({} not finite)", d.epoch, d.step, d.what));
+        }
+        harness::write_atomic(&progress.artifact("weights"), &trained.weights.to_bytes())?;
+        if cell.measure.is_some() && trained.diverged_at.is_none() {
+            progress.log("measuring sharpness and curvature");
+        }
+        let measures = measure_run(&cell.spec, &trained, data, cell.measure.as_ref(), &self.device)?;
+        if let Some(m) = &measures {
+            progress.log(&format!(
+                "sharpness (full, ε = {:.0e}) {:.3}   top eigenvalue {:.3}   trace {:.1}   [{:.1} s]",
+                m.full_space.first().map_or(f64::NAN, |s| s.epsilon),
+                m.full_space.first().map_or(f64::NAN, |s| s.value),
+                m.top_eigenvalue.as_ref().map_or(f64::NAN, |t| t.value),
+                m.trace.as_ref().map_or(f64::NAN, |t| t.value),
+                m.seconds
+            ));
+        }
+        Ok(Outcome { trained, train_seconds, measures })
+    }
+
+    fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
+        report::report(records, dir)
+    }
+}
+
+/// Validates the arguments, builds the grid, runs it, runs Figure 3 on its seed-0 solutions,
+/// and writes the report.
+pub fn run(args: Args) -> Result<Report> {
+    let spec = scale_spec(args.scale);
+    let known: Vec<&str> = spec.nets.iter().map(|(n, ..)| *n).collect();
+    let given: Vec<String> = match &args.nets {
+        Some(list) => list.iter().map(|n| n.trim().to_string()).collect(),
+        None => spec.default_nets.iter().map(|s| s.to_string()).collect(),
+    };
+    let scale = format!("{:?}", args.scale).to_lowercase();
+    let mut names = Vec::new();
+    for n in &given {
+        match known.iter().find(|k| k.eq_ignore_ascii_case(n)) {
+            Some(k) => names.push(k.to_string()),
+            None => usage!("--nets: unknown network '{n}' at scale {scale}; accepted: {}", known.join(", ")),
+        }
+    }
+    if names.is_empty() {
+        usage!("--nets: no network given; accepted: {}", known.join(", "));
+    }
+    if args.seeds == 0 {
+        usage!("--seeds 0: at least one seed is needed (accepted: 1 or more)");
+    }
+    if args.epochs == Some(0) {
+        usage!("--epochs 0: at least one epoch is needed (accepted: 1 or more)");
+    }
+    if let Some(lr) = args.learning_rate
+        && !(lr.is_finite() && lr > 0.0)
+    {
+        usage!("--learning-rate {lr}: accepted: a finite number above 0");
+    }
+    let (backend, device, jobs) = args.grid.validate()?;
+    let chosen: Vec<&(&str, NetSpec, DataSpec)> =
+        names.iter().map(|name| spec.nets.iter().find(|(n, ..)| n == name).expect("validated")).collect();
+    // Load every dataset first: missing ones fail here, all named, before any training.
+    let specs: Vec<DataSpec> = chosen.iter().map(|(_, _, d)| d.clone()).collect();
+    let data = crate::data::load_all(&specs, &DataDir::resolve(args.data_dir.as_deref()))?;
+    let mut env = crate::env::Env::capture(backend, &device, jobs);
+    for (spec, d) in &data {
+        env = env.with_data(spec.name(), d);
+    }
+    let opts = args.grid.options(jobs, env)?;
+
+    let epochs = args.epochs.unwrap_or(spec.epochs);
+    let master = args.grid.seed;
+    let mut cells = Vec::new();
+    for (name, net, data_spec) in chosen {
+        let dataset = crate::data::find(&data, data_spec)?;
+        let mut net = net.clone();
+        // F2's input and classes follow the user's TIMIT features.
+        if let NetSpec::Mlp(m) = &mut net
+            && *data_spec == DataSpec::Timit
+        {
+            m.input = dataset.sample_len();
+            m.classes = dataset.classes;
+        }
+        for regime in [Regime::SB, Regime::LB] {
+            let batch_size = match regime {
+                Regime::SB => spec.sb,
+                Regime::LB => spec.lb.unwrap_or(dataset.train.len() / 10).max(1),
+            };
+            for seed_index in 0..args.seeds {
+                let i = seed_index.to_string();
+                let r = format!("{regime:?}");
+                cells.push(Cell {
+                    net: name.to_string(),
+                    scale: args.scale,
+                    data: data_spec.clone(),
+                    spec: net.clone(),
+                    regime,
+                    train: TrainConfig {
+                        patience: spec.patience,
+                        ..TrainConfig::adam(batch_size, epochs, args.learning_rate.unwrap_or(spec.learning_rate))
+                    },
+                    seed_index,
+                    seeds: RunSeeds {
+                        init: harness::derive_seed(master, &["keskar", name, "init", &i]),
+                        order: harness::derive_seed(master, &["keskar", name, &r, "order", &i]),
+                    },
+                    measure: spec
+                        .measure
+                        .then(|| MeasureConfig::keskar(harness::derive_seed(master, &["keskar", name, &r, "measure", &i]))),
+                });
+            }
+        }
+    }
+    let study = Keskar { cells, data, device: device.clone() };
+    let records = harness::run_grid(&study, &opts)?;
+    let dir = harness::study_dir::<Keskar>(&opts.out);
+    let figure3 = Figure3 { cells: Figure3::lines(&records), data: &study.data, artifacts: dir.join("artifacts"), device };
+    if !figure3.cells.is_empty() {
+        harness::run_grid(&figure3, &opts)?;
+    }
+    Keskar::report(&records, &dir)
+}
+
+/// `studies report keskar`: the tables and figures from the records under `out`.
+pub fn report_saved(out: &Path) -> Result<Report> {
+    harness::report_saved::<Keskar>(out)
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nets::objective::Weights;
+    use nets::train::{Divergence, EpochMetrics, Trained};
+
+    fn record(regime: Regime, seed_index: usize, train_acc: f64, test_acc: f64) -> Record<Cell, Outcome> {
+        let spec = scale_spec(Scale::Smoke);
+        let (_, net, data) = spec.nets[0].clone();
+        let metrics =
+            |epoch, train_acc, test_acc| EpochMetrics { epoch, train_loss: 1.0, train_acc, test_loss: 1.0, test_acc };
+        Record {
+            schema: harness::SCHEMA_VERSION,
+            study: "keskar".into(),
+            id: format!("F1-{regime:?}-seed{seed_index}"),
+            master_seed: 0,
+            config: Cell {
+                net: "F1".into(),
+                scale: Scale::Smoke,
+                data,
+                spec: net,
+                regime,
+                train: TrainConfig::adam(16, 1, 1e-3),
+                seed_index,
+                seeds: RunSeeds { init: 1, order: 2 },
+                measure: None,
+            },
+            env: crate::env::Env::fixture(),
+            wall_time_s: 1.0,
+            finished_unix_s: 0,
+            outcome: Outcome {
+                trained: Trained {
+                    parameters: 2,
+                    curves: vec![metrics(0, 10.0, 10.0), metrics(1, train_acc, test_acc)],
+                    diverged_at: None,
+                    weights: Weights::default(),
+                },
+                train_seconds: 1.0,
+                measures: None,
+            },
+        }
+    }
+
+    #[test]
+    fn table2_from_fixed_records_counts_a_diverged_run_apart() {
+        // SB test 70, 72 (mean 71, std √2); LB test 66, 66 (mean 66, std 0) and one LB run that
+        // diverged in epoch 1 (its accuracies must not enter the means).
+        let mut diverged = record(Regime::LB, 2, f64::NAN, f64::NAN);
+        diverged.outcome.trained.curves.pop();
+        diverged.outcome.trained.diverged_at =
+            Some(Divergence { epoch: 1, step: 3, what: "loss".into(), loss: f64::INFINITY });
+        let records = vec![
+            record(Regime::SB, 0, 99.0, 70.0),
+            record(Regime::SB, 1, 100.0, 72.0),
+            record(Regime::LB, 0, 100.0, 66.0),
+            record(Regime::LB, 1, 100.0, 66.0),
+            diverged,
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let md = report::report(&records, dir.path()).unwrap().text;
+        let csv = std::fs::read_to_string(dir.path().join("table2.csv")).unwrap();
+        assert_eq!(
+            csv,
+            "net,dataset,regime,runs,diverged,train_acc_mean,train_acc_std,test_acc_mean,test_acc_std,paper_train_acc,paper_test_acc\n\
+             F1,mnist1d,SB,2,0,99.5,0.7071067811865476,71.0,1.4142135623730951,99.66,98.03\n\
+             F1,mnist1d,LB,3,1,100.0,0.0,66.0,0.0,99.92,97.81\n"
+        );
+        // Welch: t = 5 / √(2/2 + 0) = 5, df = 1, two-sided p = 2·(1 − F₁(5)) = 0.1257 (Cauchy:
+        // 1 − 2/π·atan 5).
+        assert!(md.contains("| F1 | 71.00 | 66.00 | 5.00 | 5.00 | 1.26e-1 | no |"), "{md}");
+        assert!(
+            md.contains("| F1 | 2 | mnist1d | SB | 16 | 2 | 0 | 1 | 99.50 ± 0.71 | 71.00 ± 1.41 | 99.66 | 98.03 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| F1 | 2 | mnist1d | LB | 16 | 3 | 1 | 1 | 100.00 ± 0.00 | 66.00 ± 0.00 | 99.92 | 97.81 |"),
+            "{md}"
+        );
+        assert!(md.contains("Adam (lr 0.001, β = (0.9, 0.999), ε = 1e-8)"), "{md}");
+        assert!(dir.path().join("curves.png").exists() && dir.path().join("curves.svg").exists());
+    }
+
+    #[test]
+    fn a_diverged_record_round_trips_with_its_non_finite_loss() {
+        let mut r = record(Regime::LB, 0, 10.0, 10.0);
+        r.outcome.trained.curves[1].train_loss = f64::INFINITY;
+        r.outcome.trained.curves[1].test_loss = f64::NAN;
+        r.outcome.trained.diverged_at =
+            Some(Divergence { epoch: 2, step: 0, what: "loss".into(), loss: f64::NEG_INFINITY });
+        let text = serde_json::to_string_pretty(&r).unwrap();
+        assert!(text.contains("\"train_loss\": \"inf\"") && text.contains("\"test_loss\": \"NaN\""), "{text}");
+        let back: Record<Cell, Outcome> = harness::parse_record(&text).unwrap();
+        assert_eq!(back.outcome.trained.curves[1].train_loss, f64::INFINITY);
+        assert!(back.outcome.trained.curves[1].test_loss.is_nan());
+        assert_eq!(back.outcome.trained.diverged_at.unwrap().loss, f64::NEG_INFINITY);
+    }
+}

@@ -1,0 +1,450 @@
+//! Tables 2–4, the curvature table, the training curves and Figure 3 of the Keskar study, from
+//! its records alone. Runs that diverged are counted and left out of every mean.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Result;
+use measure::curvature::{TopEigenvalue, Trace};
+use nets::train::EpochMetrics;
+use serde::Serialize;
+
+use super::figure3::{Figure3, slice_panels};
+use super::paper::{PAPER_DATA, PAPER_TABLE3, PAPER_TABLE4, paper_row, paper_sharpness};
+use super::{Cell, Outcome, Regime};
+use crate::harness::{self, Record, Report, fill};
+use crate::plot::{self, PALETTE, Panel, Series};
+use crate::stats::{mean, mean_of, mean_std, std, std_of, welch_t_test};
+
+/// Metrics at the last epoch of a run.
+fn last(outcome: &Outcome) -> &EpochMetrics {
+    outcome.trained.curves.last().expect("at least the epoch-0 evaluation")
+}
+
+/// The records of `net` in `regime`.
+fn runs<'a>(records: &'a [Record<Cell, Outcome>], net: &str, regime: Regime) -> Vec<&'a Record<Cell, Outcome>> {
+    records.iter().filter(|r| r.config.net == net && r.config.regime == regime).collect()
+}
+
+/// One row of Table 2: the runs that finished, and how many diverged.
+struct Row<'a> {
+    net: &'a str,
+    dataset: &'a str,
+    regime: Regime,
+    batch: usize,
+    parameters: usize,
+    train: Vec<f64>,
+    test: Vec<f64>,
+    /// Epochs each finished run trained.
+    epochs: Vec<usize>,
+    diverged: usize,
+}
+
+/// A row of `table2.csv`.
+#[derive(Serialize)]
+struct Table2Csv<'a> {
+    net: &'a str,
+    dataset: &'a str,
+    regime: String,
+    runs: usize,
+    diverged: usize,
+    train_acc_mean: Option<f64>,
+    train_acc_std: Option<f64>,
+    test_acc_mean: Option<f64>,
+    test_acc_std: Option<f64>,
+    paper_train_acc: Option<f64>,
+    paper_test_acc: Option<f64>,
+}
+
+/// Writes `table2.{md,csv}`, `table3`/`table4`/`curvature` when the runs were measured,
+/// `curves.{png,svg}` and `figure3.{png,svg}` into `dir` from the records alone.
+pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
+    let nets = harness::distinct(records.iter().map(|r| r.config.net.as_str()));
+    let mut rows = Vec::new();
+    for &net in &nets {
+        for regime in [Regime::SB, Regime::LB] {
+            let all = runs(records, net, regime);
+            let Some(first) = all.first() else { continue };
+            let finished: Vec<_> = all.iter().filter(|r| r.outcome.trained.diverged_at.is_none()).collect();
+            rows.push(Row {
+                net,
+                dataset: first.config.data.name(),
+                regime,
+                batch: first.config.train.batch_size,
+                parameters: first.outcome.trained.parameters,
+                train: finished.iter().map(|r| last(&r.outcome).train_acc).collect(),
+                test: finished.iter().map(|r| last(&r.outcome).test_acc).collect(),
+                epochs: finished.iter().map(|r| last(&r.outcome).epoch).collect(),
+                diverged: all.len() - finished.len(),
+            });
+        }
+    }
+
+    let csv: Vec<Table2Csv> = rows
+        .iter()
+        .map(|r| {
+            let paper = paper_row(r.net, r.regime);
+            Table2Csv {
+                net: r.net,
+                dataset: r.dataset,
+                regime: format!("{:?}", r.regime),
+                runs: r.train.len() + r.diverged,
+                diverged: r.diverged,
+                train_acc_mean: mean_of(&r.train),
+                train_acc_std: std_of(&r.train),
+                test_acc_mean: mean_of(&r.test),
+                test_acc_std: std_of(&r.test),
+                paper_train_acc: paper.map(|p| p.0),
+                paper_test_acc: paper.map(|p| p.1),
+            }
+        })
+        .collect();
+
+    let first = &records[0];
+    let code = harness::distinct(records.iter().map(|r| r.env.build.short())).join(", ");
+    let train = &first.config.train;
+    let schedule = match train.patience {
+        Some(p) => {
+            format!("until the training loss has made no new minimum for {p} epochs, at most {} epochs", train.epochs)
+        }
+        None => format!("{} epochs", train.epochs),
+    };
+    let norm = first.config.spec.batch_norm();
+    let mut md = String::new();
+    writeln!(md, "# Keskar et al. 2017, Table 2: small-batch vs large-batch Adam\n")?;
+    let header = fill(
+        include_str!("text/table2.md"),
+        &[
+            ("scale", format!("{:?}", first.config.scale)),
+            ("schedule", schedule),
+            ("lr", train.learning_rate.to_string()),
+            ("beta_1", train.adam.beta_1.to_string()),
+            ("beta_2", train.adam.beta_2.to_string()),
+            ("adam_epsilon", format!("{:e}", train.adam.epsilon)),
+            ("bn_epsilon", norm.map_or("–".into(), |n| format!("{:e}", n.epsilon))),
+            ("bn_momentum", norm.map_or("–".into(), |n| n.momentum.to_string())),
+            ("seed", first.master_seed.to_string()),
+            ("backend", first.env.backend.clone()),
+            ("code", code),
+        ],
+    );
+    writeln!(md, "{header}")?;
+    writeln!(
+        md,
+        "| net | params | data | regime | batch | runs | diverged | epochs run | train acc | test acc | paper train | paper test |"
+    )?;
+    writeln!(md, "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+    let paper_cell = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.2}"));
+    for r in &rows {
+        let paper = paper_row(r.net, r.regime);
+        let epochs = match (r.epochs.iter().min(), r.epochs.iter().max()) {
+            (Some(lo), Some(hi)) if lo == hi => lo.to_string(),
+            (Some(lo), Some(hi)) => format!("{lo}–{hi}"),
+            _ => "–".into(),
+        };
+        writeln!(
+            md,
+            "| {} | {} | {} | {:?} | {} | {} | {} | {epochs} | {} | {} | {} | {} |",
+            r.net,
+            r.parameters,
+            r.dataset,
+            r.regime,
+            r.batch,
+            r.train.len() + r.diverged,
+            r.diverged,
+            mean_std(&r.train, 2),
+            mean_std(&r.test, 2),
+            paper_cell(paper.map(|p| p.0)),
+            paper_cell(paper.map(|p| p.1)),
+        )?;
+    }
+    let paper_data: Vec<String> = nets
+        .iter()
+        .map(|n| format!("{n} on {}", PAPER_DATA.iter().find(|(m, _)| m == n).map(|(_, d)| *d).unwrap_or("?")))
+        .collect();
+    writeln!(md, "\nThe paper's columns are its Table 2 ({}), shown for reference.\n", paper_data.join(", "))?;
+    writeln!(md, "## Generalization gap (SB − LB test accuracy)\n")?;
+    writeln!(md, "| net | SB test | LB test | gap (points) | Welch t | p (two-sided) | LB below SB, p < 0.05 |")?;
+    writeln!(md, "|---|---:|---:|---:|---:|---:|---|")?;
+    for &net in &nets {
+        let sb = rows.iter().find(|r| r.net == net && r.regime == Regime::SB);
+        let lb = rows.iter().find(|r| r.net == net && r.regime == Regime::LB);
+        let (Some(sb), Some(lb)) = (sb, lb) else { continue };
+        if sb.test.is_empty() || lb.test.is_empty() {
+            continue;
+        }
+        let gap = mean(&sb.test) - mean(&lb.test);
+        let test = welch_t_test(&sb.test, &lb.test);
+        let (t, p) = match test {
+            Some((t, p)) => (format!("{t:.2}"), format!("{p:.2e}")),
+            None => ("–".into(), "–".into()),
+        };
+        let significant = test.is_some_and(|(_, p)| p < 0.05) && gap > 0.0;
+        writeln!(
+            md,
+            "| {net} | {:.2} | {:.2} | {gap:.2} | {t} | {p} | {} |",
+            mean(&sb.test),
+            mean(&lb.test),
+            if significant { "yes" } else { "no" }
+        )?;
+    }
+
+    std::fs::create_dir_all(dir)?;
+    harness::write_csv(&dir.join("table2.csv"), &csv)?;
+    harness::write_atomic(&dir.join("table2.md"), md.as_bytes())?;
+    plot::write_panels(&dir.join("curves"), &curve_panels(records, &nets))?;
+    if records.iter().any(|r| r.outcome.measures.is_some()) {
+        for (n, which) in [(3, Space::Full), (4, Space::Subspace)] {
+            let table_md = sharpness_table(records, &nets, which, &dir.join(format!("table{n}.csv")))?;
+            harness::write_atomic(&dir.join(format!("table{n}.md")), table_md.as_bytes())?;
+            md.push('\n');
+            md.push_str(&table_md);
+        }
+        let curv_md = curvature_table(records, &nets, &dir.join("curvature.csv"))?;
+        harness::write_atomic(&dir.join("curvature.md"), curv_md.as_bytes())?;
+        md.push('\n');
+        md.push_str(&curv_md);
+    }
+    // Figure 3, when its stage ran on these records' solutions.
+    let slices: Vec<_> = match harness::load_grid::<Figure3>(dir) {
+        Ok(slices) => slices
+            .into_iter()
+            .filter(|s| records.iter().any(|r| r.id == s.config.sb) && records.iter().any(|r| r.id == s.config.lb))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    if !slices.is_empty() {
+        plot::write_grid(&dir.join("figure3"), 2, &slice_panels(&slices, records))?;
+    }
+    Ok(Report::text(md))
+}
+
+/// Full space (Table 3) or random subspace (Table 4).
+#[derive(Clone, Copy, PartialEq)]
+enum Space {
+    Full,
+    Subspace,
+}
+
+/// A row of `table3.csv` / `table4.csv`.
+#[derive(Serialize)]
+struct SharpnessCsv<'a> {
+    net: &'a str,
+    regime: String,
+    runs: usize,
+    epsilon: f64,
+    sharpness_mean: f64,
+    sharpness_std: f64,
+    paper_mean: Option<f64>,
+}
+
+/// Table 3 or 4 as Markdown (returned) and CSV (written to `csv_path`): sharpness mean ± std
+/// over the measured seeds per net, regime and ε, the paper's value beside it, and the LB/SB
+/// ratio of the means.
+fn sharpness_table(records: &[Record<Cell, Outcome>], nets: &[&str], space: Space, csv_path: &Path) -> Result<String> {
+    let (n, title, paper) = match space {
+        Space::Full => (3, "full space (A = I)", &PAPER_TABLE3),
+        Space::Subspace => (4, "random subspace (p = 100, A with i.i.d. N(0, 1) entries)", &PAPER_TABLE4),
+    };
+    let values = |net: &str, regime: Regime, k: usize| -> (Vec<f64>, f64) {
+        let mut eps = 0.0;
+        let v = runs(records, net, regime)
+            .iter()
+            .filter_map(|r| r.outcome.measures.as_ref())
+            .filter_map(|m| match space {
+                Space::Full => m.full_space.get(k),
+                Space::Subspace => m.subspace.get(k),
+            })
+            .map(|s| {
+                eps = s.epsilon;
+                s.value
+            })
+            .collect();
+        (v, eps)
+    };
+    let cfg = records.iter().find_map(|r| r.config.measure.as_ref());
+    let epsilons: Vec<f64> = cfg.map(|m| m.epsilons.clone()).unwrap_or_default();
+    let iterations = cfg.map(|m| m.lbfgsb_iterations).unwrap_or(0);
+    let mut md = String::new();
+    let mut csv = Vec::new();
+    writeln!(md, "## Table {n}: sharpness in the {title}\n")?;
+    writeln!(md, "{}", fill(include_str!("text/sharpness.md"), &[("iterations", iterations.to_string())]))?;
+    let mut header = String::from("| net | regime | runs |");
+    let mut rule = String::from("|---|---|---:|");
+    for e in &epsilons {
+        write!(header, " ε = {e:.0e} | paper |")?;
+        rule.push_str("---:|---:|");
+    }
+    writeln!(md, "{header}\n{rule}")?;
+    let paper_cell = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.2}"));
+    for &net in nets {
+        for regime in [Regime::SB, Regime::LB] {
+            let mut row = String::new();
+            let mut measured = 0;
+            for k in 0..epsilons.len() {
+                let (v, eps) = values(net, regime, k);
+                measured = v.len();
+                if v.is_empty() {
+                    continue;
+                }
+                let p = paper_sharpness(paper, net, regime, eps);
+                write!(row, " {:.2} ± {:.2} | {} |", mean(&v), std(&v), paper_cell(p))?;
+                csv.push(SharpnessCsv {
+                    net,
+                    regime: format!("{regime:?}"),
+                    runs: v.len(),
+                    epsilon: eps,
+                    sharpness_mean: mean(&v),
+                    sharpness_std: std(&v),
+                    paper_mean: p,
+                });
+            }
+            if measured > 0 {
+                writeln!(md, "| {net} | {regime:?} | {measured} |{row}")?;
+            }
+        }
+    }
+    writeln!(md, "\n| net | ε | LB / SB (ours) | LB / SB (paper) |\n|---|---|---:|---:|")?;
+    for &net in nets {
+        for k in 0..epsilons.len() {
+            let ((sb, eps), (lb, _)) = (values(net, Regime::SB, k), values(net, Regime::LB, k));
+            if sb.is_empty() || lb.is_empty() {
+                continue;
+            }
+            let ratio = mean(&lb) / mean(&sb);
+            let p = match (paper_sharpness(paper, net, Regime::SB, eps), paper_sharpness(paper, net, Regime::LB, eps)) {
+                (Some(s), Some(l)) => format!("{:.0}×", l / s),
+                _ => "–".into(),
+            };
+            writeln!(md, "| {net} | {eps:.0e} | {ratio:.1}× | {p} |")?;
+        }
+    }
+    harness::write_csv(csv_path, &csv)?;
+    Ok(md)
+}
+
+/// A row of `curvature.csv`.
+#[derive(Serialize)]
+struct CurvatureCsv<'a> {
+    net: &'a str,
+    regime: String,
+    runs: usize,
+    top_eigenvalue_mean: f64,
+    top_eigenvalue_std: f64,
+    converged: usize,
+    max_residual: f64,
+    trace_mean: f64,
+    trace_std: f64,
+    trace_max_std_error: f64,
+}
+
+/// Hessian top eigenvalue and trace per net and regime, and what the measurements cost, as
+/// Markdown (returned) and CSV (written to `csv_path`).
+fn curvature_table(records: &[Record<Cell, Outcome>], nets: &[&str], csv_path: &Path) -> Result<String> {
+    let cfg = records.iter().find_map(|r| r.config.measure.as_ref());
+    let mut md = String::from("## Curvature of the training loss at the solutions\n\n");
+    let text = fill(
+        include_str!("text/curvature.md"),
+        &[
+            ("fd_step", cfg.map_or("–".into(), |c| format!("{:e}", c.fd_step))),
+            ("lanczos_tol", cfg.map_or("–".into(), |c| format!("{:e}", c.lanczos_tol))),
+            ("probes", cfg.map_or("–".into(), |c| c.trace_probes.to_string())),
+        ],
+    );
+    writeln!(md, "{text}")?;
+    md.push_str(
+        "| net | regime | runs | top eigenvalue | converged | max residual | trace | trace s.e. |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut csv = Vec::new();
+    for &net in nets {
+        for regime in [Regime::SB, Regime::LB] {
+            let ms: Vec<(&TopEigenvalue, &Trace)> = runs(records, net, regime)
+                .iter()
+                .filter_map(|r| r.outcome.measures.as_ref())
+                .filter_map(|m| Some((m.top_eigenvalue.as_ref()?, m.trace.as_ref()?)))
+                .collect();
+            if ms.is_empty() {
+                continue;
+            }
+            let eig: Vec<f64> = ms.iter().map(|m| m.0.value).collect();
+            let tr: Vec<f64> = ms.iter().map(|m| m.1.value).collect();
+            let conv = ms.iter().filter(|m| m.0.converged).count();
+            let se = ms.iter().map(|m| m.1.std_error).fold(0.0, f64::max);
+            let res = ms.iter().map(|m| m.0.residual).fold(0.0, f64::max);
+            writeln!(
+                md,
+                "| {net} | {regime:?} | {} | {:.3} ± {:.3} | {conv}/{} | {res:.1e} | {:.1} ± {:.1} | {se:.1} |",
+                ms.len(),
+                mean(&eig),
+                std(&eig),
+                ms.len(),
+                mean(&tr),
+                std(&tr)
+            )?;
+            csv.push(CurvatureCsv {
+                net,
+                regime: format!("{regime:?}"),
+                runs: ms.len(),
+                top_eigenvalue_mean: mean(&eig),
+                top_eigenvalue_std: std(&eig),
+                converged: conv,
+                max_residual: res,
+                trace_mean: mean(&tr),
+                trace_std: std(&tr),
+                trace_max_std_error: se,
+            });
+        }
+    }
+    let train: f64 = records.iter().filter(|r| r.outcome.measures.is_some()).map(|r| r.outcome.train_seconds).sum();
+    let measured: f64 = records.iter().filter_map(|r| r.outcome.measures.as_ref()).map(|m| m.seconds).sum();
+    let objective = match cfg.and_then(|m| m.samples) {
+        Some(m) => format!("a fixed random subset of {m} training samples"),
+        None => "the whole training set".into(),
+    };
+    let cost = fill(
+        include_str!("text/cost.md"),
+        &[
+            ("measured", format!("{measured:.0}")),
+            ("percent", format!("{:.0}", 100.0 * measured / train.max(f64::MIN_POSITIVE))),
+            ("train", format!("{train:.0}")),
+            ("objective", objective),
+        ],
+    );
+    writeln!(md, "\n{cost}")?;
+    harness::write_csv(csv_path, &csv)?;
+    Ok(md)
+}
+
+/// Train (dashed) and test (solid) accuracy vs epoch, SB blue and LB red, mean ± std over the
+/// runs that did not diverge.
+fn curve_panels(records: &[Record<Cell, Outcome>], nets: &[&str]) -> Vec<Panel> {
+    nets.iter()
+        .map(|&net| {
+            let mut series = Vec::new();
+            for (regime, color) in [(Regime::SB, PALETTE[0]), (Regime::LB, PALETTE[1])] {
+                let runs: Vec<_> =
+                    runs(records, net, regime).into_iter().filter(|r| r.outcome.trained.diverged_at.is_none()).collect();
+                let Some(first) = runs.first() else { continue };
+                let batch = first.config.train.batch_size;
+                let len = runs.iter().map(|r| r.outcome.trained.curves.len()).min().unwrap_or(0);
+                type Get = fn(&EpochMetrics) -> f64;
+                for (which, dashed, get) in
+                    [("train", true, (|m: &EpochMetrics| m.train_acc) as Get), ("test", false, |m| m.test_acc)]
+                {
+                    let at = |e: usize| runs.iter().map(|r| get(&r.outcome.trained.curves[e])).collect::<Vec<_>>();
+                    series.push(Series {
+                        label: format!("{regime:?} (batch {batch}) {which}"),
+                        color,
+                        dashed,
+                        x: (0..len).map(|e| e as f64).collect(),
+                        mean: (0..len).map(|e| mean(&at(e))).collect(),
+                        std: (0..len).map(|e| std(&at(e))).collect(),
+                    });
+                }
+            }
+            let data = records.iter().find(|r| r.config.net == net).map(|r| r.config.data.name()).unwrap_or("?");
+            Panel::new(format!("{net} on {data}"), "epoch", "accuracy (%)", series)
+        })
+        .collect()
+}
