@@ -101,7 +101,7 @@ struct Optimizers<'a> {
 }
 
 fn label(cell: &Cell) -> String {
-    format!("{}-{}-lr{:.0e}-seed{}", cell.net, cell.rule.name().replace(' ', "-"), lr_of(&cell.rule), cell.seed_index)
+    format!("{}-{}-lr{:.0e}-seed{}", cell.net, cell.rule.name().replace(' ', "-"), cell.rule.lr(), cell.seed_index)
 }
 
 fn train_cell(setup: &FigureSetup, cell: &Cell, progress: &CellProgress) -> Result<Trained> {
@@ -163,17 +163,6 @@ pub fn report_saved(out: &Path) -> Result<Report> {
     harness::report_saved::<Optimizers<'_>>(out)
 }
 
-fn lr_of(rule: &Rule) -> f64 {
-    match *rule {
-        Rule::Gd { lr }
-        | Rule::NoisyGd { lr, .. }
-        | Rule::Momentum { lr, .. }
-        | Rule::Nesterov { lr, .. }
-        | Rule::AdaGrad { lr }
-        | Rule::RmsProp { lr, .. }
-        | Rule::Adam { lr, .. } => lr,
-    }
-}
 
 /// Tunes, runs the seeds, reports.
 pub fn run(args: Args) -> Result<Report> {
@@ -327,7 +316,7 @@ fn report(tuned: &[Record<Cell, Trained>], records: &[Record<Cell, Trained>], di
         let loss: Vec<f64> = runs.iter().map(|r| final_loss(&r.outcome)).collect();
         let acc: Vec<f64> = runs.iter().filter_map(|r| r.outcome.curves.last()).map(|m| m.test_acc).collect();
         let e95: Vec<f64> = runs.iter().map(|r| epochs_to_95(&r.outcome) as f64).collect();
-        let lr = lr_of(&r0.config.rule);
+        let lr = r0.config.rule.lr();
         writeln!(
             md,
             "| {} | {lr:.0e} | {} | {} | {} | {} | {} |",
@@ -385,7 +374,7 @@ fn report(tuned: &[Record<Cell, Trained>], records: &[Record<Cell, Trained>], di
         for lr in lr_grid() {
             let r = tuned
                 .iter()
-                .find(|r| r.config.rule.name() == rule.name() && (lr_of(&r.config.rule) - lr).abs() < 1e-12 * lr);
+                .find(|r| r.config.rule.name() == rule.name() && (r.config.rule.lr() - lr).abs() < 1e-12 * lr);
             match r.map(|r| final_loss(&r.outcome)) {
                 Some(l) if l.is_finite() => write!(md, " {l:.3} |")?,
                 Some(_) => write!(md, " diverged |")?,

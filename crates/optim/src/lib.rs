@@ -100,6 +100,19 @@ impl Rule {
         }
     }
 
+    /// The rule's step size.
+    pub fn lr(&self) -> f64 {
+        match *self {
+            Rule::Gd { lr }
+            | Rule::NoisyGd { lr, .. }
+            | Rule::Momentum { lr, .. }
+            | Rule::Nesterov { lr, .. }
+            | Rule::AdaGrad { lr }
+            | Rule::RmsProp { lr, .. }
+            | Rule::Adam { lr, .. } => lr,
+        }
+    }
+
     /// The same rule with step size `lr`.
     pub fn with_lr(mut self, new: f64) -> Rule {
         match &mut self {

@@ -128,7 +128,8 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
             ("code", code),
         ],
     );
-    writeln!(md, "{header}")?;
+    // A blank line after each prose paragraph: a Markdown table cannot start inside one.
+    writeln!(md, "{header}\n")?;
     writeln!(
         md,
         "| net | params | data | regime | batch | runs | diverged | epochs run | train acc | test acc | paper train | paper test |"
@@ -268,7 +269,7 @@ fn sharpness_table(records: &[Record<Cell, Outcome>], nets: &[&str], space: Spac
     let mut md = String::new();
     let mut csv = Vec::new();
     writeln!(md, "## Table {n}: sharpness in the {title}\n")?;
-    writeln!(md, "{}", fill(include_str!("text/sharpness.md"), &[("iterations", iterations.to_string())]))?;
+    writeln!(md, "{}\n", fill(include_str!("text/sharpness.md"), &[("iterations", iterations.to_string())]))?;
     let mut header = String::from("| net | regime | runs |");
     let mut rule = String::from("|---|---|---:|");
     for e in &epsilons {
@@ -351,7 +352,7 @@ fn curvature_table(records: &[Record<Cell, Outcome>], nets: &[&str], csv_path: &
             ("probes", cfg.map_or("–".into(), |c| c.trace_probes.to_string())),
         ],
     );
-    writeln!(md, "{text}")?;
+    writeln!(md, "{text}\n")?;
     md.push_str(
         "| net | regime | runs | top eigenvalue | converged | max residual | trace | trace s.e. |\n\
          |---|---|---:|---:|---:|---:|---:|---:|\n",
