@@ -791,3 +791,29 @@ fn the_toy_study_of_readme_is_one_file_and_one_line() {
     assert!(run(&["list"]).stdout.starts_with(b"keskar"));
     assert!(text(&run(&["list"]).stdout).contains("toy"));
 }
+
+#[test]
+fn readme_quotes_the_committed_results_verbatim() {
+    // Each `<!-- quote: results/… -->` … `<!-- end quote -->` block of README is the committed
+    // file's text, less its `# ` title line.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let mut quoted = Vec::new();
+    let mut rest = readme.as_str();
+    while let Some(start) = rest.find("<!-- quote: ") {
+        let after = &rest[start + "<!-- quote: ".len()..];
+        let (name, body) = after.split_once(" -->").expect("a quote marker ends with -->");
+        let (block, tail) = body.split_once("<!-- end quote -->").unwrap_or_else(|| panic!("{name}: no end marker"));
+        let file = fs::read_to_string(root.join(name)).unwrap_or_else(|e| panic!("README quotes {name}: {e}"));
+        let text = match file.split_once('\n') {
+            Some((first, rest)) if first.starts_with("# ") => rest,
+            _ => &file,
+        };
+        assert_eq!(block.trim(), text.trim(), "README's quote of {name} differs from the file: copy the file in");
+        quoted.push(name.to_string());
+        rest = tail;
+    }
+    for must in ["results/keskar/table2.md", "results/keskar/table3.md", "results/keskar/curvature.md"] {
+        assert!(quoted.iter().any(|q| q == must), "README quotes {must}: {quoted:?}");
+    }
+}
