@@ -817,3 +817,65 @@ fn readme_quotes_the_committed_results_verbatim() {
         assert!(quoted.iter().any(|q| q == must), "README quotes {must}: {quoted:?}");
     }
 }
+
+/// Copies `from` into `to`, recursively.
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn studies_report_rebuilds_every_committed_table_and_plot_byte_for_byte() {
+    // The committed records are fixed inputs; the committed tables and plots their exact
+    // expected output. (Weights and data are not needed: reports read records only.)
+    let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
+    for (study, out, folders) in [
+        ("keskar", "", &["keskar"][..]),
+        ("sweep", "", &["sweep"][..]),
+        ("warmstart", "", &["warmstart"][..]),
+        ("trajectory", "", &["trajectory"][..]),
+        ("landscape", "", &["landscape"][..]),
+        ("convex", "", &["convex"][..]),
+        ("momentum", "", &["momentum"][..]),
+        ("surfaces", "", &["surfaces"][..]),
+        ("saddle", "", &["saddle", "saddle-network"][..]),
+        ("optimizers", "", &["optimizers"][..]),
+        ("optimizers", "optimizers-mnist", &["optimizers"][..]),
+        ("mnist1d", "", &["mnist1d"][..]),
+        ("toy", "", &["toy"][..]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut expected = Vec::new();
+        for folder in folders {
+            let committed = results.join(out).join(folder);
+            let copy = dir.path().join(folder);
+            fs::create_dir_all(&copy).unwrap();
+            for entry in fs::read_dir(&committed).unwrap() {
+                let entry = entry.unwrap();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name == "records" {
+                    copy_dir(&entry.path(), &copy.join("records"));
+                } else if name.ends_with(".grid.json") {
+                    fs::copy(entry.path(), copy.join(&name)).unwrap();
+                } else if entry.file_type().unwrap().is_file() {
+                    expected.push((copy.join(&name), fs::read(entry.path()).unwrap()));
+                }
+            }
+        }
+        assert!(!expected.is_empty(), "{study}: nothing committed to compare");
+        let run = run(&["report", study, "--out", dir.path().to_str().unwrap()]);
+        assert!(run.status.success(), "{study}: {}", text(&run.stderr));
+        for (path, bytes) in expected {
+            let rebuilt = fs::read(&path).unwrap_or_else(|e| panic!("{study}: {} not rebuilt: {e}", path.display()));
+            assert!(rebuilt == bytes, "{study}: {} differs from the committed file", path.display());
+        }
+    }
+}
