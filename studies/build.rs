@@ -54,7 +54,11 @@ fn main() {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     let commit = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty());
+    // Dirty means: a file the source hash covers differs from the commit (edited, added or
+    // deleted), so README or a test being edited does not mark records as made by dirty code.
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=all", "--", "crates", "studies", "Cargo.toml", "Cargo.lock"])
+            .map(|s| s.lines().any(|l| l.get(3..).is_some_and(|p| is_hashed(p.rsplit(" -> ").next().unwrap_or(p)))));
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let rustc_version = Command::new(rustc)
         .arg("--version")
@@ -83,6 +87,19 @@ fn main() {
     println!("cargo:rustc-env=FLATLAND_TARGET={}", std::env::var("TARGET").unwrap_or_default());
     println!("cargo:rustc-env=FLATLAND_PROFILE={}", std::env::var("PROFILE").unwrap_or_default());
     println!("cargo:rustc-env=FLATLAND_TARGET_FEATURES={target_features}");
+}
+
+/// Whether a path relative to the root (as git prints it) is one `collect` hashes.
+fn is_hashed(path: &str) -> bool {
+    let path = path.trim_matches('"');
+    if path == "Cargo.lock" || path == "Cargo.toml" {
+        return true;
+    }
+    let parts: Vec<&str> = path.split('/').collect();
+    let source = path.ends_with(".rs") || path.ends_with("/Cargo.toml");
+    source
+        && matches!(parts[0], "crates" | "studies")
+        && !parts[..parts.len() - 1].iter().any(|d| *d == "target" || *d == "tests" || d.starts_with('.'))
 }
 
 /// Every file under `dir` that is source: `.rs` and `Cargo.toml` (not build outputs, not tests).

@@ -720,6 +720,15 @@ fn records_of_other_code_are_refused_then_rerun_or_reused_on_request() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let again: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
     assert_eq!(again["env"]["build"]["source_hash"], ours.as_str(), "--rerun recomputes it with this code");
+
+    // The same code on another backend computes other numbers: such a record is stale too.
+    let mut other_backend = again.clone();
+    other_backend["env"]["backend"] = "ndarray".into();
+    fs::write(&path, serde_json::to_vec_pretty(&other_backend).unwrap()).unwrap();
+    let out = toy(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("on ndarray") && err.contains("another backend"), "the refusal names the backend: {err}");
 }
 
 #[test]

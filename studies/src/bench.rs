@@ -26,10 +26,10 @@ use nets::train::{NetSpec, step_timer};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::harness::{self, GridArgs};
+use crate::harness::{self, GridArgs, fill};
 
 /// Arguments of `studies bench`.
 #[derive(clap::Args, Debug)]
@@ -552,7 +552,7 @@ pub fn run(args: Args) -> Result<()> {
     let dir = args.common.out.join("bench");
     std::fs::create_dir_all(&dir)?;
     harness::write_atomic(&dir.join("bench.md"), md.as_bytes())?;
-    harness::write_atomic(&dir.join("bench.csv"), csv.as_bytes())?;
+    harness::write_csv(&dir.join("bench.csv"), &csv)?;
     println!("{md}");
     Ok(())
 }
@@ -570,10 +570,9 @@ fn set_targets(figures: &mut [Figure], cores: usize) -> String {
     let rate = |r: Option<f64>| r.map_or("not measured".to_string(), |r| format!("{r:.0} samples/s"));
     let one_process = theirs("f1-train", 256, cores);
     let processes = theirs("f1-grid", 256, cores);
-    let note = format!(
-        "PyTorch on all {cores} cores, F1 at batch 256: one process with {cores} threads {}, {cores} single-threaded processes {}; the f1-grid row compares with the latter, the f1-train row with the former.",
-        rate(one_process),
-        rate(processes)
+    let note = fill(
+        include_str!("text/bench-torch-cores.md"),
+        &[("cores", cores.to_string()), ("one_process", rate(one_process)), ("processes", rate(processes))],
     );
     let peak: Vec<(usize, f64)> = figures
         .iter()
@@ -613,6 +612,46 @@ fn set_targets(figures: &mut [Figure], cores: usize) -> String {
     note
 }
 
+/// One row of `bench.csv`: a figure, or a whole-run measurement (no batch, no PyTorch).
+#[derive(Serialize)]
+struct BenchCsv {
+    what: String,
+    batch: Option<usize>,
+    threads: usize,
+    unit: String,
+    flatland_median: f64,
+    flatland_min: f64,
+    flatland_max: f64,
+    torch_median: Option<f64>,
+    torch_min: Option<f64>,
+    torch_max: Option<f64>,
+    ratio: Option<f64>,
+    torch_jemalloc_median: Option<f64>,
+    target: String,
+    met: Option<bool>,
+}
+
+impl BenchCsv {
+    fn whole_run(what: String, cores: usize, unit: &str, value: f64) -> BenchCsv {
+        BenchCsv {
+            what,
+            batch: None,
+            threads: cores,
+            unit: unit.into(),
+            flatland_median: value,
+            flatland_min: value,
+            flatland_max: value,
+            torch_median: None,
+            torch_min: None,
+            torch_max: None,
+            ratio: None,
+            torch_jemalloc_median: None,
+            target: String::new(),
+            met: None,
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn report(
     figures: &[Figure],
@@ -622,7 +661,7 @@ fn report(
     torch: Option<&str>,
     args: &Args,
     cores: usize,
-) -> Result<(String, String)> {
+) -> Result<(String, Vec<BenchCsv>)> {
     let mut md = String::from("# flatland benchmark\n\n");
     writeln!(
         md,
@@ -633,20 +672,15 @@ fn report(
         env.build.short(),
         torch.map_or(String::new(), |v| format!(", PyTorch {v}"))
     )?;
-    writeln!(
-        md,
-        "Each figure: median of {} repetitions after warm-up (min–max in brackets); F1 steps per repetition {} at batch 256, scaled down at larger batches.",
-        args.reps, args.steps
-    )?;
+    let method = [("reps", args.reps.to_string()), ("steps", args.steps.to_string())];
+    writeln!(md, "{}", fill(include_str!("text/bench-method.md"), &method))?;
     if torch.is_some() {
-        md.push_str("Repetitions alternate: one of flatland's, then one of PyTorch's (a process started for the figure), so each ratio compares the same minutes of the machine; for C1 a second pass alternates flatland's with jemalloc-tuned PyTorch's the same way.\n");
+        writeln!(md, "{}", fill(include_str!("text/bench-alternation.md"), &[]))?;
     }
     md.push('\n');
     let compared = figures.iter().any(|f| f.torch.is_some());
     md.push_str(if compared { "| what | batch | threads | flatland | PyTorch | ratio | target | met |\n|---|---:|---:|---:|---:|---:|---|---|\n" } else { "| what | batch | threads | flatland |\n|---|---:|---:|---:|\n" });
-    let mut csv = String::from(
-        "what,batch,threads,unit,flatland_median,flatland_min,flatland_max,torch_median,torch_min,torch_max,ratio,torch_jemalloc_median,target,met\n",
-    );
+    let mut csv: Vec<BenchCsv> = Vec::new();
     let cell = |v: &[f64], unit: &str| {
         let (lo, hi) = spread(v);
         format!("{:.0} {unit} [{lo:.0}–{hi:.0}]", median(v))
@@ -655,35 +689,29 @@ fn report(
         let batch = if f.batch == 0 { "—".to_string() } else { f.batch.to_string() };
         let threads = if f.what == "f1-grid" { format!("{} jobs", f.threads) } else { f.threads.to_string() };
         let (lo, hi) = spread(&f.ours);
-        let (tm, tlo, thi, ratio) = match &f.torch {
-            Some(t) => {
-                let (a, b) = spread(t);
-                (
-                    format!("{:.1}", median(t)),
-                    format!("{a:.1}"),
-                    format!("{b:.1}"),
-                    format!("{:.3}", median(&f.ours) / median(t)),
-                )
-            }
-            None => Default::default(),
-        };
-        let (target, met) = f
-            .target
-            .clone()
-            .map_or((String::new(), String::new()), |(t, m)| (t, if m { "yes".into() } else { "no".into() }));
-        let tuned = f.torch_tuned.as_ref().map_or(String::new(), |(_, t)| format!("{:.1}", median(t)));
-        writeln!(
-            csv,
-            "{},{},{},{},{:.1},{lo:.1},{hi:.1},{tm},{tlo},{thi},{ratio},{tuned},\"{target}\",{met}",
-            f.what,
-            f.batch,
-            f.threads,
-            f.unit,
-            median(&f.ours)
-        )?;
+        let torch = f.torch.as_deref().map(|t| (median(t), spread(t)));
+        let ratio = torch.map(|(t, _)| median(&f.ours) / t);
+        let (target, met) = f.target.clone().map_or((String::new(), None), |(t, m)| (t, Some(m)));
+        csv.push(BenchCsv {
+            what: f.what.clone(),
+            batch: (f.batch > 0).then_some(f.batch),
+            threads: f.threads,
+            unit: f.unit.to_string(),
+            flatland_median: median(&f.ours),
+            flatland_min: lo,
+            flatland_max: hi,
+            torch_median: torch.map(|t| t.0),
+            torch_min: torch.map(|t| t.1.0),
+            torch_max: torch.map(|t| t.1.1),
+            ratio,
+            torch_jemalloc_median: f.torch_tuned.as_ref().map(|(_, t)| median(t)),
+            target: target.clone(),
+            met,
+        });
+        let met = met.map_or("", |m| if m { "yes" } else { "no" });
         if compared {
             let theirs = f.torch.as_ref().map_or("—".to_string(), |t| cell(t, f.unit));
-            let ratio = if ratio.is_empty() { "—".to_string() } else { format!("{ratio}×") };
+            let ratio = ratio.map_or("—".to_string(), |r| format!("{r:.3}×"));
             writeln!(
                 md,
                 "| {} | {batch} | {threads} | {} | {theirs} | {ratio} | {target} | {met} |",
@@ -698,17 +726,15 @@ fn report(
         md.push_str("\n| whole run | peak resident memory (MiB) | wall time (s) |\n|---|---:|---:|\n");
         for (what, mib, secs) in memory {
             writeln!(md, "| {what} | {mib:.0} | {secs:.0} |")?;
-            writeln!(csv, "\"peak memory: {what}\",0,{cores},MiB,{mib:.1},,,,,,,,,")?;
-            writeln!(csv, "\"wall time: {what}\",0,{cores},s,{secs:.1},,,,,,,,,")?;
+            for (kind, unit, value) in [("peak memory", "MiB", *mib), ("wall time", "s", *secs)] {
+                csv.push(BenchCsv::whole_run(format!("{kind}: {what}"), cores, unit, value));
+            }
         }
     }
     for note in notes {
         writeln!(md, "\n{note}")?;
     }
-    writeln!(
-        md,
-        "\nF1 training step: {:.2} MFLOP per sample (forward 2·MACs, backward 4·MACs less the first layer's input gradient); GEMM peak: the faster of flatland's and PyTorch's 4096² single-precision multiply at the same threads.",
-        mlp_train_flops(&nets::mlp::f1()) / 1e6
-    )?;
+    let mflop = format!("{:.2}", mlp_train_flops(&nets::mlp::f1()) / 1e6);
+    writeln!(md, "\n{}", fill(include_str!("text/bench-flops.md"), &[("mflop", mflop)]))?;
     Ok((md, csv))
 }

@@ -69,6 +69,9 @@ pub struct Machine {
     pub caches: Vec<String>,
     /// Logical cores.
     pub cores: usize,
+    /// The kernel choices Burn's CPU backends make from the above at run time
+    /// (`nets::backend::kernel_dispatch`).
+    pub kernels: Vec<String>,
 }
 
 impl Machine {
@@ -78,6 +81,7 @@ impl Machine {
             simd: simd_features(),
             caches: caches(),
             cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            kernels: nets::backend::kernel_dispatch(),
         }
     }
 }
@@ -162,7 +166,7 @@ impl Env {
             burn_version: BURN_VERSION.into(),
             backend: "flex".into(),
             device: "Device<Flex(Cpu)>".into(),
-            machine: Machine { cpu: "test".into(), simd: vec![], caches: vec![], cores: 1 },
+            machine: Machine { cpu: "test".into(), simd: vec![], caches: vec![], cores: 1, kernels: vec![] },
             jobs: 1,
             data: vec![],
         }

@@ -23,7 +23,7 @@ use crate::env::Env;
 
 /// Version of the record format; a record of another version is unreadable (kept aside as
 /// `.bad`, and its cell recomputed).
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// A study: a grid of cells, how to run one, and how to report from records alone.
 pub trait Study: Sync {
@@ -282,10 +282,11 @@ enum Found<C, O> {
     Stale(Record<C, O>),
 }
 
-/// Reads the record at `path` for `cell`. An unreadable one (corrupt, another schema, another
-/// config under the same name) is moved aside to `<path>.bad` (never overwritten) and named on
-/// stderr, and the cell counts as missing.
-fn load_record<S: Study>(path: &Path, cell: &S::Cell) -> Result<Found<S::Cell, S::Outcome>> {
+/// Reads the record at `path` for `cell`. A record counts as this run's when the same code
+/// (`source_hash`) made it on the same backend; other code or another backend makes it stale.
+/// An unreadable one (corrupt, another schema, another config under the same name) is moved
+/// aside to `<path>.bad` (never overwritten) and named on stderr, and the cell counts as missing.
+fn load_record<S: Study>(path: &Path, cell: &S::Cell, env: &Env) -> Result<Found<S::Cell, S::Outcome>> {
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Missing),
@@ -293,7 +294,7 @@ fn load_record<S: Study>(path: &Path, cell: &S::Cell) -> Result<Found<S::Cell, S
     };
     let problem = match parse_record::<S::Cell, S::Outcome>(&text) {
         Ok(r) if r.config == *cell => {
-            return Ok(if r.env.build.source_hash == crate::env::Build::current().source_hash {
+            return Ok(if r.env.build.source_hash == env.build.source_hash && r.env.backend == env.backend {
                 Found::Current(r)
             } else {
                 Found::Stale(r)
@@ -352,14 +353,14 @@ pub fn run_grid<S: Study>(study: &S, opts: &GridOptions) -> Result<Vec<Record<S:
     let mut done: Vec<Option<Record<S::Cell, S::Outcome>>> = Vec::with_capacity(cells.len());
     let mut stale: Vec<(String, String)> = Vec::new();
     for (c, p) in cells.iter().zip(&paths) {
-        done.push(match load_record::<S>(p, c)? {
+        done.push(match load_record::<S>(p, c, &opts.env)? {
             Found::Missing => None,
             Found::Current(r) => Some(r),
             Found::Stale(r) => match opts.stale {
                 Stale::Reuse => Some(r),
                 Stale::Rerun => None,
                 Stale::Refuse => {
-                    stale.push((r.id.clone(), r.env.build.short()));
+                    stale.push((r.id.clone(), format!("{} on {}", r.env.build.short(), r.env.backend)));
                     None
                 }
             },
@@ -368,13 +369,14 @@ pub fn run_grid<S: Study>(study: &S, opts: &GridOptions) -> Result<Vec<Record<S:
     if !stale.is_empty() {
         let versions = distinct(stale.iter().map(|s| s.1.as_str()));
         usage!(
-            "{} of {} records in {} were made by other code ({}); this binary is {}. Recompute them with \
-             --rerun, or use them as they are with --reuse-stale. First: {}",
+            "{} of {} records in {} were made by other code or on another backend ({}); this run is {} on {}. \
+             Recompute them with --rerun, or use them as they are with --reuse-stale. First: {}",
             stale.len(),
             cells.len(),
             dir.display(),
             versions.join(", "),
-            crate::env::Build::current().short(),
+            opts.env.build.short(),
+            opts.env.backend,
             stale[0].0
         );
     }
@@ -406,8 +408,10 @@ pub fn run_grid<S: Study>(study: &S, opts: &GridOptions) -> Result<Vec<Record<S:
                 };
                 let bytes = serde_json::to_vec_pretty(&record)?;
                 // A record that does not read back (a NaN written as null into a plain f64
-                // field) would be recomputed on every run: refuse to write it.
-                parse_record::<S::Cell, S::Outcome>(std::str::from_utf8(&bytes)?)
+                // field) would be recomputed on every run: refuse to write it. The report is
+                // built from the record as read back, as `studies report` builds it, so the two
+                // agree to the last digit.
+                let record = parse_record::<S::Cell, S::Outcome>(std::str::from_utf8(&bytes)?)
                     .with_context(|| format!("record {} does not read back", ids[i]))?;
                 write_atomic(&paths[i], &bytes)?;
                 progress.finish(bar, &label, record.wall_time_s);
@@ -585,12 +589,9 @@ pub fn distinct<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
 pub fn derive_seed(master: u64, parts: &[&str]) -> u64 {
     // 0xff never occurs in UTF-8, so it separates the parts unambiguously.
     let joined: Vec<u8> = parts.iter().flat_map(|p| p.bytes().chain(std::iter::once(0xff))).collect();
-    let mut z = master ^ fnv1a(&joined);
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    let z = (master ^ fnv1a(&joined)).wrapping_add(0x9e37_79b9_7f4a_7c15);
     // 53 bits, so the seed survives a round trip through JSON readers that use doubles.
-    (z ^ (z >> 31)) >> 11
+    nets::train::splitmix64_mix(z) >> 11
 }
 
 /// FNV-1a, a hash that is stable across Rust versions (record names must not change with the

@@ -90,6 +90,13 @@ pub struct Measures {
     pub seconds: f64,
 }
 
+impl Measures {
+    /// Full-space ε-sharpness at the first ε measured (the figures' one number per solution).
+    pub fn sharpness(&self) -> Option<f64> {
+        self.full_space.first().map(|s| s.value)
+    }
+}
+
 /// What one cell produced: the training run, and the measurements of its solution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
@@ -170,7 +177,7 @@ pub fn measure_run(
     device: &nets::Device,
 ) -> Result<Option<Measures>> {
     match cfg {
-        Some(cfg) if trained.diverged_at.is_none() => {
+        Some(cfg) if trained.finished() => {
             spec.check_weights(&trained.weights, device).map_err(|e| anyhow::anyhow!("measuring: {e}"))?;
             Ok(Some(measure(spec, &trained.weights, data, cfg, device)))
         }

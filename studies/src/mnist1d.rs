@@ -194,7 +194,7 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, 
         let Some(one) = all.first() else { continue };
         let acc: Vec<f64> = all
             .iter()
-            .filter(|r| r.outcome.diverged_at.is_none())
+            .filter(|r| r.outcome.finished())
             .filter_map(|r| r.outcome.curves.last())
             .map(|m| m.test_acc)
             .collect();

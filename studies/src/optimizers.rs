@@ -88,71 +88,42 @@ pub struct Cell {
     pub seeds: RunSeeds,
 }
 
-/// The first stage: every step size of the grid with seed 0.
-struct Tuning<'a> {
+/// One stage of the study: `TUNING` is the first (every step size of the grid with seed 0),
+/// otherwise the second (each rule at its tuned step size, every seed), which reports both.
+struct Stage<'a, const TUNING: bool> {
     setup: &'a FigureSetup,
     cells: Vec<Cell>,
 }
 
-/// The second stage: each rule at its tuned step size, every seed.
-struct Optimizers<'a> {
-    setup: &'a FigureSetup,
-    cells: Vec<Cell>,
-}
+type Tuning<'a> = Stage<'a, true>;
+type Optimizers<'a> = Stage<'a, false>;
 
-fn label(cell: &Cell) -> String {
-    format!("{}-{}-lr{:.0e}-seed{}", cell.net, cell.rule.name().replace(' ', "-"), cell.rule.lr(), cell.seed_index)
-}
-
-fn train_cell(setup: &FigureSetup, cell: &Cell, progress: &CellProgress) -> Result<Trained> {
-    let data = setup.dataset(&cell.data);
-    Ok(cell.spec.train_with_rule(data, &cell.train, cell.seeds, cell.rule, None, &setup.device, &mut |m, _| {
-        progress.message(&format!("epoch {:>3}  train loss {:.4}  test {:5.1}%", m.epoch, m.train_loss, m.test_acc))
-    }))
-}
-
-impl Study for Tuning<'_> {
+impl<const TUNING: bool> Study for Stage<'_, TUNING> {
     type Cell = Cell;
     type Outcome = Trained;
     const NAME: &'static str = "optimizers";
-    const STAGE: &'static str = "tuning";
+    const STAGE: &'static str = if TUNING { "tuning" } else { "grid" };
 
     fn cells(&self) -> Vec<Cell> {
         self.cells.clone()
     }
 
     fn label(cell: &Cell) -> String {
-        label(cell)
+        format!("{}-{}-lr{:.0e}-seed{}", cell.net, cell.rule.name().replace(' ', "-"), cell.rule.lr(), cell.seed_index)
     }
 
     fn run_cell(&self, cell: &Cell, progress: &CellProgress) -> Result<Trained> {
-        train_cell(self.setup, cell, progress)
-    }
-
-    /// Reported with the second stage.
-    fn report(_: &[Record<Cell, Trained>], _: &Path) -> Result<Report> {
-        Ok(Report::text(String::new()))
-    }
-}
-
-impl Study for Optimizers<'_> {
-    type Cell = Cell;
-    type Outcome = Trained;
-    const NAME: &'static str = "optimizers";
-
-    fn cells(&self) -> Vec<Cell> {
-        self.cells.clone()
-    }
-
-    fn label(cell: &Cell) -> String {
-        label(cell)
-    }
-
-    fn run_cell(&self, cell: &Cell, progress: &CellProgress) -> Result<Trained> {
-        train_cell(self.setup, cell, progress)
+        let data = self.setup.dataset(&cell.data);
+        Ok(cell.spec.train_with_rule(data, &cell.train, cell.seeds, cell.rule, None, &self.setup.device, &mut |m, _| {
+            progress
+                .message(&format!("epoch {:>3}  train loss {:.4}  test {:5.1}%", m.epoch, m.train_loss, m.test_acc))
+        }))
     }
 
     fn report(records: &[Record<Cell, Trained>], dir: &Path) -> Result<Report> {
+        if TUNING {
+            return Ok(Report::text(String::new())); // reported with the second stage
+        }
         let tuned = harness::load_grid::<Tuning<'_>>(dir)?;
         report(&tuned, records, dir).map(Report::text)
     }
@@ -312,7 +283,7 @@ fn report(tuned: &[Record<Cell, Trained>], records: &[Record<Cell, Trained>], di
     for (i, rule) in rules().iter().enumerate() {
         let all: Vec<_> = records.iter().filter(|r| r.config.rule.name() == rule.name()).collect();
         let Some(r0) = all.first() else { continue };
-        let runs: Vec<_> = all.iter().filter(|r| r.outcome.diverged_at.is_none()).collect();
+        let runs: Vec<_> = all.iter().filter(|r| r.outcome.finished()).collect();
         let loss: Vec<f64> = runs.iter().map(|r| final_loss(&r.outcome)).collect();
         let acc: Vec<f64> = runs.iter().filter_map(|r| r.outcome.curves.last()).map(|m| m.test_acc).collect();
         let e95: Vec<f64> = runs.iter().map(|r| epochs_to_95(&r.outcome) as f64).collect();

@@ -27,7 +27,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::harness::{self, CellProgress, GridArgs, Record, Report, Study};
+use crate::harness::{self, CellProgress, GridArgs, Record, Report, Study, fill};
 use crate::plot::{self, PALETTE, Panel, Series};
 use crate::stats::{mean, std};
 use crate::usage;
@@ -521,11 +521,17 @@ fn report_network(records: &[Record<NetCell, NetOutcome>], dir: &Path) -> Result
     let batches = harness::distinct(records.iter().map(|r| r.config.batch));
     let full = batches.iter().copied().max().unwrap_or(0);
     let mut md = String::from("# Minibatch noise leaving a network's saddle\n\n");
-    writeln!(
-        md,
-        "The MNIST-1D baseline MLP (40 → 100 → residual 100 → 10, ReLU; {NET_TRAIN} training samples) started at a strict saddle of its training loss: weight matrices zero, hidden biases positive, output bias the log class frequencies, so it predicts the class frequencies for every input (loss = their entropy H = {:.4}). The full-batch gradient there is zero but for f32 rounding. Plain gradient steps of α = {} with the full batch (GD) or shuffled minibatches (SGD), {} steps; escaped once the training loss is ≤ H − {ESCAPED_BELOW}.\n",
-        o.plateau_loss, c.lr, c.steps
-    )?;
+    let intro = fill(
+        include_str!("text/saddle-network.md"),
+        &[
+            ("train", NET_TRAIN.to_string()),
+            ("entropy", format!("{:.4}", o.plateau_loss)),
+            ("lr", c.lr.to_string()),
+            ("steps", c.steps.to_string()),
+            ("below", ESCAPED_BELOW.to_string()),
+        ],
+    );
+    writeln!(md, "{intro}\n")?;
     md.push_str("| method | batch | seeds | ‖∇‖ at the start (median) | steps to escape (median) | steps to escape (each seed) | final training loss (mean) | final test accuracy % (mean) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
     let mut csv = Vec::new();
     let median = |mut v: Vec<f64>| {
@@ -576,12 +582,12 @@ fn report_network(records: &[Record<NetCell, NetOutcome>], dir: &Path) -> Result
             .filter(|r| r.config.seed == seed && r.config.batch != full)
             .all(|r| r.outcome.escape_step.is_some_and(|s| s < gd))
     });
-    writeln!(
-        md,
-        "\nFor every seed, SGD at every batch size left the plateau sooner than full-batch GD: {}. In exact arithmetic GD would stay on the saddle for ever; it leaves at all only because f32 rounding gives it a gradient of {:.1e} instead of 0, which the negative curvature then amplifies geometrically, from much further down than the minibatch noise starts.",
-        if ok { "yes" } else { "NO" },
-        median(records.iter().filter(|r| r.config.batch == full).map(|r| r.outcome.start_grad_norm).collect())
-    )?;
+    let gd_gradient = median(records.iter().filter(|r| r.config.batch == full).map(|r| r.outcome.start_grad_norm).collect());
+    let verdict = fill(
+        include_str!("text/saddle-network-verdict.md"),
+        &[("verdict", (if ok { "yes" } else { "NO" }).to_string()), ("gd_gradient", format!("{gd_gradient:.1e}"))],
+    );
+    writeln!(md, "\n{verdict}")?;
 
     let mut loss_series = Vec::new();
     let mut gap_series = Vec::new();

@@ -162,16 +162,11 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
         let (mut acc, mut sharp) = (Vec::new(), Vec::new());
         for &b in &batches {
             let all: Vec<_> = records.iter().filter(|r| r.config.net == net && r.config.train.batch_size == b).collect();
-            let runs: Vec<_> = all.iter().filter(|r| r.outcome.trained.diverged_at.is_none()).collect();
+            let runs: Vec<_> = all.iter().filter(|r| r.outcome.trained.finished()).collect();
             let last = |r: &&&Record<Cell, Outcome>| r.outcome.trained.curves.last().cloned().expect("curves");
             let train: Vec<f64> = runs.iter().map(|r| last(r).train_acc).collect();
             let test: Vec<f64> = runs.iter().map(|r| last(r).test_acc).collect();
-            let s: Vec<f64> = runs
-                .iter()
-                .filter_map(|r| r.outcome.measures.as_ref())
-                .filter_map(|m| m.full_space.first())
-                .map(|s| s.value)
-                .collect();
+            let s: Vec<f64> = runs.iter().filter_map(|r| r.outcome.measures.as_ref()?.sharpness()).collect();
             writeln!(
                 md,
                 "| {net} | {b} | {} | {} | {} | {} | {} |",

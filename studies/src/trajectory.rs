@@ -101,7 +101,7 @@ impl Study for Trajectory {
                 points.push(Point {
                     epoch: m.epoch,
                     train_loss: m.train_loss,
-                    sharpness: measures.full_space.first().map_or(f64::NAN, |s| s.value),
+                    sharpness: measures.sharpness().unwrap_or(f64::NAN),
                 });
             }
         });

@@ -183,15 +183,10 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
         let (mut sb_acc, mut lb_acc, mut sharp) = (Vec::new(), Vec::new(), Vec::new());
         for &k in &ks {
             let all: Vec<_> = records.iter().filter(|r| r.config.net == net && r.config.sb.epochs == k).collect();
-            let runs: Vec<_> = all.iter().filter(|r| r.outcome.lb.diverged_at.is_none()).collect();
+            let runs: Vec<_> = all.iter().filter(|r| r.outcome.lb.finished()).collect();
             let sb: Vec<f64> = runs.iter().map(|r| r.outcome.sb.test_acc).collect();
             let lb: Vec<f64> = runs.iter().filter_map(|r| r.outcome.lb.curves.last()).map(|m| m.test_acc).collect();
-            let s: Vec<f64> = runs
-                .iter()
-                .filter_map(|r| r.outcome.measures.as_ref())
-                .filter_map(|m| m.full_space.first())
-                .map(|s| s.value)
-                .collect();
+            let s: Vec<f64> = runs.iter().filter_map(|r| r.outcome.measures.as_ref()?.sharpness()).collect();
             writeln!(
                 md,
                 "| {net} | {k} | {} | {} | {} | {} | {} |",

@@ -106,3 +106,32 @@ pub fn matmul_timer(n: usize, device: &Device) -> impl FnMut() -> f64 + use<> {
         2.0 * (n as f64).powi(3) / start.elapsed().as_secs_f64() / 1e9
     }
 }
+
+/// The choices Burn's CPU kernels make at run time from the machine, which a record must carry
+/// because they change results in the last bits: the SIMD level that flex's and ndarray's
+/// element-wise and reduction kernels dispatch to (crate `macerator`: V4 = AVX-512, V3 = AVX2 +
+/// FMA), and the caches as the `gemm` crate sees them, from which it derives its blocking (and
+/// so the order in which each dot product is summed). gemm's own micro-kernel is AVX2 + FMA on
+/// every x86-64 CPU that has them: its AVX-512 kernel needs the `x86-v4` feature, which this
+/// build does not enable.
+pub fn kernel_dispatch() -> Vec<String> {
+    let caches = gemm_common::cache::CACHE_INFO
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            format!("L{} {} B, {}-way, {} B lines", i + 1, c.cache_bytes, c.associativity, c.cache_line_bytes)
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    vec![simd_level(), format!("gemm blocking from caches: {caches}")]
+}
+
+#[cfg(target_arch = "x86_64")]
+fn simd_level() -> String {
+    format!("element-wise SIMD level (macerator): {:?}", macerator::Arch::detect())
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn simd_level() -> String {
+    format!("element-wise SIMD level (macerator): default for {}", std::env::consts::ARCH)
+}

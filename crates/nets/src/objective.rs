@@ -193,9 +193,22 @@ pub fn weights_of<M: Module>(model: &M) -> Weights {
 /// # Panics
 /// If the lengths do not match the network.
 pub fn with_weights<M: Module>(model: M, params: &[f32], buffers: &[f32]) -> M {
+    load(model, params, Some(buffers))
+}
+
+/// `model` (on an autodiff device) with its parameters replaced by `params` and its running
+/// statistics kept as they are.
+///
+/// # Panics
+/// If the length does not match the network.
+pub fn with_params<M: Module>(model: M, params: &[f32]) -> M {
+    load(model, params, None)
+}
+
+fn load<M: Module>(model: M, params: &[f32], buffers: Option<&[f32]>) -> M {
     struct Load<'a> {
         params: &'a [f32],
-        buffers: &'a [f32],
+        buffers: Option<&'a [f32]>,
     }
     impl ModuleMapper for Load<'_> {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
@@ -203,7 +216,11 @@ pub fn with_weights<M: Module>(model: M, params: &[f32], buffers: &[f32]) -> M {
                 let shape = t.shape();
                 let len = shape.num_elements();
                 let trainable = t.is_require_grad();
-                let source = if trainable { &mut self.params } else { &mut self.buffers };
+                let source = match (trainable, &mut self.buffers) {
+                    (true, _) => &mut self.params,
+                    (false, Some(buffers)) => buffers,
+                    (false, None) => return t,
+                };
                 assert!(source.len() >= len, "weights are shorter than the network");
                 let (head, tail) = source.split_at(len);
                 *source = tail;
@@ -214,7 +231,7 @@ pub fn with_weights<M: Module>(model: M, params: &[f32], buffers: &[f32]) -> M {
     }
     let mut load = Load { params, buffers };
     let model = model.map(&mut load);
-    assert!(load.params.is_empty() && load.buffers.is_empty(), "weights are longer than the network");
+    assert!(load.params.is_empty() && load.buffers.is_none_or(|b| b.is_empty()), "weights are longer than the network");
     model
 }
 

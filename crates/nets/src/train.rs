@@ -120,11 +120,16 @@ impl RunSeeds {
     /// Seed of one stream of the run (SplitMix64 of `order` and the stream's index), so that
     /// adding dropout to a net does not change its batch order.
     pub fn stream(&self, stream: Stream) -> u64 {
-        let mut z = self.order ^ (stream as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        splitmix64_mix(self.order ^ (stream as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
     }
+}
+
+/// The output function of SplitMix64 (Steele, Lea & Flood 2014): a bijection of u64 whose
+/// outputs for nearby inputs look independent, which every seed derivation uses.
+pub fn splitmix64_mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// The random streams of a training run.
@@ -187,6 +192,14 @@ pub struct Trained {
     /// The final weights (not stored in records).
     #[serde(skip)]
     pub weights: Weights,
+}
+
+impl Trained {
+    /// Whether training ran to its end without diverging (only such runs are measured and
+    /// averaged).
+    pub fn finished(&self) -> bool {
+        self.diverged_at.is_none()
+    }
 }
 
 /// What `on_epoch` is handed after each evaluation: the metrics, and the weights on demand
@@ -433,9 +446,8 @@ impl<M: Classifier> Update<M> for RuleUpdate {
         self.grad.iter_mut().for_each(|g| *g = 0.0);
         crate::objective::accumulate(&model, &grads, &mut self.grad);
         self.optimizer.step(&mut self.theta, &self.grad);
-        let buffers = weights_of(&model).buffers;
         let params: Vec<f32> = self.theta.iter().map(|&v| v as f32).collect();
-        with_weights(model, &params, &buffers)
+        crate::objective::with_params(model, &params)
     }
 }
 

@@ -80,7 +80,7 @@ impl Figure3<'_> {
                         r.config.net == net
                             && r.config.regime == regime
                             && r.config.seed_index == 0
-                            && r.outcome.trained.diverged_at.is_none()
+                            && r.outcome.trained.finished()
                     })
                 };
                 let (sb, lb) = (find(Regime::SB)?, find(Regime::LB)?);

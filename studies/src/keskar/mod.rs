@@ -139,7 +139,7 @@ impl Study for Keskar {
             progress.log(&format!("diverged in epoch {} at step {} ({} not finite)", d.epoch, d.step, d.what));
         }
         harness::write_atomic(&progress.artifact("weights"), &trained.weights.to_bytes())?;
-        if cell.measure.is_some() && trained.diverged_at.is_none() {
+        if cell.measure.is_some() && trained.finished() {
             progress.log("measuring sharpness and curvature");
         }
         let measures = measure_run(&cell.spec, &trained, data, cell.measure.as_ref(), &self.device)?;

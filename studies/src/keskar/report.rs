@@ -65,7 +65,7 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
         for regime in [Regime::SB, Regime::LB] {
             let all = runs(records, net, regime);
             let Some(first) = all.first() else { continue };
-            let finished: Vec<_> = all.iter().filter(|r| r.outcome.trained.diverged_at.is_none()).collect();
+            let finished: Vec<_> = all.iter().filter(|r| r.outcome.trained.finished()).collect();
             rows.push(Row {
                 net,
                 dataset: first.config.data.name(),
@@ -425,7 +425,7 @@ fn curve_panels(records: &[Record<Cell, Outcome>], nets: &[&str]) -> Vec<Panel> 
             let mut series = Vec::new();
             for (regime, color) in [(Regime::SB, PALETTE[0]), (Regime::LB, PALETTE[1])] {
                 let runs: Vec<_> =
-                    runs(records, net, regime).into_iter().filter(|r| r.outcome.trained.diverged_at.is_none()).collect();
+                    runs(records, net, regime).into_iter().filter(|r| r.outcome.trained.finished()).collect();
                 let Some(first) = runs.first() else { continue };
                 let batch = first.config.train.batch_size;
                 let len = runs.iter().map(|r| r.outcome.trained.curves.len()).min().unwrap_or(0);
