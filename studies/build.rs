@@ -2,7 +2,8 @@
 //! the git commit and whether the tree was dirty, a hash of every source file that can change a
 //! result (the code version records are checked against), rustc, the cargo features, the target
 //! and the CPU features compiled in. Read at build time, not from the source tree at run time,
-//! so a binary copied elsewhere still tells the truth.
+//! so a binary copied elsewhere still tells the truth. Report templates (`studies/src/**/text/*.md`)
+//! are not hashed: they change a table's prose, never a record.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,14 +52,36 @@ fn main() {
             .output()
             .ok()
             .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
     };
-    let commit = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let commit = git(&["rev-parse", "HEAD"]).map_or_else(|| "unknown".into(), |s| s.trim().to_string());
     // Dirty means: a file the source hash covers differs from the commit (edited, added or
     // deleted), so README or a test being edited does not mark records as made by dirty code.
-    let dirty =
-        git(&["status", "--porcelain", "--untracked-files=all", "--", "crates", "studies", "Cargo.toml", "Cargo.lock"])
-            .map(|s| s.lines().any(|l| l.get(3..).is_some_and(|p| is_hashed(p.rsplit(" -> ").next().unwrap_or(p)))));
+    // `-z`: entries are NUL-terminated, paths unquoted, and a rename or copy is followed by its
+    // source path as a separate entry; every path is tested, so moving a source file away counts.
+    let dirty = git(&[
+        "status",
+        "--porcelain=v1",
+        "-z",
+        "--untracked-files=all",
+        "--",
+        "crates",
+        "studies",
+        "Cargo.toml",
+        "Cargo.lock",
+    ])
+    .map(|out| {
+        let mut entries = out.split('\0').filter(|e| !e.is_empty());
+        let mut dirty = false;
+        while let Some(entry) = entries.next() {
+            let (status, path) = (entry.get(..2).unwrap_or(""), entry.get(3..).unwrap_or(""));
+            dirty |= is_hashed(path);
+            if status.contains('R') || status.contains('C') {
+                dirty |= entries.next().is_some_and(is_hashed);
+            }
+        }
+        dirty
+    });
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let rustc_version = Command::new(rustc)
         .arg("--version")
@@ -89,9 +112,8 @@ fn main() {
     println!("cargo:rustc-env=FLATLAND_TARGET_FEATURES={target_features}");
 }
 
-/// Whether a path relative to the root (as git prints it) is one `collect` hashes.
+/// Whether a path relative to the root (as `git status -z` prints it) is one `collect` hashes.
 fn is_hashed(path: &str) -> bool {
-    let path = path.trim_matches('"');
     if path == "Cargo.lock" || path == "Cargo.toml" {
         return true;
     }

@@ -729,6 +729,20 @@ fn records_of_other_code_are_refused_then_rerun_or_reused_on_request() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(err.contains("on ndarray") && err.contains("another backend"), "the refusal names the backend: {err}");
+
+    // This code on this backend, on a machine whose kernels chose otherwise: used, with a warning.
+    let mut other_machine = again.clone();
+    other_machine["env"]["machine"]["kernels"] = serde_json::json!(["element-wise SIMD level (macerator): V4"]);
+    let other_bytes = serde_json::to_vec_pretty(&other_machine).unwrap();
+    fs::write(&path, &other_bytes).unwrap();
+    let out = toy(dir.path(), &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("1 of 4 records") && err.contains("kernels chose otherwise"), "the warning: {err}");
+    assert_eq!(fs::read(&path).unwrap(), other_bytes, "the record is used as it is");
+    assert!(toy(dir.path(), &["--rerun"]).status.success());
+    let rerun: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    assert_eq!(rerun["env"]["machine"]["kernels"], again["env"]["machine"]["kernels"], "--rerun recomputes it here");
 }
 
 #[test]

@@ -20,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
-use crate::harness::{self, CellProgress, GridArgs, Record, Report, Study};
+use crate::harness::{self, CellProgress, GridArgs, Record, Report, Study, fill};
 use crate::plot::{self, PALETTE, Panel, Series};
 use crate::usage;
 
@@ -300,14 +300,7 @@ pub fn run(args: Args) -> Result<Report> {
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool)> {
     let mut md = String::from("# Gradient descent on linear regression\n\n");
     let c = &records[0].config;
-    writeln!(
-        md,
-        "L(w) = ‖Xw − y‖² / 2n with n = {}, d = {}, feature covariance of condition number {}, label noise \
-         σ = {}. L = λ_max(XᵀX/n) by Lanczos. GD from w = 0 at α = 1/L must reach the normal-equations \
-         solution to a relative error below 1e-6; the largest stable step (bisection: the loss after {} steps is \
-         not above its start) must be 2/L within 2 %.\n",
-        c.samples, c.features, c.condition, c.noise, c.budget
-    )?;
+    writeln!(md, "{}\n", fill(include_str!("text/convex.md"), &[("samples", c.samples.to_string()), ("features", c.features.to_string()), ("condition", c.condition.to_string()), ("noise", c.noise.to_string()), ("budget", c.budget.to_string())]))?;
     md.push_str(
         "| problem | L | iterations at α = 1/L (to 1e-8) | ‖w − w*‖ / ‖w*‖ | error < 1e-6 | \
          stable threshold / (2/L) | within 2 % |\n|---|---:|---:|---:|---|---:|---|\n",

@@ -140,16 +140,17 @@ pub struct GridArgs {
     /// Master seed: every seed of every run is derived from it.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Recompute the cells whose records were made by other code (records made by this code
-    /// are what a rerun gives, bit for bit, and are kept).
+    /// Recompute the cells whose records were made by other code, on another backend, or on a
+    /// machine whose kernels chose otherwise (records made here by this code are what a rerun
+    /// gives, bit for bit, and are kept).
     #[arg(long, conflicts_with = "reuse_stale")]
     pub rerun: bool,
-    /// Use records made by other code as they are (they say which code made them).
+    /// Use records made by other code or on another backend as they are (they say which).
     #[arg(long)]
     pub reuse_stale: bool,
 }
 
-/// What to do with records that other code made.
+/// What to do with records that other code (or another backend) made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stale {
     /// Stop and say so (the default).
@@ -276,9 +277,12 @@ pub fn check_writable(out: &Path) -> Result<()> {
 enum Found<C, O> {
     /// No record.
     Missing,
-    /// A record this code made.
+    /// A record this code made, on this backend, with this machine's kernel choices.
     Current(Record<C, O>),
-    /// A record other code made.
+    /// A record this code made on this backend, on a machine whose kernels chose otherwise
+    /// (`env.machine.kernels`): used, with a warning, unless `--rerun`.
+    OtherKernels(Record<C, O>),
+    /// A record other code, or another backend, made.
     Stale(Record<C, O>),
 }
 
@@ -294,10 +298,12 @@ fn load_record<S: Study>(path: &Path, cell: &S::Cell, env: &Env) -> Result<Found
     };
     let problem = match parse_record::<S::Cell, S::Outcome>(&text) {
         Ok(r) if r.config == *cell => {
-            return Ok(if r.env.build.source_hash == env.build.source_hash && r.env.backend == env.backend {
-                Found::Current(r)
-            } else {
+            return Ok(if r.env.build.source_hash != env.build.source_hash || r.env.backend != env.backend {
                 Found::Stale(r)
+            } else if r.env.machine.kernels != env.machine.kernels {
+                Found::OtherKernels(r)
+            } else {
+                Found::Current(r)
             });
         }
         Ok(_) => "its config is not the cell's".to_string(),
@@ -352,10 +358,18 @@ pub fn run_grid<S: Study>(study: &S, opts: &GridOptions) -> Result<Vec<Record<S:
     let paths: Vec<PathBuf> = ids.iter().map(|id| dir.join(format!("{id}.json"))).collect();
     let mut done: Vec<Option<Record<S::Cell, S::Outcome>>> = Vec::with_capacity(cells.len());
     let mut stale: Vec<(String, String)> = Vec::new();
+    let mut other_kernels: Vec<String> = Vec::new();
     for (c, p) in cells.iter().zip(&paths) {
         done.push(match load_record::<S>(p, c, &opts.env)? {
             Found::Missing => None,
             Found::Current(r) => Some(r),
+            Found::OtherKernels(r) => match opts.stale {
+                Stale::Rerun => None,
+                Stale::Reuse | Stale::Refuse => {
+                    other_kernels.push(r.id.clone());
+                    Some(r)
+                }
+            },
             Found::Stale(r) => match opts.stale {
                 Stale::Reuse => Some(r),
                 Stale::Rerun => None,
@@ -378,6 +392,16 @@ pub fn run_grid<S: Study>(study: &S, opts: &GridOptions) -> Result<Vec<Record<S:
             opts.env.build.short(),
             opts.env.backend,
             stale[0].0
+        );
+    }
+    if let Some(first) = other_kernels.first() {
+        eprintln!(
+            "warning: {} of {} records in {} were made by this code on a machine whose kernels chose otherwise \
+             (env.machine.kernels: SIMD level or matrix-multiply blocking), so their numbers can differ from \
+             this machine's; they are used as they are, --rerun recomputes them. First: {first}",
+            other_kernels.len(),
+            cells.len(),
+            dir.display(),
         );
     }
     let pending: Vec<usize> = (0..cells.len()).filter(|&i| done[i].is_none()).collect();

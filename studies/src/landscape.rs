@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::DataSpec;
 use crate::figure::{FigureArgs, FigureSetup};
-use crate::harness::{self, CellProgress, Record, Report, Study};
+use crate::harness::{self, CellProgress, Record, Report, Study, fill};
 use crate::keskar::Regime;
 use crate::plot::{self, Heatmap};
 use crate::scale::Scale;
@@ -91,7 +91,7 @@ impl Study for Landscape {
         let trained = cell.spec.train(data, &cell.train, cell.seeds, None, device, &mut |m, _| {
             progress.message(&format!("epoch {:>3}  train loss {:.4}", m.epoch, m.train_loss))
         });
-        if trained.diverged_at.is_some() {
+        if !trained.finished() {
             return Ok(Outcome { trained, grid: Vec::new(), train_loss: Vec::new() });
         }
         let layout = cell.spec.layout(device);
@@ -153,12 +153,7 @@ pub fn run(args: FigureArgs) -> Result<Report> {
 
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
     let mut md = String::from("# Loss landscape around the SB and LB solutions\n\n");
-    writeln!(
-        md,
-        "Training cross-entropy on the plane x + α d₁ + β d₂ through each solution, d₁ and d₂ random \
-         filter-normalized directions (Li et al. 2018). The value at the centre and the largest value on the \
-         circle of radius r (grid points with α² + β² ≤ r²) measure how fast the loss rises.\n"
-    )?;
+    writeln!(md, "{}\n", fill(include_str!("text/landscape.md"), &[]))?;
     md.push_str("| net | regime | batch | loss at centre | max loss, r ≤ 0.25 | max loss, r ≤ 0.5 | max loss, r ≤ 1 |\n|---|---|---:|---:|---:|---:|---:|\n");
     let mut maps = Vec::new();
     for r in records {

@@ -20,7 +20,7 @@ use nets::train::{NetSpec, RunSeeds, TrainConfig, Trained as Outcome};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{DataDir, DataSpec};
-use crate::harness::{self, CellProgress, GridArgs, Record, Report, Study};
+use crate::harness::{self, CellProgress, GridArgs, Record, Report, Study, fill};
 use crate::stats::{mean_of, mean_std, std_of};
 use crate::usage;
 
@@ -172,17 +172,7 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, 
     let mut md = String::new();
     let mut csv = Vec::new();
     writeln!(md, "# MNIST-1D baselines on flatland's generator\n")?;
-    writeln!(
-        md,
-        "Adam lr {}, batch {} in order, {steps} steps, test accuracy (%) at the last step, mean ± std over the \
-         seeds that did not diverge; master seed {}, backend {}, code {}. Reference: the same setup on the \
-         upstream data (3 seeds).\n",
-        first.config.train.learning_rate,
-        first.config.train.batch_size,
-        first.master_seed,
-        first.env.backend,
-        harness::distinct(records.iter().map(|r| r.env.build.short())).join(", "),
-    )?;
+    writeln!(md, "{}\n", fill(include_str!("text/mnist1d.md"), &[("lr", first.config.train.learning_rate.to_string()), ("batch", first.config.train.batch_size.to_string()), ("master_seed", first.master_seed.to_string()), ("backend", first.env.backend.to_string()), ("code", harness::distinct(records.iter().map(|r| r.env.build.short())).join(", ")), ("steps", steps.to_string())]))?;
     writeln!(
         md,
         "| model | params | runs | ours | published | reference | ours − reference | within {TOLERANCE} points |"

@@ -14,7 +14,7 @@ use anyhow::Result;
 use optim::{Optimizer, Rule};
 use serde::{Deserialize, Serialize};
 
-use crate::harness::{self, CellProgress, GridArgs, Record, Report, Study};
+use crate::harness::{self, CellProgress, GridArgs, Record, Report, Study, fill};
 use crate::plot::{self, PALETTE, Panel, Series};
 
 /// One line: what `studies list` and `--help` say.
@@ -148,13 +148,7 @@ pub fn run(args: Args) -> Result<Report> {
 
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool)> {
     let mut md = String::from("# Momentum: convergence rates on ill-conditioned quadratics\n\n");
-    writeln!(
-        md,
-        "f(x) = ½ Σ λᵢ xᵢ² with {} eigenvalues log-spaced over [1, κ], from x = (1, …, 1). GD: α = 2/(L + μ), \
-         theory (κ − 1)/(κ + 1). Heavy ball (V ← ρV + ∇f, x ← x − αV): α = 4/(√L + √μ)², \
-         ρ = ((√κ − 1)/(√κ + 1))², theory (√κ − 1)/(√κ + 1). Measured: (‖x_N‖ / ‖x_N/2‖)^(2/N).\n",
-        records[0].config.dimension
-    )?;
+    writeln!(md, "{}\n", fill(include_str!("text/momentum.md"), &[("dimension", records[0].config.dimension.to_string())]))?;
     md.push_str(
         "| κ | method | iterations N | measured rate | theory | relative difference | within 1 % |\n\
          |---:|---|---:|---:|---:|---:|---|\n",

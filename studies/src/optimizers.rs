@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::DataSpec;
 use crate::figure::{FigureArgs, FigureSetup};
-use crate::harness::{self, CellProgress, Record, Report, Study};
+use crate::harness::{self, CellProgress, Record, Report, Study, fill};
 use crate::plot::{self, PALETTE, Panel, Series};
 use crate::scale::Scale;
 use crate::stats::{mean, mean_of, mean_std, std, std_of};
@@ -244,7 +244,7 @@ struct OptimizersCsv<'a> {
 
 /// Final training loss; a diverged run counts as infinite.
 fn final_loss(t: &Trained) -> f64 {
-    if t.diverged_at.is_some() {
+    if !t.finished() {
         return f64::INFINITY;
     }
     let l = t.curves.last().map_or(f64::INFINITY, |m| m.train_loss);
@@ -261,19 +261,7 @@ fn report(tuned: &[Record<Cell, Trained>], records: &[Record<Cell, Trained>], di
     let first = &records[0].config;
     let mut md = String::from("# The update rules training a network\n\n");
     let subset = first.train_subset.map_or(String::new(), |n| format!(" (first {n} training images)"));
-    writeln!(
-        md,
-        "{} ({} parameters) on {}{subset}, batch {}, {} epochs; each rule's step size tuned on \
-         10^(−4 … 0) in half decades with seed 0 (lowest final training loss), then {} seeds. Test accuracy (%) \
-         and training loss at the last epoch, mean ± std over the runs that did not diverge; epochs until the \
-         training loss has made 95 % of its decrease.\n",
-        first.net,
-        records[0].outcome.parameters,
-        first.data.name(),
-        first.train.batch_size,
-        first.train.epochs,
-        records.iter().filter(|r| r.config.rule.name() == first.rule.name()).count()
-    )?;
+    writeln!(md, "{}\n", fill(include_str!("text/optimizers.md"), &[("net", first.net.to_string()), ("parameters", records[0].outcome.parameters.to_string()), ("data", first.data.name().to_string()), ("batch", first.train.batch_size.to_string()), ("epochs", first.train.epochs.to_string()), ("seeds", records.iter().filter(|r| r.config.rule.name() == first.rule.name()).count().to_string()), ("subset", subset.to_string())]))?;
     md.push_str(
         "| rule | step size | runs | diverged | final train loss | test acc | epochs to 95 % |\n\
          |---|---:|---:|---:|---:|---:|---:|\n",

@@ -229,12 +229,7 @@ pub fn run(args: Args) -> Result<Report> {
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool)> {
     let c = &records[0].config;
     let mut md = String::from("# Escaping a strict saddle: GD vs GD with noise\n\n");
-    writeln!(
-        md,
-        "f(x, y) = ½x² + ¼(y² − 1)², start (1, y₀), step α = {}, budget {} steps; escaped once |y| ≥ ½. Noisy \
-         GD adds N(0, σ²) to each coordinate at every step.\n",
-        c.lr, c.budget
-    )?;
+    writeln!(md, "{}\n", fill(include_str!("text/saddle.md"), &[("lr", c.lr.to_string()), ("budget", c.budget.to_string())]))?;
     md.push_str(
         "| method | y₀ | σ | budget | runs | escaped within budget | median steps to escape |\n\
          |---|---:|---:|---:|---:|---:|---:|\n",

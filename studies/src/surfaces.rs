@@ -14,7 +14,7 @@ use anyhow::Result;
 use optim::{Optimizer, Rule};
 use serde::{Deserialize, Serialize};
 
-use crate::harness::{self, CellProgress, GridArgs, Record, Report, Study};
+use crate::harness::{self, CellProgress, GridArgs, Record, Report, Study, fill};
 use crate::plot::{self, ContourPaths, PALETTE, Panel, Series};
 
 /// One line: what `studies list` and `--help` say.
@@ -283,13 +283,7 @@ pub fn run(args: Args) -> Result<Report> {
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
     let names: Vec<&str> = rules().iter().map(|r| r.name()).collect();
     let mut md = String::from("# Update rules on test surfaces\n\n");
-    writeln!(
-        md,
-        "Iterations to reach the target (f ≤ f* + 1e-6; for the saddle, f ≤ −1, i.e. escaped), with each rule's \
-         step size tuned on 10^(−5 … 1) (3 per decade); `—` if not reached in {} iterations (final f in \
-         brackets). Momentum and Nesterov ρ = 0.9, RMSProp γ = 0.9, Adam β = (0.9, 0.999), noisy GD σ = 1e-3.\n",
-        records[0].config.iterations
-    )?;
+    writeln!(md, "{}\n", fill(include_str!("text/surfaces.md"), &[("iterations", records[0].config.iterations.to_string())]))?;
     write!(md, "| surface |")?;
     for n in &names {
         write!(md, " {n} |")?;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::DataSpec;
 use crate::figure::{FigureArgs, FigureSetup};
-use crate::harness::{self, CellProgress, Record, Report, Study};
+use crate::harness::{self, CellProgress, Record, Report, Study, fill};
 use crate::measurement::{MeasureConfig, Outcome, measure_run};
 use crate::plot::{self, PALETTE, Panel, Series};
 use crate::scale::Scale;
@@ -142,13 +142,7 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
     let nets = harness::distinct(records.iter().map(|r| r.config.net.as_str()));
     let cfg = &records[0].config.measure;
     let mut md = String::from("# Keskar et al. 2017, Figure 4: batch-size sweep\n\n");
-    writeln!(
-        md,
-        "Test accuracy (%) and full-space sharpness (Metric 2.1, ε = {:e}, {} L-BFGS-B iterations) of the \
-         final iterate, mean ± std over the seeds that did not diverge.\n",
-        cfg.epsilons.first().copied().unwrap_or(f64::NAN),
-        cfg.lbfgsb_iterations
-    )?;
+    writeln!(md, "{}\n", fill(include_str!("text/sweep.md"), &[("epsilon", format!("{:e}", cfg.epsilons.first().copied().unwrap_or(f64::NAN))), ("iterations", cfg.lbfgsb_iterations.to_string())]))?;
     md.push_str(
         "| net | batch | runs | diverged | train acc | test acc | sharpness |\n|---|---:|---:|---:|---:|---:|---:|\n",
     );

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::DataSpec;
 use crate::figure::{FigureArgs, FigureSetup};
-use crate::harness::{self, CellProgress, Record, Report, Study};
+use crate::harness::{self, CellProgress, Record, Report, Study, fill};
 use crate::keskar::Regime;
 use crate::measurement::{MeasureConfig, measure};
 use crate::plot::{self, PALETTE, Panel, Series};
@@ -177,12 +177,7 @@ pub fn run(args: FigureArgs) -> Result<Report> {
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
     let nets = harness::distinct(records.iter().map(|r| r.config.net.as_str()));
     let mut md = String::from("# Keskar et al. 2017, Figure 6: sharpness along training\n\n");
-    writeln!(
-        md,
-        "Full-space sharpness (ε = {:e}) of the iterate after each listed epoch, against its training \
-         cross-entropy (seed 0 of each regime). A run that diverged stops at its last finite epoch.\n",
-        records[0].config.measure.epsilons.first().copied().unwrap_or(f64::NAN)
-    )?;
+    writeln!(md, "{}\n", fill(include_str!("text/trajectory.md"), &[("epsilon", format!("{:e}", records[0].config.measure.epsilons.first().copied().unwrap_or(f64::NAN)))]))?;
     md.push_str("| net | regime | epoch | train loss | sharpness |\n|---|---|---:|---:|---:|\n");
     let mut csv = Vec::new();
     let mut panels = Vec::new();

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::DataSpec;
 use crate::figure::{FigureArgs, FigureSetup};
-use crate::harness::{self, CellProgress, Record, Report, Study};
+use crate::harness::{self, CellProgress, Record, Report, Study, fill};
 use crate::measurement::{MeasureConfig, Measures, measure_run};
 use crate::plot::{self, PALETTE, Panel, Series};
 use crate::scale::Scale;
@@ -163,13 +163,7 @@ struct WarmStartCsv<'a> {
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
     let nets = harness::distinct(records.iter().map(|r| r.config.net.as_str()));
     let mut md = String::from("# Keskar et al. 2017, Figure 5: warm-started large-batch training\n\n");
-    writeln!(
-        md,
-        "k epochs of SB Adam, then LB Adam from that iterate (fresh optimizer state). Test accuracy (%) of the \
-         SB iterate and of the LB solution, and the LB solution's full-space sharpness (ε = {:e}); mean ± std \
-         over the seeds that did not diverge.\n",
-        records[0].config.measure.epsilons.first().copied().unwrap_or(f64::NAN)
-    )?;
+    writeln!(md, "{}\n", fill(include_str!("text/warmstart.md"), &[("epsilon", format!("{:e}", records[0].config.measure.epsilons.first().copied().unwrap_or(f64::NAN)))]))?;
     md.push_str(
         "| net | k (SB epochs) | runs | diverged | SB iterate test acc | LB solution test acc | LB sharpness |\n\
          |---|---:|---:|---:|---:|---:|---:|\n",

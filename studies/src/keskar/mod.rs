@@ -147,7 +147,7 @@ impl Study for Keskar {
             progress.log(&format!(
                 "sharpness (full, ε = {:.0e}) {:.3}   top eigenvalue {:.3}   trace {:.1}   [{:.1} s]",
                 m.full_space.first().map_or(f64::NAN, |s| s.epsilon),
-                m.full_space.first().map_or(f64::NAN, |s| s.value),
+                m.sharpness().unwrap_or(f64::NAN),
                 m.top_eigenvalue.as_ref().map_or(f64::NAN, |t| t.value),
                 m.trace.as_ref().map_or(f64::NAN, |t| t.value),
                 m.seconds
