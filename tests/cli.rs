@@ -96,18 +96,21 @@ fn smoke_grid_writes_table_plot_and_records() {
     assert!(text(&out.stdout).starts_with(md.trim()), "the table is printed at the end");
 
     // Tables 3 and 4 (sharpness), the curvature table and Figure 3.
-    for n in [3, 4] {
+    // F1 and C1, SB and LB, two ε each; Table 4 once for each reading of A.
+    for (n, readings) in [(3, 1), (4, 2)] {
         let csv = fs::read_to_string(dir.path().join(format!("keskar/table{n}.csv"))).unwrap();
-        assert!(csv.starts_with("net,regime,runs,epsilon,sharpness_mean,sharpness_std,paper_mean\n"), "{csv}");
-        // F1 and C1, SB and LB, two ε each.
-        assert_eq!(csv.lines().count(), 1 + 8, "{csv}");
+        assert!(csv.starts_with("net,matrix,regime,runs,epsilon,sharpness_mean,sharpness_std,paper_mean\n"), "{csv}");
+        assert_eq!(csv.lines().count(), 1 + 8 * readings, "{csv}");
         for row in csv.lines().skip(1) {
-            let v: f64 = row.split(',').nth(4).unwrap().parse().unwrap();
+            let v: f64 = row.split(',').nth(5).unwrap().parse().unwrap();
             assert!(v.is_finite() && v >= 0.0, "sharpness is a finite non-negative number: {row}");
         }
     }
     let curvature = fs::read_to_string(dir.path().join("keskar/curvature.md")).unwrap();
     assert!(curvature.contains("Cost: the measurements took"), "{curvature}");
+    assert!(curvature.contains("smallest Ritz value") && curvature.contains("LB / SB per seed"), "{curvature}");
+    let diagnostics = fs::read_to_string(dir.path().join("keskar/diagnostics.csv")).unwrap();
+    assert_eq!(diagnostics.lines().count(), 1 + 8, "F1 and C1, SB and LB, two ε: {diagnostics}");
     assert_eq!(&fs::read(dir.path().join("keskar/figure3.png")).unwrap()[..4], b"\x89PNG");
     // Figure 3 is a stage with its own records: the two solutions' ids, the α grid, the values.
     let slices: Vec<_> =
@@ -145,6 +148,17 @@ fn smoke_grid_writes_table_plot_and_records() {
     let measures = &record["outcome"]["measures"];
     assert_eq!(measures["full_space"].as_array().unwrap().len(), 2, "ε = 1e-3 and 5e-4");
     assert!(measures["top_eigenvalue"]["value"].is_number() && measures["trace"]["std_error"].is_number());
+    assert!(measures["top_eigenvalue"]["smallest"].is_number(), "{measures}");
+    assert_eq!(measures["subspace"][1]["matrix"], "unit-columns", "{measures}");
+    // SB and LB of a seed index are measured on the same samples, A and probes.
+    let measure_seed = |regime: &str| {
+        records(dir.path())
+            .into_iter()
+            .map(|p| serde_json::from_slice::<serde_json::Value>(&fs::read(p).unwrap()).unwrap())
+            .find(|r| r["config"]["regime"] == regime && r["config"]["seed_index"] == 0 && r["config"]["net"] == "F1")
+            .map(|r| r["config"]["measure"]["seed"].clone())
+    };
+    assert_eq!(measure_seed("SB"), measure_seed("LB"));
 }
 
 #[test]

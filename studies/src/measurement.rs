@@ -5,7 +5,7 @@
 use anyhow::Result;
 use datasets::Dataset;
 use measure::curvature::{self, TopEigenvalue, Trace};
-use measure::sharpness::{RandomSubspace, Sharpness, Subspace, epsilon_sharpness};
+use measure::sharpness::{RandomSubspace, Sharpness, Subspace, SubspaceMatrix, epsilon_sharpness};
 use nets::objective::Weights;
 use nets::train::{NetSpec, Trained};
 use rand::SeedableRng;
@@ -23,8 +23,9 @@ pub struct MeasureConfig {
     pub lbfgsb_iterations: usize,
     /// Dimension p of the random subspace of Table 4 (the paper: 100).
     pub subspace_dim: usize,
-    /// How A is drawn (see `measure::sharpness::RandomSubspace`).
-    pub subspace_matrix: String,
+    /// The readings of A measured, each from the same draws (see
+    /// `measure::sharpness::RandomSubspace`).
+    pub subspace_matrices: Vec<SubspaceMatrix>,
     /// Lanczos steps (Hessian-vector products) at most for the top Hessian eigenvalue.
     pub lanczos_steps: usize,
     /// Relative residual of the Ritz pair that ends the Lanczos iteration.
@@ -52,7 +53,7 @@ impl MeasureConfig {
             epsilons: vec![1e-3, 5e-4],
             lbfgsb_iterations: 10,
             subspace_dim: 100,
-            subspace_matrix: "iid standard normal entries".into(),
+            subspace_matrices: vec![SubspaceMatrix::Gaussian, SubspaceMatrix::UnitColumns],
             lanczos_steps: 20,
             lanczos_tol: 1e-2,
             trace_probes: 10,
@@ -80,14 +81,23 @@ impl MeasureConfig {
 pub struct Measures {
     /// Metric 2.1 with A = I, one per ε (Table 3).
     pub full_space: Vec<Sharpness>,
-    /// Metric 2.1 in the random subspace, one per ε (Table 4).
-    pub subspace: Vec<Sharpness>,
+    /// Metric 2.1 in the random subspace, one entry per reading of A (Table 4).
+    pub subspace: Vec<SubspaceSharpness>,
     /// Top eigenvalue of the Hessian of the training loss (Lanczos; none if not asked).
     pub top_eigenvalue: Option<TopEigenvalue>,
     /// Trace of that Hessian (Hutchinson), with its standard error (none if not asked).
     pub trace: Option<Trace>,
     /// Wall time of these measurements, seconds.
     pub seconds: f64,
+}
+
+/// Metric 2.1 in the random subspace for one reading of A, one value per ε.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubspaceSharpness {
+    /// How A was drawn.
+    pub matrix: SubspaceMatrix,
+    /// One per ε.
+    pub values: Vec<Sharpness>,
 }
 
 impl Measures {
@@ -150,16 +160,20 @@ pub fn measure(
         .iter()
         .map(|&eps| epsilon_sharpness(&mut obj, &x, &Subspace::Full, eps, cfg.lbfgsb_iterations))
         .collect();
-    let subspace = if cfg.subspace_dim > 0 {
-        let a = Subspace::Random(RandomSubspace::gaussian(
-            x.len(),
-            cfg.subspace_dim,
-            harness::derive_seed(cfg.seed, &["subspace"]),
-        ));
-        cfg.epsilons.iter().map(|&eps| epsilon_sharpness(&mut obj, &x, &a, eps, cfg.lbfgsb_iterations)).collect()
-    } else {
-        Vec::new()
-    };
+    let subspace = if cfg.subspace_dim > 0 { cfg.subspace_matrices.clone() } else { Vec::new() };
+    let subspace = subspace
+        .into_iter()
+        .map(|matrix| {
+            let seed = harness::derive_seed(cfg.seed, &["subspace"]);
+            let a = Subspace::Random(RandomSubspace::new(x.len(), cfg.subspace_dim, seed, matrix));
+            let values = cfg
+                .epsilons
+                .iter()
+                .map(|&eps| epsilon_sharpness(&mut obj, &x, &a, eps, cfg.lbfgsb_iterations))
+                .collect();
+            SubspaceSharpness { matrix, values }
+        })
+        .collect();
     let mut rng = ChaCha8Rng::seed_from_u64(harness::derive_seed(cfg.seed, &["hessian"]));
     let top_eigenvalue = (cfg.lanczos_steps > 0)
         .then(|| curvature::top_eigenvalue(&mut obj, &x, cfg.lanczos_steps, cfg.lanczos_tol, cfg.fd_step, &mut rng));

@@ -34,6 +34,19 @@ pub fn welch_t_test(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
     Some((t, 2.0 * (1.0 - dist.cdf(t.abs()))))
 }
 
+/// Geometric mean of paired ratios with its 95 % confidence interval: a Student-t interval on
+/// the logarithms over the pairs, mapped back. `None` for fewer than two ratios or any ratio
+/// that is not positive and finite (no logarithm).
+pub fn geometric_mean_ci(ratios: &[f64]) -> Option<(f64, f64, f64)> {
+    if ratios.len() < 2 || ratios.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
+        return None;
+    }
+    let logs: Vec<f64> = ratios.iter().map(|r| r.ln()).collect();
+    let (m, se) = (mean(&logs), std(&logs) / (logs.len() as f64).sqrt());
+    let t = StudentsT::new(0.0, 1.0, (logs.len() - 1) as f64).ok()?.inverse_cdf(0.975);
+    Some((m.exp(), (m - t * se).exp(), (m + t * se).exp()))
+}
+
 /// The mean, or `None` for no values (an empty CSV cell).
 pub fn mean_of(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| mean(v))
@@ -60,6 +73,17 @@ mod tests {
         assert_eq!(mean(&xs), 5.0);
         assert!((std(&xs) - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
         assert_eq!(std(&[3.0]), 0.0);
+    }
+
+    #[test]
+    fn geometric_mean_ci_of_paired_ratios() {
+        // Equal ratios: no spread. Ratios 1 and 4: geometric mean 2, log s.e. ln 4 / √2 / √2 =
+        // ln 2, t(0.975, 1 df) = 12.7062047, so the interval is 2^(1 ± 12.7062047).
+        assert_eq!(geometric_mean_ci(&[2.0, 2.0, 2.0]).map(|g| g.0), Some(2.0));
+        let (g, lo, hi) = geometric_mean_ci(&[1.0, 4.0]).unwrap();
+        assert!((g - 2.0).abs() < 1e-12);
+        assert!((lo.log2() - (1.0 - 12.706204736)).abs() < 1e-6 && (hi.log2() - (1.0 + 12.706204736)).abs() < 1e-6);
+        assert!(geometric_mean_ci(&[2.0]).is_none() && geometric_mean_ci(&[2.0, -1.0]).is_none());
     }
 
     #[test]

@@ -49,6 +49,14 @@ pub struct TopEigenvalue {
     /// eigenvalue of H lies within |θ| times this of θ.
     #[serde(with = "crate::nonfinite")]
     pub residual: f64,
+    /// The smallest Ritz value of the same Krylov space. By Cauchy interlacing H has an
+    /// eigenvalue at or below it, so a negative value shows negative curvature of at least that
+    /// size; the iteration stops on the top pair, so this one need not have converged.
+    #[serde(with = "crate::nonfinite")]
+    pub smallest: f64,
+    /// The relative residual of the smallest Ritz pair, as `residual` is of the largest.
+    #[serde(with = "crate::nonfinite")]
+    pub smallest_residual: f64,
 }
 
 /// The largest eigenvalue of H(x) by the Lanczos method with full reorthogonalization (Golub &
@@ -73,7 +81,14 @@ pub fn top_eigenvalue(
     normalize(&mut q);
     let mut basis: Vec<Vec<f64>> = Vec::new();
     let (mut alpha, mut beta): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
-    let none = |iterations| TopEigenvalue { value: f64::NAN, iterations, converged: false, residual: f64::INFINITY };
+    let none = |iterations| TopEigenvalue {
+        value: f64::NAN,
+        iterations,
+        converged: false,
+        residual: f64::INFINITY,
+        smallest: f64::NAN,
+        smallest_residual: f64::INFINITY,
+    };
     let mut best = none(0);
     for it in 1..=max_iter.min(n) {
         let mut w = hessian_vector(obj, x, &q, h);
@@ -94,12 +109,22 @@ pub fn top_eigenvalue(
         let (values, vectors) = symmetric_eigen(&tridiagonal(&alpha, &beta), alpha.len());
         // The largest Ritz value (the last of equal ones, as `Iterator::max_by` picks).
         let top = (1..values.len()).fold(0, |t, i| if values[i].total_cmp(&values[t]).is_ge() { i } else { t });
+        let bottom = (1..values.len()).fold(0, |t, i| if values[i].total_cmp(&values[t]).is_lt() { i } else { t });
         if !values[top].is_finite() || !b.is_finite() {
             return none(it);
         }
-        let last = vectors[(alpha.len() - 1) * alpha.len() + top];
-        let residual = b * last.abs() / values[top].abs().max(f64::MIN_POSITIVE);
-        best = TopEigenvalue { value: values[top], iterations: it, converged: residual < tol, residual };
+        // β_k |s_k| / |θ|, s_k the last component of the Ritz pair's eigenvector of T.
+        let relative =
+            |j: usize| b * vectors[(alpha.len() - 1) * alpha.len() + j].abs() / values[j].abs().max(f64::MIN_POSITIVE);
+        let residual = relative(top);
+        best = TopEigenvalue {
+            value: values[top],
+            iterations: it,
+            converged: residual < tol,
+            residual,
+            smallest: values[bottom],
+            smallest_residual: relative(bottom),
+        };
         if best.converged || b <= 1e-12 * values[top].abs().max(1.0) {
             best.converged = true;
             break;
@@ -219,6 +244,26 @@ pub fn trace(obj: &mut dyn Objective, x: &[f64], probes: usize, h: f64, rng: &mu
     Trace { value: mean, std_error, probes }
 }
 
+/// How far Hutchinson's probes are from what a positive semi-definite H allows: the probes'
+/// sample variance over 2 λ_max tr H. For PSD H and Rademacher z, Var(zᵀHz) = 2 Σ_{i≠j} H_ij²
+/// ≤ 2 ‖H‖_F² ≤ 2 λ_max tr H, so a ratio above 1 says H is not PSD near this point, or the
+/// Hessian-vector products are not a Hessian's (finite differences across kinks), up to the
+/// sampling noise of the variance of a few probes. A non-positive trace or `lambda_max` with
+/// varying probes is inconsistent by itself (∞); no estimate gives NaN.
+pub fn psd_ratio(trace: &Trace, lambda_max: f64) -> f64 {
+    let variance = trace.std_error.powi(2) * trace.probes as f64;
+    let bound = 2.0 * lambda_max * trace.value;
+    if !variance.is_finite() || !bound.is_finite() {
+        f64::NAN
+    } else if variance == 0.0 {
+        0.0
+    } else if bound <= 0.0 {
+        f64::INFINITY
+    } else {
+        variance / bound
+    }
+}
+
 fn normalize(v: &mut [f64]) {
     let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt();
     if norm > 0.0 {
@@ -295,6 +340,36 @@ mod tests {
         let est = top_eigenvalue(&mut q, &x, 20, 1e-3, 1e-3, &mut rng);
         assert!((est.value - 10.0).abs() / 10.0 < 0.01, "{est:?}");
         assert!(est.value <= 10.0 + 1e-6, "a Ritz value never exceeds the top eigenvalue: {est:?}");
+    }
+
+    #[test]
+    fn lanczos_reports_the_smallest_ritz_value_of_the_same_run() {
+        // An indefinite Hessian: the full Krylov space (n steps) gives both ends exactly, and
+        // fewer steps give a smallest Ritz value at or above λ_min (Cauchy interlacing).
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let eig = [6.0, 3.0, 1.0, 0.5, -0.2, -4.0];
+        let mut q = rotated(&eig, &mut rng);
+        let x = vec![0.3; 6];
+        let full = top_eigenvalue(&mut q, &x, 6, 0.0, 1e-3, &mut rng);
+        assert!((full.value - 6.0).abs() < 1e-6 && (full.smallest + 4.0).abs() < 1e-6, "{full:?}");
+        assert!(full.smallest_residual < 1e-6, "{full:?}");
+        let part = top_eigenvalue(&mut q, &x, 3, 0.0, 1e-3, &mut rng);
+        assert!(part.smallest >= -4.0 - 1e-9 && part.smallest < part.value, "{part:?}");
+    }
+
+    #[test]
+    fn psd_ratio_flags_probes_no_psd_hessian_allows() {
+        // Sample variance 1² · 10 = 10 against 2 λ_max tr = 2 · 1 · 10 = 20.
+        let t = Trace { value: 10.0, std_error: 1.0, probes: 10 };
+        assert!((psd_ratio(&t, 1.0) - 0.5).abs() < 1e-12);
+        assert!((psd_ratio(&t, 0.25) - 2.0).abs() < 1e-12);
+        assert_eq!(psd_ratio(&Trace { value: -1.0, ..t.clone() }, 1.0), f64::INFINITY);
+        assert!(psd_ratio(&Trace { value: f64::NAN, std_error: f64::INFINITY, probes: 0 }, 1.0).is_nan());
+        // A PSD quadratic's probes always pass: diag(4, 1, 0.5, 0), exact products.
+        let mut q = Quadratic::diagonal(&[4.0, 1.0, 0.5, 0.0]);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let t = trace(&mut q, &[0.0; 4], 20, 1e-3, &mut rng);
+        assert!(psd_ratio(&t, 4.0) <= 1.0, "{t:?}");
     }
 
     #[test]

@@ -27,12 +27,11 @@ pub enum Subspace {
     Random(RandomSubspace),
 }
 
-/// A random n × p matrix A with i.i.d. standard normal entries (NumPy's `randn(n, p)`, the
-/// plain reading of the paper's "randomly generated"; it does not say more, and its GitHub
-/// issue #3 asking got no answer). A corner of the box C_ε then moves each parameter by about
-/// ε√p. Columns scaled to unit length (as one reimplementation does) would shrink the
-/// perturbation by a further √n and make the metric vanish on networks. Stored column by
-/// column in f32.
+/// A random n × p matrix A, in either reading of the paper's "randomly generated" (it does not
+/// say more, and its GitHub issue #3 asking got no answer): i.i.d. standard normal entries
+/// (NumPy's `randn(n, p)`), where a corner of the box C_ε moves each parameter by about ε√p, or
+/// the same columns scaled to unit length (as one reimplementation does), which shrinks the
+/// "+1" part of the box by about √n. Stored column by column in f32.
 #[derive(Debug, Clone)]
 pub struct RandomSubspace {
     n: usize,
@@ -55,13 +54,47 @@ fn dot<T: Copy + Into<f64>>(a: &[f32], b: &[T]) -> f64 {
     acc.iter().sum::<f64>() + tail
 }
 
+/// The two readings of the paper's "randomly generated" A.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SubspaceMatrix {
+    /// i.i.d. N(0, 1) entries (NumPy's `randn(n, p)`).
+    Gaussian,
+    /// The same draws with each column scaled to unit length.
+    UnitColumns,
+}
+
+impl SubspaceMatrix {
+    /// How A is drawn, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SubspaceMatrix::Gaussian => "A with i.i.d. N(0, 1) entries",
+            SubspaceMatrix::UnitColumns => "A with unit-norm columns",
+        }
+    }
+}
+
 impl RandomSubspace {
-    /// Draws A from `seed`.
+    /// Draws A from `seed` with i.i.d. N(0, 1) entries.
     pub fn gaussian(n: usize, p: usize, seed: u64) -> RandomSubspace {
+        RandomSubspace::new(n, p, seed, SubspaceMatrix::Gaussian)
+    }
+
+    /// Draws A from `seed` as `matrix` says: for one seed, the unit-column reading is the
+    /// Gaussian one with each column divided by its norm.
+    pub fn new(n: usize, p: usize, seed: u64, matrix: SubspaceMatrix) -> RandomSubspace {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut columns = Vec::with_capacity(n * p);
         for _ in 0..p {
-            columns.extend((0..n).map(|_| rng.sample::<f64, _>(StandardNormal) as f32));
+            let column: Vec<f64> = (0..n).map(|_| rng.sample::<f64, _>(StandardNormal)).collect();
+            let scale = match matrix {
+                SubspaceMatrix::Gaussian => 1.0,
+                SubspaceMatrix::UnitColumns => {
+                    let norm = column.iter().map(|v| v * v).sum::<f64>().sqrt();
+                    if norm > 0.0 { 1.0 / norm } else { 1.0 }
+                }
+            };
+            columns.extend(column.iter().map(|v| (v * scale) as f32));
         }
         let mut gram = vec![0.0; p * p];
         for i in 0..p {
@@ -148,6 +181,12 @@ pub struct Sharpness {
     /// The largest f found in the box.
     #[serde(with = "crate::nonfinite")]
     pub f_max: f64,
+    /// r² = Σ b_i², the squared distance from the centre to a corner of the box |y_i| ≤ b_i
+    /// (in y, the subspace's coordinates). In the full space a quadratic with top eigenvalue
+    /// λ_max can rise by at most ½ λ_max r² over the box (no slope at a minimum). NaN in
+    /// records written before it was recorded.
+    #[serde(with = "crate::nonfinite", default = "not_recorded")]
+    pub box_radius_sq: f64,
     /// L-BFGS-B iterations run.
     pub iterations: usize,
     /// Evaluations of f and its gradient, f(x) included.
@@ -158,6 +197,10 @@ pub struct Sharpness {
     /// ([`lbfgsb::Solution::memory_resets`]); 0 in records written before it was counted.
     #[serde(default)]
     pub memory_resets: usize,
+}
+
+fn not_recorded() -> f64 {
+    f64::NAN
 }
 
 /// Metric 2.1 at `x` with `iterations` of L-BFGS-B (the paper: 10).
@@ -208,6 +251,7 @@ pub fn epsilon_sharpness(
         epsilon,
         f_x,
         f_max,
+        box_radius_sq: upper.iter().map(|u| u * u).sum(),
         iterations: sol.iterations,
         evaluations: sol.evaluations + 1,
         stop: sol.stop,
@@ -256,6 +300,19 @@ mod tests {
     use super::*;
     use crate::Quadratic;
 
+    #[test]
+    fn unit_column_reading_is_the_gaussian_one_normalized() {
+        let (g, u) = (RandomSubspace::gaussian(50, 4, 9), RandomSubspace::new(50, 4, 9, SubspaceMatrix::UnitColumns));
+        for j in 0..4 {
+            let norm = |c: &[f32]| c.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+            assert!((norm(u.column(j)) - 1.0).abs() < 1e-6);
+            let scale = norm(g.column(j));
+            for (a, b) in g.column(j).iter().zip(u.column(j)) {
+                assert!((*a as f64 / scale - *b as f64).abs() < 1e-6);
+            }
+        }
+    }
+
     /// max over |y_i| ≤ b_i of ½ Σ h_i (d_i + y_i)² is ½ Σ h_i (|d_i| + b_i)².
     #[test]
     fn full_space_sharpness_matches_the_closed_form_box_maximum() {
@@ -270,6 +327,11 @@ mod tests {
             let expected = 100.0 * (f_max - f_x) / (1.0 + f_x);
             let s = epsilon_sharpness(&mut q, &x, &Subspace::Full, eps, 10);
             assert!((s.value - expected).abs() <= 0.01 * expected, "ε = {eps}: {} vs closed form {expected}", s.value);
+            // r² = Σ ε²(|x_i| + 1)², and a quadratic's rise stays within ½ λ_max r² plus what the
+            // small offset from the minimum adds.
+            let r2: f64 = x.iter().map(|v| (eps * (v.abs() + 1.0)).powi(2)).sum();
+            assert!((s.box_radius_sq - r2).abs() <= 1e-12 * r2, "{} vs {r2}", s.box_radius_sq);
+            assert!(s.f_max - s.f_x <= 0.5 * 50.0 * (r2.sqrt() + 6e-4).powi(2), "{s:?}");
         }
     }
 

@@ -242,7 +242,7 @@ pub fn run(args: Args) -> Result<Report> {
                     },
                     measure: spec
                         .measure
-                        .then(|| MeasureConfig::keskar(harness::derive_seed(master, &["keskar", name, &r, "measure", &i]))),
+                        .then(|| MeasureConfig::keskar(harness::derive_seed(master, &["keskar", name, "measure", &i]))),
                 });
             }
         }
@@ -343,6 +343,85 @@ mod tests {
         );
         assert!(md.contains("Adam (lr 0.001, β = (0.9, 0.999), ε = 1e-8)"), "{md}");
         assert!(dir.path().join("curves.png").exists() && dir.path().join("curves.svg").exists());
+    }
+
+    /// `record` with measurements: full-space and subspace sharpness `phi` at both ε and both
+    /// readings of A, top eigenvalue `lambda`, and a trace `trace` with standard error 1 over 10
+    /// probes (sample variance 10).
+    fn measured(regime: Regime, seed_index: usize, phi: f64, lambda: f64, trace: f64) -> Record<Cell, Outcome> {
+        use crate::measurement::{MeasureConfig, Measures, SubspaceSharpness};
+        use measure::curvature::{TopEigenvalue, Trace};
+        use measure::lbfgsb::Stop;
+        use measure::sharpness::{Sharpness, SubspaceMatrix};
+        let mut r = record(regime, seed_index, 100.0, 70.0);
+        let cfg = MeasureConfig::keskar(7);
+        let values: Vec<Sharpness> = cfg
+            .epsilons
+            .iter()
+            .map(|&epsilon| Sharpness {
+                value: phi,
+                epsilon,
+                f_x: 0.1,
+                f_max: 0.1 + phi * 1.1 / 100.0,
+                box_radius_sq: 4.0,
+                iterations: 10,
+                evaluations: 12,
+                stop: Stop::MaxIterations,
+                memory_resets: 0,
+            })
+            .collect();
+        let subspace = [SubspaceMatrix::Gaussian, SubspaceMatrix::UnitColumns]
+            .map(|matrix| SubspaceSharpness { matrix, values: values.clone() })
+            .to_vec();
+        r.outcome.measures = Some(Measures {
+            full_space: values,
+            subspace,
+            top_eigenvalue: Some(TopEigenvalue {
+                value: lambda,
+                iterations: 20,
+                converged: true,
+                residual: 1e-3,
+                smallest: -0.5,
+                smallest_residual: 0.5,
+            }),
+            trace: Some(Trace { value: trace, std_error: 1.0, probes: 10 }),
+            seconds: 1.0,
+        });
+        r.config.measure = Some(cfg);
+        r
+    }
+
+    #[test]
+    fn sharpness_and_curvature_tables_pair_the_seeds_and_flag_non_psd_probes() {
+        // Seed 0: LB / SB = 40 / 10 = 4; seed 1: 40 / 20 = 2. Geometric mean √8 = 2.83, and on
+        // the logs (ln 4, ln 2) a t interval with 1 df: exp(1.5 ln 2 ± 12.706 · ln 2 / 2).
+        // Top eigenvalue: LB / SB = 2 in both seeds. Trace: LB seed 1 is −5, which no PSD
+        // Hessian allows with varying probes; SB's 10 with variance 10 ≤ 2 · 1 · 10 passes.
+        let records = vec![
+            measured(Regime::SB, 0, 10.0, 1.0, 10.0),
+            measured(Regime::SB, 1, 20.0, 1.0, 10.0),
+            measured(Regime::LB, 0, 40.0, 2.0, 10.0),
+            measured(Regime::LB, 1, 40.0, 2.0, -5.0),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        report::report(&records, dir.path()).unwrap();
+        let table3 = std::fs::read_to_string(dir.path().join("table3.md")).unwrap();
+        assert!(table3.contains("| F1 | 1e-3 | 2.7× | 2.83× [0.03–231.22] | 2 | 167× |"), "{table3}");
+        let table4 = std::fs::read_to_string(dir.path().join("table4.md")).unwrap();
+        for title in ["A with i.i.d. N(0, 1) entries", "A with unit-norm columns"] {
+            assert!(table4.contains(&format!("## Table 4: sharpness in the random subspace (p = 100, {title})")), "{table4}");
+        }
+        let csv = std::fs::read_to_string(dir.path().join("table4.csv")).unwrap();
+        assert_eq!(csv.lines().filter(|l| l.contains(",unit-columns,")).count(), 4, "{csv}");
+        let curvature = std::fs::read_to_string(dir.path().join("curvature.md")).unwrap();
+        assert!(curvature.contains("| F1 | SB | 2 | 1.000 ± 0.000 | 2/2 | 1.0e-3 | -0.500 ± 0.000 | 10.0 ± 0.0 | 1.0 | 0/2 |"), "{curvature}");
+        assert!(curvature.contains("| F1 | LB | 2 | 2.000 ± 0.000 | 2/2 | 1.0e-3 | -0.500 ± 0.000 | 2.5 ± 10.6 † | 1.0 | 1/2 |"), "{curvature}");
+        assert!(curvature.contains("| F1 | 2.00× [2.00–2.00] | 2 |"), "{curvature}");
+        assert!(curvature.contains("† At least one run's Hutchinson probes"), "{curvature}");
+        // Ceiling 100 · ½ · 1 · 4 / 1.1 = 181.82; φ / ceiling = 10/181.82 and 20/181.82.
+        let diagnostics = std::fs::read_to_string(dir.path().join("diagnostics.md")).unwrap();
+        let row = "| F1 | SB | 1e-3 | 2 | 1.000e-1 | 2.650e-1 | MaxIterations 2 | 181.82 | 0.08 [0.06–0.11] |";
+        assert!(diagnostics.contains(row), "{diagnostics}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Result;
-use measure::curvature::{TopEigenvalue, Trace};
+use measure::curvature::{self, TopEigenvalue, Trace};
 use nets::train::EpochMetrics;
 use serde::Serialize;
 
@@ -14,7 +14,9 @@ use super::paper::{PAPER_DATA, PAPER_TABLE3, PAPER_TABLE4, paper_row, paper_shar
 use super::{Cell, Outcome, Regime};
 use crate::harness::{self, Record, Report, fill};
 use crate::plot::{self, PALETTE, Panel, Series};
-use crate::stats::{mean, mean_of, mean_std, std, std_of, welch_t_test};
+use crate::measurement::Measures;
+use measure::sharpness::{Sharpness, SubspaceMatrix};
+use crate::stats::{geometric_mean_ci, mean, mean_of, mean_std, std, std_of, welch_t_test};
 
 /// Metrics at the last epoch of a run.
 fn last(outcome: &Outcome) -> &EpochMetrics {
@@ -24,6 +26,31 @@ fn last(outcome: &Outcome) -> &EpochMetrics {
 /// The records of `net` in `regime`.
 fn runs<'a>(records: &'a [Record<Cell, Outcome>], net: &str, regime: Regime) -> Vec<&'a Record<Cell, Outcome>> {
     records.iter().filter(|r| r.config.net == net && r.config.regime == regime).collect()
+}
+
+/// LB / SB of `value` for each seed index whose SB and LB runs were both measured (the pair
+/// shares its initial weights, the objective's samples, the subspace A and the Hessian probes).
+fn paired_ratios(records: &[Record<Cell, Outcome>], net: &str, value: impl Fn(&Measures) -> Option<f64>) -> Vec<f64> {
+    let measured = |r: &Record<Cell, Outcome>| r.outcome.measures.as_ref().and_then(&value);
+    runs(records, net, Regime::SB)
+        .into_iter()
+        .filter_map(|sb| {
+            let lb = runs(records, net, Regime::LB).into_iter().find(|lb| lb.config.seed_index == sb.config.seed_index)?;
+            Some(measured(lb)? / measured(sb)?)
+        })
+        .collect()
+}
+
+/// Two decimals, or three significant digits in scientific notation for magnitudes below 0.01
+/// that two decimals would show as 0.00.
+fn two_decimals(v: f64) -> String {
+    if v == 0.0 || v.abs() >= 0.01 || !v.is_finite() { format!("{v:.2}") } else { format!("{v:.2e}") }
+}
+
+/// "g× [lo–hi]" for the geometric mean of paired ratios and its 95 % CI, or a dash.
+fn paired_cell(ratios: &[f64]) -> String {
+    geometric_mean_ci(ratios)
+        .map_or("–".into(), |(g, lo, hi)| format!("{}× [{}–{}]", two_decimals(g), two_decimals(lo), two_decimals(hi)))
 }
 
 /// One row of Table 2: the runs that finished, and how many diverged.
@@ -195,8 +222,20 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
     harness::write_atomic(&dir.join("table2.md"), md.as_bytes())?;
     plot::write_panels(&dir.join("curves"), &curve_panels(records, &nets))?;
     if records.iter().any(|r| r.outcome.measures.is_some()) {
-        for (n, which) in [(3, Space::Full), (4, Space::Subspace)] {
-            let table_md = sharpness_table(records, &nets, which, &dir.join(format!("table{n}.csv")))?;
+        let matrices = records.iter().find_map(|r| r.config.measure.as_ref()).map_or(Vec::new(), |c| {
+            if c.subspace_dim > 0 { c.subspace_matrices.clone() } else { Vec::new() }
+        });
+        let subspaces: Vec<Space> = matrices.into_iter().map(Space::Subspace).collect();
+        for (n, spaces) in [(3, vec![Space::Full]), (4, subspaces)] {
+            let mut csv = Vec::new();
+            let mut table_md = String::new();
+            for (i, space) in spaces.into_iter().enumerate() {
+                if i > 0 {
+                    table_md.push('\n');
+                }
+                table_md.push_str(&sharpness_table(records, &nets, space, &mut csv)?);
+            }
+            harness::write_csv(&dir.join(format!("table{n}.csv")), &csv)?;
             harness::write_atomic(&dir.join(format!("table{n}.md")), table_md.as_bytes())?;
             md.push('\n');
             md.push_str(&table_md);
@@ -205,6 +244,11 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
         harness::write_atomic(&dir.join("curvature.md"), curv_md.as_bytes())?;
         md.push('\n');
         md.push_str(&curv_md);
+        let (diag_md, diag_csv) = diagnostics_table(records, &nets)?;
+        harness::write_csv(&dir.join("diagnostics.csv"), &diag_csv)?;
+        harness::write_atomic(&dir.join("diagnostics.md"), diag_md.as_bytes())?;
+        md.push('\n');
+        md.push_str(&diag_md);
     }
     // Figure 3, when its stage ran on these records' solutions.
     let slices: Vec<_> = match harness::load_grid::<Figure3>(dir) {
@@ -220,17 +264,29 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
     Ok(Report::text(md))
 }
 
-/// Full space (Table 3) or random subspace (Table 4).
+/// Full space (Table 3) or random subspace (Table 4) with one reading of A.
 #[derive(Clone, Copy, PartialEq)]
 enum Space {
     Full,
-    Subspace,
+    Subspace(SubspaceMatrix),
+}
+
+impl Space {
+    /// The value at the `k`-th ε in this space, if measured.
+    fn get(self, m: &Measures, k: usize) -> Option<&Sharpness> {
+        match self {
+            Space::Full => m.full_space.get(k),
+            Space::Subspace(a) => m.subspace.iter().find(|s| s.matrix == a)?.values.get(k),
+        }
+    }
 }
 
 /// A row of `table3.csv` / `table4.csv`.
 #[derive(Serialize)]
 struct SharpnessCsv<'a> {
     net: &'a str,
+    /// "identity" (Table 3), or the reading of A (Table 4).
+    matrix: &'static str,
     regime: String,
     runs: usize,
     epsilon: f64,
@@ -241,21 +297,33 @@ struct SharpnessCsv<'a> {
 
 /// Table 3 or 4 as Markdown (returned) and CSV (written to `csv_path`): sharpness mean ± std
 /// over the measured seeds per net, regime and ε, the paper's value beside it, and the LB/SB
-/// ratio of the means.
-fn sharpness_table(records: &[Record<Cell, Outcome>], nets: &[&str], space: Space, csv_path: &Path) -> Result<String> {
-    let (n, title, paper) = match space {
-        Space::Full => (3, "full space (A = I)", &PAPER_TABLE3),
-        Space::Subspace => (4, "random subspace (p = 100, A with i.i.d. N(0, 1) entries)", &PAPER_TABLE4),
+/// ratios of the means and per seed.
+fn sharpness_table<'a>(
+    records: &[Record<Cell, Outcome>],
+    nets: &[&'a str],
+    space: Space,
+    csv: &mut Vec<SharpnessCsv<'a>>,
+) -> Result<String> {
+    let cfg = records.iter().find_map(|r| r.config.measure.as_ref());
+    let p = cfg.map_or(0, |c| c.subspace_dim);
+    let (n, title, paper, matrix) = match space {
+        Space::Full => (3, "full space (A = I)".to_string(), &PAPER_TABLE3, "identity"),
+        Space::Subspace(a) => (
+            4,
+            format!("random subspace (p = {p}, {})", a.describe()),
+            &PAPER_TABLE4,
+            match a {
+                SubspaceMatrix::Gaussian => "gaussian",
+                SubspaceMatrix::UnitColumns => "unit-columns",
+            },
+        ),
     };
     let values = |net: &str, regime: Regime, k: usize| -> (Vec<f64>, f64) {
         let mut eps = 0.0;
         let v = runs(records, net, regime)
             .iter()
             .filter_map(|r| r.outcome.measures.as_ref())
-            .filter_map(|m| match space {
-                Space::Full => m.full_space.get(k),
-                Space::Subspace => m.subspace.get(k),
-            })
+            .filter_map(|m| space.get(m, k))
             .map(|s| {
                 eps = s.epsilon;
                 s.value
@@ -263,11 +331,9 @@ fn sharpness_table(records: &[Record<Cell, Outcome>], nets: &[&str], space: Spac
             .collect();
         (v, eps)
     };
-    let cfg = records.iter().find_map(|r| r.config.measure.as_ref());
     let epsilons: Vec<f64> = cfg.map(|m| m.epsilons.clone()).unwrap_or_default();
     let iterations = cfg.map(|m| m.lbfgsb_iterations).unwrap_or(0);
     let mut md = String::new();
-    let mut csv = Vec::new();
     writeln!(md, "## Table {n}: sharpness in the {title}\n")?;
     writeln!(md, "{}\n", fill(include_str!("text/sharpness.md"), &[("iterations", iterations.to_string())]))?;
     let mut header = String::from("| net | regime | runs |");
@@ -289,9 +355,10 @@ fn sharpness_table(records: &[Record<Cell, Outcome>], nets: &[&str], space: Spac
                     continue;
                 }
                 let p = paper_sharpness(paper, net, regime, eps);
-                write!(row, " {:.2} ± {:.2} | {} |", mean(&v), std(&v), paper_cell(p))?;
+                write!(row, " {} ± {} | {} |", two_decimals(mean(&v)), two_decimals(std(&v)), paper_cell(p))?;
                 csv.push(SharpnessCsv {
                     net,
+                    matrix,
                     regime: format!("{regime:?}"),
                     runs: v.len(),
                     epsilon: eps,
@@ -305,7 +372,11 @@ fn sharpness_table(records: &[Record<Cell, Outcome>], nets: &[&str], space: Spac
             }
         }
     }
-    writeln!(md, "\n| net | ε | LB / SB (ours) | LB / SB (paper) |\n|---|---|---:|---:|")?;
+    writeln!(
+        md,
+        "\n| net | ε | LB / SB of the means | LB / SB per seed: geometric mean [95 % CI] | pairs | LB / SB (paper) |\n\
+         |---|---|---:|---:|---:|---:|"
+    )?;
     for &net in nets {
         for k in 0..epsilons.len() {
             let ((sb, eps), (lb, _)) = (values(net, Regime::SB, k), values(net, Regime::LB, k));
@@ -313,15 +384,92 @@ fn sharpness_table(records: &[Record<Cell, Outcome>], nets: &[&str], space: Spac
                 continue;
             }
             let ratio = mean(&lb) / mean(&sb);
+            let pairs = paired_ratios(records, net, |m| space.get(m, k).map(|s| s.value));
             let p = match (paper_sharpness(paper, net, Regime::SB, eps), paper_sharpness(paper, net, Regime::LB, eps)) {
                 (Some(s), Some(l)) => format!("{:.0}×", l / s),
                 _ => "–".into(),
             };
-            writeln!(md, "| {net} | {eps:.0e} | {ratio:.1}× | {p} |")?;
+            writeln!(md, "| {net} | {eps:.0e} | {ratio:.1}× | {} | {} | {p} |", paired_cell(&pairs), pairs.len())?;
         }
     }
-    harness::write_csv(csv_path, &csv)?;
     Ok(md)
+}
+
+/// A row of `diagnostics.csv`.
+#[derive(Serialize)]
+struct DiagnosticsCsv<'a> {
+    net: &'a str,
+    regime: String,
+    epsilon: f64,
+    runs: usize,
+    f_x_mean: f64,
+    f_max_mean: f64,
+    stops: String,
+    ceiling_mean: f64,
+    ratio_to_ceiling_mean: f64,
+    ratio_to_ceiling_min: f64,
+    ratio_to_ceiling_max: f64,
+}
+
+/// What qualifies the full-space sharpness (Table 3): f(x), f at the maximizer, why L-BFGS-B
+/// stopped, and each run's quadratic ceiling 100 · ½ λ_max r² / (1 + f(x)) with φ's ratio to it.
+fn diagnostics_table<'a>(records: &[Record<Cell, Outcome>], nets: &[&'a str]) -> Result<(String, Vec<DiagnosticsCsv<'a>>)> {
+    let mut md = String::from("## Diagnostics of the full-space sharpness\n\n");
+    writeln!(md, "{}\n", fill(include_str!("text/diagnostics.md"), &[]))?;
+    md.push_str(
+        "| net | regime | ε | runs | f(x) | f at the maximizer | L-BFGS-B stop | quadratic ceiling | φ / ceiling [min–max] |\n\
+         |---|---|---:|---:|---:|---:|---|---:|---:|\n",
+    );
+    let mut csv = Vec::new();
+    let epsilons = records.iter().find_map(|r| r.config.measure.as_ref()).map_or(Vec::new(), |c| c.epsilons.clone());
+    for &net in nets {
+        for regime in [Regime::SB, Regime::LB] {
+            for (k, &epsilon) in epsilons.iter().enumerate() {
+                let ms: Vec<(&Sharpness, f64)> = runs(records, net, regime)
+                    .iter()
+                    .filter_map(|r| r.outcome.measures.as_ref())
+                    .filter_map(|m| Some((m.full_space.get(k)?, m.top_eigenvalue.as_ref()?.value)))
+                    .collect();
+                if ms.is_empty() {
+                    continue;
+                }
+                let ceiling: Vec<f64> =
+                    ms.iter().map(|(s, lambda)| 100.0 * 0.5 * lambda * s.box_radius_sq / (1.0 + s.f_x)).collect();
+                let ratio: Vec<f64> = ms.iter().zip(&ceiling).map(|((s, _), c)| s.value / c).collect();
+                let stops = harness::distinct(ms.iter().map(|(s, _)| format!("{:?}", s.stop)))
+                    .into_iter()
+                    .map(|stop| format!("{stop} {}", ms.iter().filter(|(s, _)| format!("{:?}", s.stop) == stop).count()))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let (lo, hi) = ratio.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &r| (a.min(r), b.max(r)));
+                let f_x: Vec<f64> = ms.iter().map(|(s, _)| s.f_x).collect();
+                let f_max: Vec<f64> = ms.iter().map(|(s, _)| s.f_max).collect();
+                writeln!(
+                    md,
+                    "| {net} | {regime:?} | {epsilon:.0e} | {} | {:.3e} | {:.3e} | {stops} | {:.2} | {:.2} [{lo:.2}–{hi:.2}] |",
+                    ms.len(),
+                    mean(&f_x),
+                    mean(&f_max),
+                    mean(&ceiling),
+                    mean(&ratio)
+                )?;
+                csv.push(DiagnosticsCsv {
+                    net,
+                    regime: format!("{regime:?}"),
+                    epsilon,
+                    runs: ms.len(),
+                    f_x_mean: mean(&f_x),
+                    f_max_mean: mean(&f_max),
+                    stops,
+                    ceiling_mean: mean(&ceiling),
+                    ratio_to_ceiling_mean: mean(&ratio),
+                    ratio_to_ceiling_min: lo,
+                    ratio_to_ceiling_max: hi,
+                });
+            }
+        }
+    }
+    Ok((md, csv))
 }
 
 /// A row of `curvature.csv`.
@@ -334,9 +482,13 @@ struct CurvatureCsv<'a> {
     top_eigenvalue_std: f64,
     converged: usize,
     max_residual: f64,
+    smallest_ritz_mean: f64,
+    smallest_ritz_std: f64,
     trace_mean: f64,
     trace_std: f64,
     trace_max_std_error: f64,
+    /// Runs whose Hutchinson probes vary more than a PSD Hessian with their λ_max allows.
+    beyond_psd_bound: usize,
 }
 
 /// Hessian top eigenvalue and trace per net and regime, and what the measurements cost, as
@@ -354,9 +506,10 @@ fn curvature_table(records: &[Record<Cell, Outcome>], nets: &[&str], csv_path: &
     );
     writeln!(md, "{text}\n")?;
     md.push_str(
-        "| net | regime | runs | top eigenvalue | converged | max residual | trace | trace s.e. |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|\n",
+        "| net | regime | runs | top eigenvalue | converged | max residual | smallest Ritz value | trace | trace s.e. | \
+         beyond PSD bound |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
+    let mut flagged = false;
     let mut csv = Vec::new();
     for &net in nets {
         for regime in [Regime::SB, Regime::LB] {
@@ -373,15 +526,23 @@ fn curvature_table(records: &[Record<Cell, Outcome>], nets: &[&str], csv_path: &
             let conv = ms.iter().filter(|m| m.0.converged).count();
             let se = ms.iter().map(|m| m.1.std_error).fold(0.0, f64::max);
             let res = ms.iter().map(|m| m.0.residual).fold(0.0, f64::max);
+            let low: Vec<f64> = ms.iter().map(|m| m.0.smallest).collect();
+            let beyond = ms.iter().filter(|m| curvature::psd_ratio(m.1, m.0.value) > 1.0).count();
+            let mark = if beyond > 0 { " †" } else { "" };
+            flagged |= beyond > 0;
             writeln!(
                 md,
-                "| {net} | {regime:?} | {} | {:.3} ± {:.3} | {conv}/{} | {res:.1e} | {:.1} ± {:.1} | {se:.1} |",
+                "| {net} | {regime:?} | {} | {:.3} ± {:.3} | {conv}/{} | {res:.1e} | {:.3} ± {:.3} | {:.1} ± {:.1}{mark} | \
+                 {se:.1} | {beyond}/{} |",
                 ms.len(),
                 mean(&eig),
                 std(&eig),
                 ms.len(),
+                mean(&low),
+                std(&low),
                 mean(&tr),
-                std(&tr)
+                std(&tr),
+                ms.len()
             )?;
             csv.push(CurvatureCsv {
                 net,
@@ -391,10 +552,24 @@ fn curvature_table(records: &[Record<Cell, Outcome>], nets: &[&str], csv_path: &
                 top_eigenvalue_std: std(&eig),
                 converged: conv,
                 max_residual: res,
+                smallest_ritz_mean: mean(&low),
+                smallest_ritz_std: std(&low),
                 trace_mean: mean(&tr),
                 trace_std: std(&tr),
                 trace_max_std_error: se,
+                beyond_psd_bound: beyond,
             });
+        }
+    }
+    if flagged {
+        let probes = cfg.map_or("–".into(), |c| c.trace_probes.to_string());
+        writeln!(md, "\n{}", fill(include_str!("text/psd.md"), &[("probes", probes)]))?;
+    }
+    writeln!(md, "\n| net | top eigenvalue, LB / SB per seed: geometric mean [95 % CI] | pairs |\n|---|---:|---:|")?;
+    for &net in nets {
+        let pairs = paired_ratios(records, net, |m| Some(m.top_eigenvalue.as_ref()?.value));
+        if !pairs.is_empty() {
+            writeln!(md, "| {net} | {} | {} |", paired_cell(&pairs), pairs.len())?;
         }
     }
     let train: f64 = records.iter().filter(|r| r.outcome.measures.is_some()).map(|r| r.outcome.train_seconds).sum();
