@@ -51,8 +51,8 @@ fn without_timings(path: &Path) -> serde_json::Value {
     obj.remove("finished_unix_s");
     if let Some(outcome) = obj.get_mut("outcome").and_then(|o| o.as_object_mut()) {
         outcome.remove("train_seconds");
-        if let Some(m) = outcome.get_mut("measures").and_then(|m| m.as_object_mut()) {
-            m.remove("seconds");
+        for m in outcome.get_mut("measures").and_then(|m| m.as_array_mut()).into_iter().flatten() {
+            m.as_object_mut().unwrap().remove("seconds");
         }
     }
     v
@@ -96,13 +96,15 @@ fn smoke_grid_writes_table_plot_and_records() {
     assert!(text(&out.stdout).starts_with(md.trim()), "the table is printed at the end");
 
     // Tables 3 and 4 (sharpness), the curvature table and Figure 3.
-    // F1 and C1, SB and LB, two ε each; Table 4 once for each reading of A.
+    // F1 and C1, SB and LB, two ε each, under both batch-norm settings; Table 4 once for each
+    // reading of A.
     for (n, readings) in [(3, 1), (4, 2)] {
         let csv = fs::read_to_string(dir.path().join(format!("keskar/table{n}.csv"))).unwrap();
-        assert!(csv.starts_with("net,matrix,regime,runs,epsilon,sharpness_mean,sharpness_std,paper_mean\n"), "{csv}");
-        assert_eq!(csv.lines().count(), 1 + 8 * readings, "{csv}");
+        let header = "net,matrix,batch_norm,regime,runs,epsilon,sharpness_mean,sharpness_std,paper_mean\n";
+        assert!(csv.starts_with(header), "{csv}");
+        assert_eq!(csv.lines().count(), 1 + 2 * 8 * readings, "{csv}");
         for row in csv.lines().skip(1) {
-            let v: f64 = row.split(',').nth(5).unwrap().parse().unwrap();
+            let v: f64 = row.split(',').nth(6).unwrap().parse().unwrap();
             assert!(v.is_finite() && v >= 0.0, "sharpness is a finite non-negative number: {row}");
         }
     }
@@ -110,15 +112,20 @@ fn smoke_grid_writes_table_plot_and_records() {
     assert!(curvature.contains("Cost: the measurements took"), "{curvature}");
     assert!(curvature.contains("smallest Ritz value") && curvature.contains("LB / SB per seed"), "{curvature}");
     let diagnostics = fs::read_to_string(dir.path().join("keskar/diagnostics.csv")).unwrap();
-    assert_eq!(diagnostics.lines().count(), 1 + 8, "F1 and C1, SB and LB, two ε: {diagnostics}");
+    assert_eq!(diagnostics.lines().count(), 1 + 2 * 8, "F1 and C1, SB and LB, two ε, two settings: {diagnostics}");
     assert_eq!(&fs::read(dir.path().join("keskar/figure3.png")).unwrap()[..4], b"\x89PNG");
+    for plot in ["sweep.png", "density.png"] {
+        assert_eq!(&fs::read(dir.path().join("keskar").join(plot)).unwrap()[..4], b"\x89PNG", "{plot}");
+    }
     // Figure 3 is a stage with its own records: the two solutions' ids, the α grid, the values.
     let slices: Vec<_> =
         study_records(dir.path(), "keskar").into_iter().filter(|p| file_name(p).starts_with("figure3-")).collect();
     assert_eq!(slices.len(), 2, "one line per network");
     let slice: serde_json::Value = serde_json::from_slice(&fs::read(&slices[0]).unwrap()).unwrap();
     assert_eq!(slice["config"]["alpha"].as_array().unwrap().len(), 25);
-    assert_eq!(slice["outcome"]["train_loss"].as_array().unwrap().len(), 25);
+    for line in ["interpolated", "recomputed"] {
+        assert_eq!(slice["outcome"][line]["train_loss"].as_array().unwrap().len(), 25, "{slice}");
+    }
     assert!(slice["config"]["sb"].as_str().unwrap().contains("-SB-seed0-"), "{slice}");
     let png = fs::read(dir.path().join("keskar/curves.png")).unwrap();
     assert_eq!(&png[..4], b"\x89PNG");
@@ -145,7 +152,17 @@ fn smoke_grid_writes_table_plot_and_records() {
     assert_eq!(config["train"]["adam"]["beta_2"], 0.999);
     assert_eq!(config["spec"]["norm"]["momentum"], 0.1);
     assert_eq!(record["outcome"]["curves"].as_array().unwrap().len(), 4, "epoch 0 and 3 epochs");
-    let measures = &record["outcome"]["measures"];
+    // One set of measurements per batch-norm setting; the batch one names its evaluation batch.
+    let settings = record["outcome"]["measures"].as_array().unwrap();
+    assert_eq!(settings.iter().map(|m| m["batch_norm"].as_str().unwrap()).collect::<Vec<_>>(), ["running", "batch"]);
+    assert!(settings[0]["eval_batch"].is_null() && settings[1]["eval_batch"].is_number(), "{settings:?}");
+    // Seed 0 carries the diagnostics (ε sweep, whole training set, density), other seeds not.
+    let seed0 = config["seed_index"] == 0;
+    for m in settings {
+        assert_eq!(m["sweep"].as_array().is_some_and(|s| s.len() == 4), seed0, "{m}");
+        assert_eq!(m["full_set"].is_object() && m["density"]["probes"].is_array(), seed0, "{m}");
+    }
+    let measures = &settings[0];
     assert_eq!(measures["full_space"].as_array().unwrap().len(), 2, "ε = 1e-3 and 5e-4");
     assert!(measures["top_eigenvalue"]["value"].is_number() && measures["trace"]["std_error"].is_number());
     assert!(measures["top_eigenvalue"]["smallest"].is_number(), "{measures}");

@@ -22,6 +22,7 @@ use anyhow::{Context, Result, bail};
 use datasets::{Dataset, Split, mnist1d};
 use measure::Objective;
 use nets::Device;
+use nets::objective::BatchNormMode;
 use nets::train::{NetSpec, step_timer};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -127,7 +128,7 @@ fn random_split(n: usize, features: usize, seed: u64) -> Split {
 fn full_gradient_timer<'a>(data: &'a Dataset, device: &Device) -> impl FnMut() -> f64 + use<'a> {
     let spec = NetSpec::Mlp(nets::mlp::f1());
     let weights = spec.initial_weights(0, device);
-    let mut objective = spec.training_loss(&weights, data, 500, device);
+    let mut objective = spec.training_loss(&weights, data, 500, BatchNormMode::Running, device);
     let theta = weights.params_f64();
     let mut grad = vec![0.0; theta.len()];
     objective.value_grad(&theta, &mut grad);

@@ -23,7 +23,7 @@ use crate::env::Env;
 
 /// Version of the record format; a record of another version is unreadable (kept aside as
 /// `.bad`, and its cell recomputed).
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// A study: a grid of cells, how to run one, and how to report from records alone.
 pub trait Study: Sync {

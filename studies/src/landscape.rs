@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Result;
+use nets::objective::BatchNormMode;
 use nets::train::{NetSpec, RunSeeds, TrainConfig, Trained};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -99,7 +100,7 @@ impl Study for Landscape {
         let d1 = layout.filter_normalized_direction(&trained.weights.params, &mut rng);
         let d2 = layout.filter_normalized_direction(&trained.weights.params, &mut rng);
         let x = trained.weights.params_f64();
-        let mut obj = cell.spec.training_loss(&trained.weights, data, 1000, device);
+        let mut obj = cell.spec.training_loss(&trained.weights, data, 1000, BatchNormMode::Running, device);
         let grid: Vec<f64> =
             (0..cell.points).map(|i| -cell.span + 2.0 * cell.span * i as f64 / (cell.points.max(2) - 1) as f64).collect();
         let mut done = 0;

@@ -1,12 +1,15 @@
 //! The measurement driver of every study that measures a solution: Keskar's ε-sharpness in the
-//! full space and in a random subspace (Tables 3 and 4), and the Hessian's top eigenvalue and
-//! trace, on the training loss of a network at its trained weights.
+//! full space and in a random subspace (Tables 3 and 4), and the Hessian's top eigenvalue, trace
+//! and eigenvalue density, on the training loss of a network at its trained weights, under each
+//! batch-norm setting asked for (running statistics, or each evaluation batch's own as in the
+//! paper's Keras code).
 
 use anyhow::Result;
 use datasets::Dataset;
-use measure::curvature::{self, TopEigenvalue, Trace};
+use measure::curvature::{self, StepPoint, Symmetry, TopEigenvalue, Trace};
+use measure::density::{SpectralDensity, spectral_density};
 use measure::sharpness::{RandomSubspace, Sharpness, Subspace, SubspaceMatrix, epsilon_sharpness};
-use nets::objective::Weights;
+use nets::objective::{BatchNormMode, Weights};
 use nets::train::{NetSpec, Trained};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -32,8 +35,17 @@ pub struct MeasureConfig {
     pub lanczos_tol: f64,
     /// Rademacher probes of Hutchinson's trace estimate.
     pub trace_probes: usize,
-    /// Step of the central differences of gradients behind each Hessian-vector product.
+    /// Step of the central differences of gradients behind each Hessian-vector product. The
+    /// gradients are computed in f64 for these products, and 1e-7 sits on the plateau of the
+    /// step sweep on the default F1 and C1 solutions: steps of 1e-5 and above straddle ReLU
+    /// kinks (the products change by 100 % or more between steps), steps of 1e-8 and below lose
+    /// digits to rounding, and from 1e-6 to 1e-7 the products agree to about 1e-6. The seed-0
+    /// runs record the sweep again (`step_sweep`).
     pub fd_step: f64,
+    /// Steps of the difference-step sweep (one seed per cell): the Hessian-vector product along
+    /// one random direction at each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step_sweep: Vec<f64>,
     /// Samples per forward/backward chunk of the training loss (does not change the result).
     pub chunk: usize,
     /// The objective's training samples: a fixed random subset of this size (drawn from `seed`),
@@ -42,8 +54,44 @@ pub struct MeasureConfig {
     /// on a quarter of its training set to stay within 30 % of the training time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub samples: Option<usize>,
+    /// The batch-norm settings measured, each a full set of measurements.
+    #[serde(default = "running_only")]
+    pub batch_norm: Vec<BatchNormMode>,
+    /// Evaluation batch under batch statistics: the objective's samples are cut into consecutive
+    /// batches of this size (the last may be smaller). The paper's code evaluates at 5000.
+    #[serde(default = "paper_eval_batch")]
+    pub eval_batch: usize,
+    /// Extra ε of a full-space sweep (one seed per cell): how φ grows with ε, slope 2 on a
+    /// log-log plot where the loss is quadratic over the box.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sweep_epsilons: Vec<f64>,
+    /// Whether to measure the full-space sharpness at the first ε on the whole training set too
+    /// (one seed per cell), beside the subset's value: the subset's bias.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full_set: bool,
+    /// Stochastic Lanczos quadrature of the Hessian's eigenvalue density (one seed per cell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub density: Option<DensityConfig>,
     /// Seed of the subspace matrix, the Lanczos start and the probes.
     pub seed: u64,
+}
+
+/// Stochastic Lanczos quadrature's size (Ghorbani, Krishnan & Xiao 2019 use 90 steps, PyHessian
+/// 100 steps and 1 probe).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DensityConfig {
+    /// Lanczos steps per probe (one Hessian-vector product each).
+    pub steps: usize,
+    /// Random start vectors.
+    pub probes: usize,
+}
+
+fn running_only() -> Vec<BatchNormMode> {
+    vec![BatchNormMode::Running]
+}
+
+fn paper_eval_batch() -> usize {
+    5000
 }
 
 impl MeasureConfig {
@@ -57,28 +105,55 @@ impl MeasureConfig {
             lanczos_steps: 20,
             lanczos_tol: 1e-2,
             trace_probes: 10,
-            fd_step: 1e-3,
+            fd_step: 1e-7,
+            step_sweep: Vec::new(),
             chunk: 500,
             samples: Some(1000),
+            batch_norm: BatchNormMode::ALL.to_vec(),
+            eval_batch: paper_eval_batch(),
+            sweep_epsilons: Vec::new(),
+            full_set: false,
+            density: None,
             seed,
         }
     }
 
-    /// Full-space sharpness at ε = 1e-3 only (Figures 4–6, whose ε the paper does not state).
+    /// [`keskar`](MeasureConfig::keskar) with the diagnostics measured on one seed per cell: the
+    /// ε sweep 1e-5 … 1e-3, the whole training set's value, and the eigenvalue density.
+    pub fn keskar_diagnosed(seed: u64) -> MeasureConfig {
+        MeasureConfig {
+            sweep_epsilons: vec![1e-5, 3e-5, 1e-4, 3e-4],
+            step_sweep: vec![1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9],
+            full_set: true,
+            density: Some(DensityConfig { steps: 40, probes: 2 }),
+            ..MeasureConfig::keskar(seed)
+        }
+    }
+
+    /// Full-space sharpness at ε = 1e-3 only, on running statistics (Figures 4–6, whose ε the
+    /// paper does not state).
     pub fn sharpness_only(seed: u64) -> MeasureConfig {
         MeasureConfig {
             epsilons: vec![1e-3],
             subspace_dim: 0,
+            subspace_matrices: Vec::new(),
             lanczos_steps: 0,
             trace_probes: 0,
+            batch_norm: running_only(),
             ..MeasureConfig::keskar(seed)
         }
     }
 }
 
-/// Sharpness and curvature of one solution.
+/// Sharpness and curvature of one solution under one batch-norm setting.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measures {
+    /// The statistics batch norm normalized with.
+    pub batch_norm: BatchNormMode,
+    /// The evaluation batch under batch statistics (the objective's samples when fewer than
+    /// `eval_batch`); none under running statistics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_batch: Option<usize>,
     /// Metric 2.1 with A = I, one per ε (Table 3).
     pub full_space: Vec<Sharpness>,
     /// Metric 2.1 in the random subspace, one entry per reading of A (Table 4).
@@ -87,6 +162,22 @@ pub struct Measures {
     pub top_eigenvalue: Option<TopEigenvalue>,
     /// Trace of that Hessian (Hutchinson), with its standard error (none if not asked).
     pub trace: Option<Trace>,
+    /// vᵀ(Hw) against wᵀ(Hv) for two random unit vectors: the products' symmetry (with the
+    /// curvature; none if not asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symmetry: Option<Symmetry>,
+    /// The difference-step sweep (empty if not asked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step_sweep: Vec<StepPoint>,
+    /// Full-space sharpness at each `sweep_epsilons` (empty if not asked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sweep: Vec<Sharpness>,
+    /// Full-space sharpness at the first ε on the whole training set (none if not asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_set: Option<Sharpness>,
+    /// The Hessian's eigenvalue density (none if not asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub density: Option<SpectralDensity>,
     /// Wall time of these measurements, seconds.
     pub seconds: f64,
 }
@@ -116,9 +207,22 @@ pub struct Outcome {
     /// Wall time of training (with its per-epoch evaluations), seconds.
     #[serde(default)]
     pub train_seconds: f64,
-    /// Sharpness and curvature, when the cell asked for them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub measures: Option<Measures>,
+    /// Sharpness and curvature, one per batch-norm setting the cell asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measures: Vec<Measures>,
+}
+
+impl Outcome {
+    /// The measurements under batch-norm setting `mode`, if made.
+    pub fn measured(&self, mode: BatchNormMode) -> Option<&Measures> {
+        self.measures.iter().find(|m| m.batch_norm == mode)
+    }
+
+    /// Full-space ε-sharpness at the first ε on running statistics (the figures' one number
+    /// per solution).
+    pub fn sharpness(&self) -> Option<f64> {
+        self.measured(BatchNormMode::Running)?.sharpness()
+    }
 }
 
 /// `data` with its training split cut to `m` samples drawn without replacement from `seed` (in
@@ -136,49 +240,111 @@ fn training_subset(data: &Dataset, m: usize, seed: u64) -> Dataset {
 }
 
 /// Measures the solution `weights` of `spec` on the training set of `data` (the objective:
-/// mean cross-entropy, batch norm on its running statistics, no dropout).
+/// mean cross-entropy, no dropout), once per batch-norm setting of `cfg`. Every setting uses the
+/// same samples, subspace A, Lanczos starts and probes.
 pub fn measure(
     spec: &NetSpec,
     weights: &Weights,
     data: &Dataset,
     cfg: &MeasureConfig,
     device: &nets::Device,
-) -> Measures {
-    let start = std::time::Instant::now();
+) -> Vec<Measures> {
     let subset;
-    let data = match cfg.samples {
+    let samples = match cfg.samples {
         Some(m) if m < data.train.len() => {
             subset = training_subset(data, m, harness::derive_seed(cfg.seed, &["samples"]));
             &subset
         }
         _ => data,
     };
-    let mut obj = spec.training_loss(weights, data, cfg.chunk, device);
     let x = weights.params_f64();
-    let full_space = cfg
-        .epsilons
-        .iter()
-        .map(|&eps| epsilon_sharpness(&mut obj, &x, &Subspace::Full, eps, cfg.lbfgsb_iterations))
-        .collect();
-    let subspace = if cfg.subspace_dim > 0 { cfg.subspace_matrices.clone() } else { Vec::new() };
-    let subspace = subspace
-        .into_iter()
-        .map(|matrix| {
-            let seed = harness::derive_seed(cfg.seed, &["subspace"]);
-            let a = Subspace::Random(RandomSubspace::new(x.len(), cfg.subspace_dim, seed, matrix));
-            let values = cfg
-                .epsilons
-                .iter()
-                .map(|&eps| epsilon_sharpness(&mut obj, &x, &a, eps, cfg.lbfgsb_iterations))
-                .collect();
-            SubspaceSharpness { matrix, values }
-        })
-        .collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(harness::derive_seed(cfg.seed, &["hessian"]));
-    let top_eigenvalue = (cfg.lanczos_steps > 0)
-        .then(|| curvature::top_eigenvalue(&mut obj, &x, cfg.lanczos_steps, cfg.lanczos_tol, cfg.fd_step, &mut rng));
-    let trace = (cfg.trace_probes > 0).then(|| curvature::trace(&mut obj, &x, cfg.trace_probes, cfg.fd_step, &mut rng));
-    Measures { full_space, subspace, top_eigenvalue, trace, seconds: start.elapsed().as_secs_f64() }
+    let subspace_seed = harness::derive_seed(cfg.seed, &["subspace"]);
+    let subspaces: Vec<(SubspaceMatrix, Subspace)> = if cfg.subspace_dim > 0 {
+        cfg.subspace_matrices
+            .iter()
+            .map(|&m| (m, Subspace::Random(RandomSubspace::new(x.len(), cfg.subspace_dim, subspace_seed, m))))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let has_norm = spec.batch_norm().is_some();
+    let mut out = Vec::new();
+    for &mode in &cfg.batch_norm {
+        // Without batch norm both settings are the same function: measure it once.
+        if !has_norm && mode == BatchNormMode::Batch {
+            continue;
+        }
+        let start = std::time::Instant::now();
+        let (mut obj, eval_batch) = objective(spec, weights, samples, cfg, mode, device);
+        let sharpness = |obj: &mut nets::objective::TrainingLoss, a: &Subspace, eps: f64| {
+            epsilon_sharpness(obj, &x, a, eps, cfg.lbfgsb_iterations)
+        };
+        let full_space = cfg.epsilons.iter().map(|&eps| sharpness(&mut obj, &Subspace::Full, eps)).collect();
+        let subspace = subspaces
+            .iter()
+            .map(|(matrix, a)| SubspaceSharpness {
+                matrix: *matrix,
+                values: cfg.epsilons.iter().map(|&eps| sharpness(&mut obj, a, eps)).collect(),
+            })
+            .collect();
+        let sweep = cfg.sweep_epsilons.iter().map(|&eps| sharpness(&mut obj, &Subspace::Full, eps)).collect();
+        // Curvature from products of f64 gradients (see `fd_step`); sharpness needs only
+        // gradients and stays in f32.
+        let mut hess = objective(spec, weights, samples, cfg, mode, device).0.double_precision();
+        let mut rng = ChaCha8Rng::seed_from_u64(harness::derive_seed(cfg.seed, &["hessian"]));
+        let top_eigenvalue = (cfg.lanczos_steps > 0).then(|| {
+            curvature::top_eigenvalue(&mut hess, &x, cfg.lanczos_steps, cfg.lanczos_tol, cfg.fd_step, &mut rng)
+        });
+        let trace =
+            (cfg.trace_probes > 0).then(|| curvature::trace(&mut hess, &x, cfg.trace_probes, cfg.fd_step, &mut rng));
+        let symmetry = (cfg.lanczos_steps > 0).then(|| curvature::symmetry(&mut hess, &x, cfg.fd_step, &mut rng));
+        let step_sweep = curvature::step_sweep(&mut hess, &x, &cfg.step_sweep, &mut rng);
+        let density = cfg.density.as_ref().map(|d| {
+            let mut rng = ChaCha8Rng::seed_from_u64(harness::derive_seed(cfg.seed, &["density"]));
+            spectral_density(&mut hess, &x, d.steps, d.probes, cfg.fd_step, &mut rng)
+        });
+        let full_set = match (cfg.full_set, cfg.epsilons.first()) {
+            (true, Some(&eps)) => {
+                Some(sharpness(&mut objective(spec, weights, data, cfg, mode, device).0, &Subspace::Full, eps))
+            }
+            _ => None,
+        };
+        out.push(Measures {
+            batch_norm: mode,
+            eval_batch,
+            full_space,
+            subspace,
+            top_eigenvalue,
+            trace,
+            symmetry,
+            step_sweep,
+            sweep,
+            full_set,
+            density,
+            seconds: start.elapsed().as_secs_f64(),
+        });
+    }
+    out
+}
+
+/// The training loss on `data` under batch-norm setting `mode`, and the evaluation batch under
+/// batch statistics (`cfg.eval_batch`, or all of `data` when it has fewer samples).
+fn objective<'d>(
+    spec: &NetSpec,
+    weights: &Weights,
+    data: &'d Dataset,
+    cfg: &MeasureConfig,
+    mode: BatchNormMode,
+    device: &nets::Device,
+) -> (nets::objective::TrainingLoss<'d>, Option<usize>) {
+    let (chunk, batch) = match mode {
+        BatchNormMode::Running => (cfg.chunk, None),
+        BatchNormMode::Batch => {
+            let b = cfg.eval_batch.clamp(1, data.train.len().max(1));
+            (b, Some(b))
+        }
+    };
+    (spec.training_loss(weights, data, chunk, mode, device), batch)
 }
 
 /// Measures a finished run when `cfg` asks for it and the run did not diverge (a diverged run's
@@ -189,12 +355,12 @@ pub fn measure_run(
     data: &Dataset,
     cfg: Option<&MeasureConfig>,
     device: &nets::Device,
-) -> Result<Option<Measures>> {
+) -> Result<Vec<Measures>> {
     match cfg {
         Some(cfg) if trained.finished() => {
             spec.check_weights(&trained.weights, device).map_err(|e| anyhow::anyhow!("measuring: {e}"))?;
-            Ok(Some(measure(spec, &trained.weights, data, cfg, device)))
+            Ok(measure(spec, &trained.weights, data, cfg, device))
         }
-        _ => Ok(None),
+        _ => Ok(Vec::new()),
     }
 }

@@ -54,6 +54,9 @@ pub struct Panel {
     pub log_y: bool,
     /// Logarithmic x axis (values must be positive).
     pub log_x: bool,
+    /// Symmetric-log x axis with linear range `c`: linear on [−c, c], logarithmic beyond, for
+    /// values of both signs spanning decades (a Hessian's eigenvalues). Ticks at 0, ±c, ±10c, ….
+    pub symlog_x: Option<f64>,
     /// Where the legend goes.
     pub legend: SeriesLabelPosition,
 }
@@ -73,6 +76,7 @@ impl Panel {
             series,
             log_y: false,
             log_x: false,
+            symlog_x: None,
             legend: SeriesLabelPosition::LowerRight,
         }
     }
@@ -122,8 +126,13 @@ fn draw_panel<DB: DrawingBackend>(
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     // A log axis is drawn as log₁₀ of the values with ticks labelled 10^v.
     let log_series: Vec<Series>;
-    let series: &[Series] = if panel.log_y || panel.log_x {
+    let series: &[Series] = if panel.log_y || panel.log_x || panel.symlog_x.is_some() {
         let log = |v: &f64| v.max(1e-12).log10();
+        let x_axis = |v: &f64| match panel.symlog_x {
+            Some(c) => symlog(*v, c),
+            None if panel.log_x => log(v),
+            None => *v,
+        };
         log_series = panel
             .series
             .iter()
@@ -131,7 +140,7 @@ fn draw_panel<DB: DrawingBackend>(
                 label: s.label.clone(),
                 color: s.color,
                 dashed: s.dashed,
-                x: if panel.log_x { s.x.iter().map(log).collect() } else { s.x.clone() },
+                x: s.x.iter().map(x_axis).collect(),
                 mean: if panel.log_y { s.mean.iter().map(log).collect() } else { s.mean.clone() },
                 std: if panel.log_y { vec![0.0; s.mean.len()] } else { s.std.clone() },
             })
@@ -163,9 +172,13 @@ fn draw_panel<DB: DrawingBackend>(
         .axis_desc_style(("sans-serif", 15))
         .light_line_style(WHITE.mix(0.0))
         // On a log axis, about one tick per decade so that ticks fall on powers of ten.
-        .x_labels(if panel.log_x { 2 * ((x1 - x0).ceil() as usize + 1) } else { 10 })
+        .x_labels(if panel.log_x || panel.symlog_x.is_some() { 2 * ((x1 - x0).ceil() as usize + 1) } else { 10 })
         .y_labels(if panel.log_y { 2 * ((y1 - y0).ceil() as usize + 1) } else { 10 })
-        .x_label_formatter(&|v| if panel.log_x { log_tick(*v) } else { tick(*v) })
+        .x_label_formatter(&|v| match panel.symlog_x {
+            Some(c) => symlog_tick(*v, c),
+            None if panel.log_x => log_tick(*v),
+            None => tick(*v),
+        })
         .y_label_formatter(&|v| if panel.log_y { log_tick(*v) } else { tick(*v) })
         .draw()?;
     for s in series {
@@ -496,10 +509,37 @@ fn log_tick(v: f64) -> String {
     if (0.01..=1e3).contains(&x) { tick(x) } else { format!("{x:.0e}") }
 }
 
+/// The symmetric-log coordinate of `x` with linear range `c`: x/c on [−c, c], and
+/// ±(1 + log₁₀(|x|/c)) beyond, so that ±c·10^k sits at ±(k + 1).
+pub fn symlog(x: f64, c: f64) -> f64 {
+    if x.abs() <= c { x / c } else { x.signum() * (1.0 + (x.abs() / c).log10()) }
+}
+
+/// The inverse of [`symlog`].
+pub fn inverse_symlog(v: f64, c: f64) -> f64 {
+    if v.abs() <= 1.0 { v * c } else { v.signum() * c * 10f64.powf(v.abs() - 1.0) }
+}
+
+/// The tick label of symmetric-log coordinate `v`: only at integers (0, ±c, ±10c, …).
+fn symlog_tick(v: f64, c: f64) -> String {
+    if (v - v.round()).abs() > 1e-6 {
+        return String::new();
+    }
+    let k = v.round();
+    if k == 0.0 {
+        return "0".into();
+    }
+    let x = c * 10f64.powf(k.abs() - 1.0);
+    let label = if (0.01..=1e3).contains(&x) { tick(x) } else { format!("{x:.0e}") };
+    if k < 0.0 { format!("-{label}") } else { label }
+}
+
 /// A tick label without trailing zeros: "40", "0.5", "97.25".
 fn tick(v: f64) -> String {
     let s = format!("{v:.2}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    // A value that rounds to zero from below is "0", not "-0".
+    if s == "-0" { "0".into() } else { s.to_string() }
 }
 
 /// `(lo, hi)` as an axis range: (0, 1) when there was no finite value, widened around a single
@@ -516,7 +556,7 @@ fn finite_range((lo, hi): (f64, f64)) -> (f64, f64) {
 
 #[cfg(test)]
 mod tests {
-    use super::{log_tick, tick};
+    use super::{inverse_symlog, log_tick, symlog, symlog_tick, tick};
 
     #[test]
     fn log_ticks_label_powers_of_ten_only() {
@@ -528,7 +568,23 @@ mod tests {
     }
 
     #[test]
+    fn symlog_is_linear_inside_and_logarithmic_outside_its_range() {
+        assert_eq!(symlog(0.005, 0.01), 0.5);
+        assert_eq!(symlog(-0.01, 0.01), -1.0);
+        assert!((symlog(1.0, 0.01) - 3.0).abs() < 1e-12 && (symlog(-10.0, 0.01) + 4.0).abs() < 1e-12);
+        assert_eq!(
+            (symlog_tick(3.0, 0.01), symlog_tick(-1.0, 0.01), symlog_tick(0.0, 0.01)),
+            ("1".into(), "-0.01".into(), "0".into())
+        );
+        assert_eq!(symlog_tick(2.5, 0.01), "");
+        for x in [-30.0, -0.004, 0.0, 0.02, 7.5] {
+            assert!((inverse_symlog(symlog(x, 0.01), 0.01) - x).abs() <= 1e-12 * (1.0 + x.abs()));
+        }
+    }
+
+    #[test]
     fn tick_labels_drop_trailing_zeros() {
+        assert_eq!(tick(-0.001), "0");
         assert_eq!(tick(40.0), "40");
         assert_eq!(tick(0.5), "0.5");
         assert_eq!(tick(97.25), "97.25");

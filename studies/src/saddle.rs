@@ -19,7 +19,7 @@ use datasets::{Dataset, Split, mnist1d};
 use measure::Objective;
 use nets::Device;
 use nets::baselines::BaselineSpec;
-use nets::objective::Weights;
+use nets::objective::{BatchNormMode, Weights};
 use nets::train::NetSpec;
 use optim::{Optimizer, Rule};
 use rand::SeedableRng;
@@ -444,7 +444,7 @@ impl Study for Plateau {
         let data = &self.data;
         let start = plateau_start(&spec, data, cell.seed, &self.device)?;
         let n = data.train.len();
-        let mut full = spec.training_loss(&start, data, n, &self.device);
+        let mut full = spec.training_loss(&start, data, n, BatchNormMode::Running, &self.device);
         let mut theta = start.params_f64();
         let mut grad = vec![0.0; theta.len()];
         let mut opt = Optimizer::new(Rule::Gd { lr: cell.lr }, theta.len(), cell.seed);
@@ -484,7 +484,7 @@ impl Study for Plateau {
                     test: Split { features: Vec::new(), labels: Vec::new() },
                     provenance: String::new(),
                 };
-                spec.training_loss(&start, &minibatch, cell.batch, &self.device).value_grad(&theta, &mut grad);
+                spec.training_loss(&start, &minibatch, cell.batch, BatchNormMode::Running, &self.device).value_grad(&theta, &mut grad);
             }
             if step == 0 {
                 start_grad_norm = grad.iter().map(|g| g * g).sum::<f64>().sqrt();

@@ -160,7 +160,7 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
             let last = |r: &&&Record<Cell, Outcome>| r.outcome.trained.curves.last().cloned().expect("curves");
             let train: Vec<f64> = runs.iter().map(|r| last(r).train_acc).collect();
             let test: Vec<f64> = runs.iter().map(|r| last(r).test_acc).collect();
-            let s: Vec<f64> = runs.iter().filter_map(|r| r.outcome.measures.as_ref()?.sharpness()).collect();
+            let s: Vec<f64> = runs.iter().filter_map(|r| r.outcome.sharpness()).collect();
             writeln!(
                 md,
                 "| {net} | {b} | {} | {} | {} | {} | {} |",

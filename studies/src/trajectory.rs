@@ -101,7 +101,7 @@ impl Study for Trajectory {
                 points.push(Point {
                     epoch: m.epoch,
                     train_loss: m.train_loss,
-                    sharpness: measures.sharpness().unwrap_or(f64::NAN),
+                    sharpness: measures.first().and_then(|m| m.sharpness()).unwrap_or(f64::NAN),
                 });
             }
         });

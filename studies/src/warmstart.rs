@@ -60,8 +60,9 @@ pub struct Outcome {
     pub sb: EpochMetrics,
     /// The LB phase (it diverges at its first step when the SB phase did).
     pub lb: Trained,
-    /// Sharpness of the LB solution (none if either phase diverged).
-    pub measures: Option<Measures>,
+    /// Sharpness of the LB solution, on running statistics (empty if either phase diverged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measures: Vec<Measures>,
 }
 
 struct WarmStart {
@@ -180,7 +181,7 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
             let runs: Vec<_> = all.iter().filter(|r| r.outcome.lb.finished()).collect();
             let sb: Vec<f64> = runs.iter().map(|r| r.outcome.sb.test_acc).collect();
             let lb: Vec<f64> = runs.iter().filter_map(|r| r.outcome.lb.curves.last()).map(|m| m.test_acc).collect();
-            let s: Vec<f64> = runs.iter().filter_map(|r| r.outcome.measures.as_ref()?.sharpness()).collect();
+            let s: Vec<f64> = runs.iter().filter_map(|r| r.outcome.measures.first()?.sharpness()).collect();
             writeln!(
                 md,
                 "| {net} | {k} | {} | {} | {} | {} | {} |",

@@ -135,12 +135,12 @@ pub fn top_eigenvalue(
     best
 }
 
-fn dot(a: &[f64], b: &[f64]) -> f64 {
+pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// The k × k tridiagonal matrix with diagonal `alpha` and off-diagonal `beta`, row-major.
-fn tridiagonal(alpha: &[f64], beta: &[f64]) -> Vec<f64> {
+pub(crate) fn tridiagonal(alpha: &[f64], beta: &[f64]) -> Vec<f64> {
     let k = alpha.len();
     let mut t = vec![0.0; k * k];
     for i in 0..k {
@@ -155,7 +155,7 @@ fn tridiagonal(alpha: &[f64], beta: &[f64]) -> Vec<f64> {
 
 /// Eigenvalues and eigenvectors (column j of the row-major result) of a small symmetric matrix
 /// by cyclic Jacobi rotations.
-pub(crate) fn symmetric_eigen(a: &[f64], k: usize) -> (Vec<f64>, Vec<f64>) {
+pub fn symmetric_eigen(a: &[f64], k: usize) -> (Vec<f64>, Vec<f64>) {
     let mut m = a.to_vec();
     let mut v = vec![0.0; k * k];
     for i in 0..k {
@@ -264,7 +264,79 @@ pub fn psd_ratio(trace: &Trace, lambda_max: f64) -> f64 {
     }
 }
 
-fn normalize(v: &mut [f64]) {
+/// The check that the Hessian-vector products are a symmetric operator: vᵀ(Hw) against wᵀ(Hv)
+/// for two random unit vectors. Exact products of a twice-differentiable f agree up to rounding;
+/// central differences that straddle a kink (ReLU, max pooling) do not, because the gradient's
+/// jump enters one product and not the other.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Symmetry {
+    /// vᵀ(Hw).
+    #[serde(with = "crate::nonfinite")]
+    pub v_hw: f64,
+    /// wᵀ(Hv).
+    #[serde(with = "crate::nonfinite")]
+    pub w_hv: f64,
+}
+
+impl Symmetry {
+    /// |vᵀHw − wᵀHv| / max(|vᵀHw|, |wᵀHv|): 0 for a symmetric operator, NaN without an estimate.
+    pub fn relative(&self) -> f64 {
+        let scale = self.v_hw.abs().max(self.w_hv.abs());
+        if scale == 0.0 { 0.0 } else { (self.v_hw - self.w_hv).abs() / scale }
+    }
+}
+
+/// [`Symmetry`] of the products at step `h`, from two random unit vectors: two products.
+pub fn symmetry(obj: &mut dyn Objective, x: &[f64], h: f64, rng: &mut impl Rng) -> Symmetry {
+    let mut unit = || {
+        let mut v: Vec<f64> = (0..x.len()).map(|_| rng.random_range(-1.0..1.0)).collect();
+        normalize(&mut v);
+        v
+    };
+    let (v, w) = (unit(), unit());
+    let (hv, hw) = (hessian_vector(obj, x, &v, h), hessian_vector(obj, x, &w, h));
+    Symmetry { v_hw: dot(&v, &hw), w_hv: dot(&w, &hv) }
+}
+
+/// One step of a difference-step sweep: the Rayleigh quotient vᵀH_h v of the product at step h,
+/// and the product's relative change ‖H_h v − H_h' v‖ / ‖H_h' v‖ from the next smaller step h'
+/// of the sweep (NaN for the smallest).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StepPoint {
+    /// The difference step.
+    pub h: f64,
+    /// vᵀ H_h v for the sweep's unit vector v.
+    #[serde(with = "crate::nonfinite")]
+    pub rayleigh: f64,
+    /// Relative change of H_h v from the next smaller step.
+    #[serde(with = "crate::nonfinite")]
+    pub change: f64,
+}
+
+/// The products along one random unit vector at each step of `steps` (sorted largest first):
+/// where they stop changing, the differences neither straddle kinks nor drown in rounding, and
+/// that plateau is where the step of the measurements belongs. One product per step.
+pub fn step_sweep(obj: &mut dyn Objective, x: &[f64], steps: &[f64], rng: &mut impl Rng) -> Vec<StepPoint> {
+    let mut v: Vec<f64> = (0..x.len()).map(|_| rng.random_range(-1.0..1.0)).collect();
+    normalize(&mut v);
+    let mut steps = steps.to_vec();
+    steps.sort_by(|a, b| b.total_cmp(a));
+    let products: Vec<Vec<f64>> = steps.iter().map(|&h| hessian_vector(obj, x, &v, h)).collect();
+    (0..steps.len())
+        .map(|i| {
+            let change = match products.get(i + 1) {
+                Some(next) => {
+                    let diff: f64 = products[i].iter().zip(next).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+                    diff / dot(next, next).sqrt()
+                }
+                None => f64::NAN,
+            };
+            StepPoint { h: steps[i], rayleigh: dot(&v, &products[i]), change }
+        })
+        .collect()
+}
+
+pub(crate) fn normalize(v: &mut [f64]) {
     let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt();
     if norm > 0.0 {
         v.iter_mut().for_each(|a| *a /= norm);
@@ -278,6 +350,55 @@ mod tests {
 
     use super::*;
     use crate::Quadratic;
+
+    /// ½ xᵀ diag(d) x + Σ relu(x_i − c_i): smooth except on the planes x_i = c_i, where the
+    /// gradient jumps by 1 in coordinate i.
+    struct Kinked {
+        d: Vec<f64>,
+        c: Vec<f64>,
+    }
+
+    impl Objective for Kinked {
+        fn dim(&self) -> usize {
+            self.d.len()
+        }
+        fn value_grad(&mut self, x: &[f64], grad: &mut [f64]) -> f64 {
+            let mut f = 0.0;
+            for i in 0..x.len() {
+                let r = x[i] - self.c[i];
+                f += 0.5 * self.d[i] * x[i] * x[i] + r.max(0.0);
+                grad[i] = self.d[i] * x[i] + if r > 0.0 { 1.0 } else { 0.0 };
+            }
+            f
+        }
+    }
+
+    #[test]
+    fn symmetry_holds_for_exact_products_and_fails_across_a_kink() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut q = rotated(&[3.0, -1.0, 0.5, 2.0, 7.0], &mut rng);
+        let s = symmetry(&mut q, &[0.1, 0.2, -0.3, 0.4, 0.0], 1e-3, &mut rng);
+        assert!(s.relative() < 1e-10, "{s:?}");
+        // Kinks 1e-3 from x in every coordinate: a step of 0.1 straddles them all.
+        let mut k = Kinked { d: vec![1.0, 2.0, 3.0, 4.0], c: vec![1e-3; 4] };
+        let x = [0.0; 4];
+        let mut far = ChaCha8Rng::seed_from_u64(5);
+        assert!(symmetry(&mut k, &x, 0.1, &mut far).relative() > 1e-3);
+        let mut near = ChaCha8Rng::seed_from_u64(5);
+        assert!(symmetry(&mut k, &x, 1e-6, &mut near).relative() < 1e-8);
+    }
+
+    #[test]
+    fn the_step_sweep_finds_the_plateau_below_the_kinks() {
+        // Kinks at distance 1e-3: steps above it change the product (they see the gradient's
+        // jump, divided by 2h); steps below it agree with each other and with the diagonal.
+        let mut k = Kinked { d: vec![1.0, 2.0, 3.0, 4.0], c: vec![1e-3, -1e-3, 1e-3, -1e-3] };
+        let points = step_sweep(&mut k, &[0.0; 4], &[1e-6, 1e-1, 1e-2, 1e-4, 1e-5], &mut ChaCha8Rng::seed_from_u64(1));
+        assert_eq!(points.iter().map(|p| p.h).collect::<Vec<_>>(), [1e-1, 1e-2, 1e-4, 1e-5, 1e-6]);
+        assert!(points[0].change > 0.1 && points[1].change > 0.1, "{points:?}");
+        assert!(points[2].change < 1e-8 && points[3].change < 1e-8 && points[4].change.is_nan(), "{points:?}");
+        assert!(points[2].rayleigh > 1.0 && points[2].rayleigh < 4.0, "a Rayleigh quotient of diag(1, 2, 3, 4)");
+    }
 
     /// A dense symmetric matrix with eigenvalues `eig`: Q diag(eig) Qᵀ for a random rotation Q
     /// (Gram-Schmidt of a Gaussian matrix).

@@ -6,6 +6,8 @@
 //! - [`curvature`]: Hessian-vector products by central differences of gradients (Burn has no
 //!   double backward), the top Hessian eigenvalue by the Lanczos method, and the Hessian trace by
 //!   Hutchinson's estimator with Rademacher probes.
+//! - [`density`]: the Hessian's eigenvalue density by stochastic Lanczos quadrature (Ghorbani et
+//!   al. 2019), with its trace, eigenvalue counts and the number of outliers above the bulk.
 //! - [`lbfgsb`]: L-BFGS-B (Byrd et al. 1995), the bound-constrained solver of the sharpness metric.
 //! - [`sharpness`]: Keskar et al.'s ε-sharpness in the full space or a random subspace.
 //! - [`nonfinite`]: a serde codec that keeps NaN and ±∞ in JSON records.
@@ -13,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod curvature;
+pub mod density;
 pub mod lbfgsb;
 pub mod nonfinite;
 pub mod sharpness;

@@ -72,6 +72,14 @@ impl SubspaceMatrix {
             SubspaceMatrix::UnitColumns => "A with unit-norm columns",
         }
     }
+
+    /// The name records and CSV files use (serde's).
+    pub fn name(self) -> &'static str {
+        match self {
+            SubspaceMatrix::Gaussian => "gaussian",
+            SubspaceMatrix::UnitColumns => "unit-columns",
+        }
+    }
 }
 
 impl RandomSubspace {

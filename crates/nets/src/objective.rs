@@ -1,20 +1,49 @@
 //! A network's training loss as a plain objective (flat parameter vector → loss, gradient), so
 //! that the estimators of the `measure` crate run unchanged on any network.
 //!
-//! The objective is the mean cross-entropy over the whole training set with the network in
-//! inference mode: batch norm normalizes with its running statistics (held fixed: they are
-//! state, not parameters) and dropout is off. It is then a deterministic function of the
+//! The objective is the mean cross-entropy over the whole training set, dropout off, with batch
+//! norm in one of two settings ([`BatchNormMode`]): on its running statistics (held fixed: they
+//! are state, not parameters; PyTorch's and Burn's inference), or on the statistics of each
+//! evaluation batch, over a fixed partition of the samples (Keras 1's `BatchNormalization(mode=2)`,
+//! what Keskar et al.'s code evaluates with). Either way it is a deterministic function of the
 //! trainable parameters alone, which is what Keskar's metric and a Hessian need. Gradients come
-//! from Burn's autodiff, one backward pass per chunk of the training set, summed in f64.
+//! from Burn's autodiff, one backward pass per chunk of the training set, summed in f64; in the
+//! batch setting the gradient flows through the batch's mean and variance too.
 
 use burn::module::{Flag, Module, ModuleMapper, ModuleVisitor, Param};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::Gradients;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 use datasets::{Dataset, Split};
+
+use serde::{Deserialize, Serialize};
 
 use crate::Classifier;
 use crate::train::{NetSpec, WithNet, batch, evaluate};
+
+/// Which statistics batch norm normalizes with when the objective is evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BatchNormMode {
+    /// The running statistics accumulated in training, held fixed (inference mode).
+    Running,
+    /// Each evaluation batch's own mean and biased variance, as in training: the samples are cut
+    /// into consecutive batches of the objective's chunk size, always the same ones.
+    Batch,
+}
+
+impl BatchNormMode {
+    /// Both settings, running statistics first.
+    pub const ALL: [BatchNormMode; 2] = [BatchNormMode::Running, BatchNormMode::Batch];
+
+    /// A phrase for tables.
+    pub fn describe(self) -> &'static str {
+        match self {
+            BatchNormMode::Running => "running statistics",
+            BatchNormMode::Batch => "batch statistics",
+        }
+    }
+}
 
 /// A network's state, flattened in Burn's visiting order: the trainable parameters (what the
 /// measurements perturb) and the running statistics of batch norm (fixed state).
@@ -196,6 +225,44 @@ pub fn with_weights<M: Module>(model: M, params: &[f32], buffers: &[f32]) -> M {
     load(model, params, Some(buffers))
 }
 
+/// [`with_weights`] in double precision: every tensor of the network becomes f64 (parameters
+/// from `params` exactly, running statistics widened from f32).
+///
+/// # Panics
+/// If the lengths do not match the network.
+pub fn with_weights_f64<M: Module>(model: M, params: &[f64], buffers: &[f32]) -> M {
+    struct Load<'a> {
+        params: &'a [f64],
+        buffers: &'a [f32],
+    }
+    impl ModuleMapper for Load<'_> {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            param.map(|t| {
+                let shape = t.shape();
+                let len = shape.num_elements();
+                let trainable = t.is_require_grad();
+                let values: Vec<f64> = if trainable {
+                    assert!(self.params.len() >= len, "weights are shorter than the network");
+                    let (head, tail) = self.params.split_at(len);
+                    self.params = tail;
+                    head.to_vec()
+                } else {
+                    assert!(self.buffers.len() >= len, "running statistics are shorter than the network");
+                    let (head, tail) = self.buffers.split_at(len);
+                    self.buffers = tail;
+                    head.iter().map(|&v| v as f64).collect()
+                };
+                let next = Tensor::<D>::from_data(TensorData::new(values, shape), (&t.device(), DType::F64));
+                if trainable { next.require_grad() } else { next }
+            })
+        }
+    }
+    let mut load = Load { params, buffers };
+    let model = model.map(&mut load);
+    assert!(load.params.is_empty() && load.buffers.is_empty(), "weights are longer than the network");
+    model
+}
+
 /// `model` (on an autodiff device) with its parameters replaced by `params` and its running
 /// statistics kept as they are.
 ///
@@ -235,16 +302,24 @@ fn load<M: Module>(model: M, params: &[f32], buffers: Option<&[f32]>) -> M {
     model
 }
 
-/// `model` with every training flag (batch norm's) turned off, so it computes in inference mode
-/// while still on the autodiff device.
-fn inference_mode<M: Module>(model: M) -> M {
-    struct Off;
-    impl ModuleMapper for Off {
+/// `model` with every training flag (batch norm's) set to `on`: off computes in inference mode
+/// while still on the autodiff device; on normalizes by each batch's statistics.
+fn set_training<M: Module>(model: M, on: bool) -> M {
+    struct Set(bool);
+    impl ModuleMapper for Set {
         fn map_flag(&mut self, flag: Param<Flag>) -> Param<Flag> {
-            flag.with_value(false)
+            flag.with_value(self.0)
         }
     }
-    model.map(&mut Off)
+    model.map(&mut Set(on))
+}
+
+fn inference_mode<M: Module>(model: M) -> M {
+    set_training(model, false)
+}
+
+fn training_mode<M: Module>(model: M) -> M {
+    set_training(model, true)
 }
 
 /// The training loss of one network as a [`measure::Objective`] over its trainable parameters;
@@ -265,6 +340,25 @@ impl<'a> TrainingLoss<'a> {
     pub fn set_buffers(&mut self, buffers: &[f32]) {
         self.inner.set_buffers(buffers);
     }
+
+    /// This objective computed in double precision (f64 tensors throughout, no fused f32
+    /// kernels): gradients then carry ~16 digits, so central differences of them can take steps
+    /// small enough that no ReLU kink falls between x − hv and x + hv (see `measure::curvature`).
+    pub fn double_precision(mut self) -> Self {
+        self.inner.set_double(true);
+        self
+    }
+
+    /// Batch norm's statistics recomputed at `params` on the whole training set, as running
+    /// statistics (the order of [`Weights::buffers`]): each layer's mean and biased variance over
+    /// the training samples, pooled exactly over chunks of the objective's chunk size, each
+    /// layer's input computed with the earlier layers normalized by their chunk's own statistics
+    /// (as training-mode forward passes do; with one chunk holding the whole set, every layer's
+    /// statistics are exact). What SWA's `update_bn` does, with pooled rather than averaged
+    /// variances. `None` for a network without batch norm.
+    pub fn recomputed_buffers(&mut self, params: &[f64]) -> Option<Vec<f32>> {
+        self.inner.recomputed_buffers(params)
+    }
 }
 
 impl measure::Objective for TrainingLoss<'_> {
@@ -281,21 +375,33 @@ trait Erased {
     fn value_grad(&mut self, x: &[f64], grad: &mut [f64]) -> f64;
     fn evaluate(&mut self, params: &[f64], buffers: &[f32], split: &Split) -> (f64, f64);
     fn set_buffers(&mut self, buffers: &[f32]);
+    fn set_double(&mut self, on: bool);
+    fn recomputed_buffers(&mut self, params: &[f64]) -> Option<Vec<f32>>;
 }
 
 struct State<'a, M: Classifier> {
-    /// The network on the autodiff device, batch norm in inference mode.
+    /// The network on the autodiff device, batch norm in inference mode for
+    /// [`BatchNormMode::Running`], in training mode for [`BatchNormMode::Batch`].
     model: M,
+    /// Batch norm's momentum (to read a batch's statistics back from the running ones).
+    momentum: Option<f64>,
     buffers: Vec<f32>,
     data: &'a Dataset,
     chunk: usize,
     device: Device,
+    /// Whether value and gradient are computed in f64.
+    double: bool,
 }
 
 impl<M: Classifier> Erased for State<'_, M> {
     fn value_grad(&mut self, x: &[f64], grad: &mut [f64]) -> f64 {
-        let params: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-        let model = with_weights(self.model.clone(), &params, &self.buffers);
+        let model = if self.double {
+            with_weights_f64(self.model.clone(), x, &self.buffers)
+        } else {
+            let params: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            with_weights(self.model.clone(), &params, &self.buffers)
+        };
+        let dtype = if self.double { DType::F64 } else { DType::F32 };
         let ad = self.device.clone().autodiff();
         let loss_fn = CrossEntropyLossConfig::new().init(&ad);
         let split = &self.data.train;
@@ -305,9 +411,10 @@ impl<M: Classifier> Erased for State<'_, M> {
         let mut value = 0.0;
         for part in idx.chunks(self.chunk.max(1)) {
             let (xb, yb) = batch(split, part, self.data.sample_len(), &ad);
+            let xb = if self.double { xb.cast(dtype) } else { xb };
             // Mean over the chunk, weighted by its share of the training set.
             let loss = loss_fn.forward(model.forward(xb, None), yb).mul_scalar(part.len() as f64 / n as f64);
-            value += loss.clone().into_scalar::<f32>() as f64;
+            value += loss.clone().into_scalar::<f64>();
             let grads = loss.backward();
             accumulate(&model, &grads, grad);
         }
@@ -323,6 +430,74 @@ impl<M: Classifier> Erased for State<'_, M> {
     fn set_buffers(&mut self, buffers: &[f32]) {
         assert_eq!(buffers.len(), self.buffers.len(), "running statistics of the wrong length");
         self.buffers = buffers.to_vec();
+    }
+
+    fn set_double(&mut self, on: bool) {
+        self.double = on;
+    }
+
+    fn recomputed_buffers(&mut self, params: &[f64]) -> Option<Vec<f32>> {
+        let momentum = self.momentum.filter(|&m| m > 0.0)?;
+        let params: Vec<f32> = params.iter().map(|&v| v as f32).collect();
+        let layout = layout_of(&self.model);
+        // Burn's batch norm holds its running mean, then its running variance, of one length:
+        // each variance's mean sits `len` entries before it.
+        let paired = layout.buffers.chunks(2).all(|p| {
+            p.len() == 2
+                && p[0].shape == p[1].shape
+                && p[0]
+                    .path
+                    .strip_suffix("running_mean")
+                    .is_some_and(|l| Some(l) == p[1].path.strip_suffix("running_var"))
+        });
+        assert!(paired, "batch norm's running statistics are not (mean, variance) pairs");
+        let ad = self.device.clone().autodiff();
+        let split = &self.data.train;
+        let n = split.len();
+        let idx: Vec<usize> = (0..n).collect();
+        // Pooled first and second moments per statistic: Σ w·mean and Σ w·(var + mean²).
+        let (mut first, mut second) = (vec![0.0f64; self.buffers.len()], vec![0.0f64; self.buffers.len()]);
+        for part in idx.chunks(self.chunk.max(1)) {
+            // Training mode from zeroed running statistics: after one forward pass each running
+            // statistic is momentum × the chunk's own.
+            let zero = vec![0.0f32; self.buffers.len()];
+            let model = training_mode(with_weights(self.model.clone(), &params, &zero));
+            let (xb, _) = batch(split, part, self.data.sample_len(), &ad);
+            let _ = model.forward(xb, None);
+            // Burn keeps a running-state update per thread until the module syncs it.
+            let _ = model.valid();
+            let chunk = weights_of(&model).buffers;
+            let w = part.len() as f64 / n as f64;
+            let mut at = 0;
+            for info in &layout.buffers {
+                let len: usize = info.shape.iter().product();
+                if info.path.ends_with("running_mean") {
+                    for i in at..at + len {
+                        first[i] += w * chunk[i] as f64 / momentum;
+                    }
+                } else {
+                    for i in at..at + len {
+                        let mean = chunk[i - len] as f64 / momentum;
+                        second[i] += w * (chunk[i] as f64 / momentum + mean * mean);
+                    }
+                }
+                at += len;
+            }
+        }
+        let mut out = vec![0.0f32; self.buffers.len()];
+        let mut at = 0;
+        for info in &layout.buffers {
+            let len: usize = info.shape.iter().product();
+            for i in at..at + len {
+                out[i] = if info.path.ends_with("running_mean") {
+                    first[i] as f32
+                } else {
+                    (second[i] - first[i - len] * first[i - len]).max(0.0) as f32
+                };
+            }
+            at += len;
+        }
+        Some(out)
     }
 }
 
@@ -341,8 +516,9 @@ pub(crate) fn accumulate<M: Module>(model: &M, grads: &Gradients, out: &mut [f64
             }
             let len = value.shape().num_elements();
             if let Some(g) = value.grad(self.grads) {
-                let g: Vec<f32> = g.into_data().convert::<f32>().try_to_vec().expect("f32 gradient");
-                self.out[self.at..self.at + len].iter_mut().zip(g).for_each(|(o, v)| *o += v as f64);
+                // Exact for an f32 gradient, and keeps every digit of an f64 one.
+                let g: Vec<f64> = g.into_data().convert::<f64>().try_to_vec().expect("float gradient");
+                self.out[self.at..self.at + len].iter_mut().zip(g).for_each(|(o, v)| *o += v);
             }
             self.at += len;
         }
@@ -395,7 +571,9 @@ impl NetSpec {
     }
 
     /// The training loss of this network at `weights` over `data.train`, evaluated in chunks of
-    /// `chunk` samples on `device` (a plain device; gradients run on its autodiff wrapper).
+    /// `chunk` samples on `device` (a plain device; gradients run on its autodiff wrapper), with
+    /// batch norm in `mode`. With running statistics the chunk does not change the result; with
+    /// batch statistics it is the evaluation batch.
     ///
     /// # Panics
     /// If `weights` do not fit the network (see [`check_weights`](NetSpec::check_weights)).
@@ -404,23 +582,33 @@ impl NetSpec {
         weights: &Weights,
         data: &'a Dataset,
         chunk: usize,
+        mode: BatchNormMode,
         device: &Device,
     ) -> TrainingLoss<'a> {
         struct Build<'w, 'a> {
             weights: &'w Weights,
             data: &'a Dataset,
             chunk: usize,
+            mode: BatchNormMode,
+            momentum: Option<f64>,
             device: Device,
         }
         impl<'a> WithNet for Build<'_, 'a> {
             type Output = TrainingLoss<'a>;
             fn run<M: Classifier>(self, model: M) -> TrainingLoss<'a> {
                 let (weights, data, chunk, device) = (self.weights, self.data, self.chunk, self.device);
-                let model = inference_mode(with_weights(model, &weights.params, &weights.buffers));
-                let state = State { model, buffers: weights.buffers.clone(), data, chunk, device };
+                let model = with_weights(model, &weights.params, &weights.buffers);
+                let model = match self.mode {
+                    BatchNormMode::Running => inference_mode(model),
+                    BatchNormMode::Batch => training_mode(model),
+                };
+                let momentum = self.momentum;
+                let state =
+                    State { model, momentum, buffers: weights.buffers.clone(), data, chunk, device, double: false };
                 TrainingLoss { inner: Box::new(state), dim: weights.params.len() }
             }
         }
-        self.build(0, device, Build { weights, data, chunk, device: device.clone() })
+        let momentum = self.batch_norm().map(|b| b.momentum);
+        self.build(0, device, Build { weights, data, chunk, mode, momentum, device: device.clone() })
     }
 }

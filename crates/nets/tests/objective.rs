@@ -6,7 +6,7 @@ use measure::Objective;
 use nets::Backend;
 use nets::init::BatchNormSettings;
 use nets::mlp::MlpSpec;
-use nets::objective::Weights;
+use nets::objective::{BatchNormMode, Weights};
 use nets::shallow::ShallowSpec;
 use nets::train::{NetSpec, RunSeeds, TrainConfig, Trained};
 use rand::{Rng, SeedableRng};
@@ -57,7 +57,7 @@ fn training_loss_is_the_inference_mode_loss_of_the_trained_network() {
         let run = trained(&spec, &data);
         assert_eq!(run.weights.params.len(), run.parameters);
         assert!(!run.weights.buffers.is_empty(), "batch norm's running statistics are flattened too");
-        let mut obj = spec.training_loss(&run.weights, &data, 64, &flex());
+        let mut obj = spec.training_loss(&run.weights, &data, 64, BatchNormMode::Running, &flex());
         let x = run.weights.params_f64();
         let mut g = vec![0.0; x.len()];
         let value = obj.value_grad(&x, &mut g);
@@ -96,7 +96,7 @@ fn gradient_agrees_with_central_differences() {
         [NetSpec::Baseline(nets::baselines::BaselineSpec::Mlp), NetSpec::Baseline(nets::baselines::BaselineSpec::Cnn)]
     {
         let run = trained(&spec, &data);
-        let mut obj = spec.training_loss(&run.weights, &data, 64, &flex());
+        let mut obj = spec.training_loss(&run.weights, &data, 64, BatchNormMode::Running, &flex());
         let x = run.weights.params_f64();
         let mut g = vec![0.0; x.len()];
         obj.value_grad(&x, &mut g);
@@ -114,7 +114,7 @@ fn gradient_agrees_with_central_differences() {
     // rather than O(h²). Check that it converges.
     for spec in specs() {
         let run = trained(&spec, &data);
-        let mut obj = spec.training_loss(&run.weights, &data, 64, &flex());
+        let mut obj = spec.training_loss(&run.weights, &data, 64, BatchNormMode::Running, &flex());
         let x = run.weights.params_f64();
         let mut g = vec![0.0; x.len()];
         obj.value_grad(&x, &mut g);
@@ -243,7 +243,7 @@ fn burn_vs_ours(mut burn_opt: burn::optim::ModuleOptimizer, rule: optim::Rule) -
     }
     let burn_params = nets::objective::weights_of(&model).params;
 
-    let mut obj = spec.training_loss(&start, &data, 64, &flex());
+    let mut obj = spec.training_loss(&start, &data, 64, BatchNormMode::Running, &flex());
     let mut theta = start.params_f64();
     let mut opt = optim::Optimizer::new(rule, theta.len(), 0);
     let mut g = vec![0.0; theta.len()];
@@ -322,4 +322,104 @@ fn training_with_the_flat_adam_rule_matches_burns_adam() {
         );
     }
     assert!(ours.curves[2].train_loss < ours.curves[0].train_loss, "it learns");
+}
+
+/// `data` with its training split cut to samples `range`.
+fn train_slice(data: &Dataset, range: std::ops::Range<usize>) -> Dataset {
+    let len = data.sample_len();
+    let mut out = data.clone();
+    out.train.features = data.train.features[range.start * len..range.end * len].to_vec();
+    out.train.labels = data.train.labels[range].to_vec();
+    out
+}
+
+#[test]
+fn batch_statistics_normalize_each_evaluation_batch_by_its_own_statistics() {
+    let data = data();
+    let n = data.train.len();
+    for spec in specs() {
+        let run = trained(&spec, &data);
+        let x = run.weights.params_f64();
+        let mut g = vec![0.0; x.len()];
+        // Batches of 50: the loss is the mean of four objectives, each on exactly one batch.
+        let batched = spec.training_loss(&run.weights, &data, 50, BatchNormMode::Batch, &flex()).value_grad(&x, &mut g);
+        let parts: f64 = (0..n / 50)
+            .map(|b| {
+                let part = train_slice(&data, b * 50..(b + 1) * 50);
+                let mut obj = spec.training_loss(&run.weights, &part, 50, BatchNormMode::Batch, &flex());
+                obj.value_grad(&x, &mut vec![0.0; x.len()])
+            })
+            .sum::<f64>()
+            / (n / 50) as f64;
+        assert!((batched - parts).abs() < 1e-5, "{spec:?}: {batched} vs the batches' mean {parts}");
+        // Running statistics ignore the partition; batch statistics do not.
+        let whole = spec.training_loss(&run.weights, &data, n, BatchNormMode::Batch, &flex()).value_grad(&x, &mut g);
+        assert!((whole - batched).abs() > 1e-4, "{spec:?}: batches of 50 and of {n} give {batched} and {whole}");
+        // Running statistics recomputed on the whole set in one chunk make inference equal to
+        // one batch of the whole set.
+        let mut obj = spec.training_loss(&run.weights, &data, n, BatchNormMode::Running, &flex());
+        let buffers = obj.recomputed_buffers(&x).expect("batch norm");
+        assert_eq!(buffers.len(), run.weights.buffers.len());
+        obj.set_buffers(&buffers);
+        let inference = obj.value_grad(&x, &mut g);
+        assert!((inference - whole).abs() < 1e-5, "{spec:?}: recomputed statistics give {inference}, batch {whole}");
+        // Pooled over chunks, the first layer's statistics are still exact (its input does not
+        // depend on earlier normalization): the first mean and variance agree with one chunk's.
+        let mut chunked = spec.training_loss(&run.weights, &data, 64, BatchNormMode::Running, &flex());
+        let pooled = chunked.recomputed_buffers(&x).expect("batch norm");
+        let layout = spec.layout(&flex());
+        let first: usize = layout.buffers[0].shape.iter().product();
+        for i in 0..2 * first {
+            assert!((pooled[i] - buffers[i]).abs() <= 1e-4 * (1.0 + buffers[i].abs()), "{spec:?}: entry {i}");
+        }
+    }
+}
+
+#[test]
+fn batch_statistics_gradient_agrees_with_central_differences() {
+    let data = data();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    for spec in specs() {
+        let run = trained(&spec, &data);
+        let mut obj = spec.training_loss(&run.weights, &data, 100, BatchNormMode::Batch, &flex());
+        let x = run.weights.params_f64();
+        let mut g = vec![0.0; x.len()];
+        obj.value_grad(&x, &mut g);
+        let v: Vec<f64> = (0..x.len()).map(|_| rng.random_range(-1.0..1.0)).collect();
+        // As with running statistics, ReLU kinks make the convergence O(h): check that it
+        // converges, to the gradient that flows through the batch's statistics.
+        let (coarse, analytic) = directional(&mut obj, &x, &g, &v, 1e-1);
+        let (fine, _) = directional(&mut obj, &x, &g, &v, 1e-3);
+        assert!(
+            (fine - analytic).abs() < (coarse - analytic).abs() && (fine - analytic).abs() <= 0.05 * analytic.abs(),
+            "{spec:?}: {coarse} at h = 0.1, {fine} at h = 0.001, gradient {analytic}"
+        );
+    }
+}
+
+#[test]
+fn double_precision_agrees_with_single_and_is_smooth_at_small_steps() {
+    let data = data();
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let mut all = specs();
+    all.push(NetSpec::Baseline(nets::baselines::BaselineSpec::Cnn));
+    for spec in all {
+        let run = trained(&spec, &data);
+        let x = run.weights.params_f64();
+        for mode in BatchNormMode::ALL {
+            let mut single = spec.training_loss(&run.weights, &data, 100, mode, &flex());
+            let mut double = spec.training_loss(&run.weights, &data, 100, mode, &flex()).double_precision();
+            let (mut g32, mut g64) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+            let (f32_value, f64_value) = (single.value_grad(&x, &mut g32), double.value_grad(&x, &mut g64));
+            assert!((f32_value - f64_value).abs() < 1e-5, "{spec:?} {mode:?}: {f32_value} vs {f64_value}");
+            let norm = g64.iter().map(|g| g * g).sum::<f64>().sqrt();
+            let diff = g32.iter().zip(&g64).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+            assert!(diff <= 1e-4 * norm, "{spec:?} {mode:?}: gradients differ by {diff} (norm {norm})");
+            // In f64 a step of 1e-6 sees no kink on this data: the difference quotient matches
+            // the gradient to many digits.
+            let v: Vec<f64> = (0..x.len()).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let (fd, analytic) = directional(&mut double, &x, &g64, &v, 1e-6);
+            assert!((fd - analytic).abs() <= 1e-6 * analytic.abs().max(1e-3), "{spec:?} {mode:?}: {fd} vs {analytic}");
+        }
+    }
 }

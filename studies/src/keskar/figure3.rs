@@ -2,12 +2,17 @@
 //! LB solutions of one seed, x(α) = α x_LB + (1 − α) x_SB, on the paper's grid of 25 α in
 //! [−1, 2]. A stage of its own after the Table-2 grid: one record per network, holding the two
 //! solutions' record ids, the α grid and the values, so the figure is rebuilt from records alone.
+//!
+//! Batch norm's running statistics are not parameters, so the line does not define them. Two
+//! readings, both recorded and drawn: interpolated along the line with the weights (see
+//! `Weights::lerp`), and recomputed at each α on the training data (what a network at that point
+//! would normalize with, the usual fix of SWA and mode-connectivity work).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use datasets::Dataset;
-use nets::objective::Weights;
+use nets::objective::{BatchNormMode, Weights};
 use nets::train::NetSpec;
 use serde::{Deserialize, Serialize};
 
@@ -33,13 +38,23 @@ pub struct Cell {
     pub alpha: Vec<f64>,
     /// Samples per forward pass (does not change the result: inference mode).
     pub chunk: usize,
+    /// Samples per training-mode pass when recomputing batch norm's statistics: the statistics
+    /// are exact when the whole training set fits in one (the paper's evaluation batch, 5000).
+    pub stats_chunk: usize,
 }
 
-/// Loss and accuracy at each α. Batch norm's running statistics move along the line with the
-/// weights (see `Weights::lerp`); evaluation is in inference mode on the whole train and test
-/// sets.
+/// Loss and accuracy at each α under both readings of batch norm's statistics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
+    /// Running statistics interpolated along the line with the weights.
+    pub interpolated: Line,
+    /// Running statistics recomputed at each α on the whole training set.
+    pub recomputed: Line,
+}
+
+/// Loss and accuracy at each α, in inference mode on the whole train and test sets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Line {
     /// Mean cross-entropy on the training set at each α.
     #[serde(with = "measure::nonfinite::vec")]
     pub train_loss: Vec<f64>,
@@ -92,6 +107,7 @@ impl Figure3<'_> {
                     lb: lb.id.clone(),
                     alpha: alphas(),
                     chunk: 1000,
+                    stats_chunk: 5000,
                 })
             })
             .collect()
@@ -126,20 +142,26 @@ impl Study for Figure3<'_> {
         let (w_sb, w_lb) = (self.weights(&cell.sb, &cell.spec)?, self.weights(&cell.lb, &cell.spec)?);
         let data = &self.data.iter().find(|(d, _)| *d == cell.data).context("the line's data is loaded")?.1;
         let layout = cell.spec.layout(&self.device);
-        let mut obj = cell.spec.training_loss(&w_sb, data, cell.chunk, &self.device);
+        let mut obj = cell.spec.training_loss(&w_sb, data, cell.stats_chunk, BatchNormMode::Running, &self.device);
         progress.log(&format!("{} points between the SB and LB solutions of seed 0", cell.alpha.len()));
-        let points = measure::slices::line(&w_sb.params_f64(), &w_lb.params_f64(), &cell.alpha, |a, x| {
-            let buffers = w_sb.lerp(&w_lb, a, &layout).buffers;
-            (obj.evaluate(x, &buffers, &data.train), obj.evaluate(x, &buffers, &data.test))
-        });
-        let mut out = Outcome { train_loss: vec![], train_acc: vec![], test_loss: vec![], test_acc: vec![] };
-        for ((train_loss, train_acc), (test_loss, test_acc)) in points {
-            out.train_loss.push(train_loss);
-            out.train_acc.push(train_acc);
-            out.test_loss.push(test_loss);
-            out.test_acc.push(test_acc);
-        }
-        Ok(out)
+        let mut line = |recompute: bool| {
+            let points = measure::slices::line(&w_sb.params_f64(), &w_lb.params_f64(), &cell.alpha, |a, x| {
+                let interpolated = w_sb.lerp(&w_lb, a, &layout).buffers;
+                let buffers = if recompute { obj.recomputed_buffers(x).unwrap_or(interpolated) } else { interpolated };
+                (obj.evaluate(x, &buffers, &data.train), obj.evaluate(x, &buffers, &data.test))
+            });
+            let mut out = Line { train_loss: vec![], train_acc: vec![], test_loss: vec![], test_acc: vec![] };
+            for ((train_loss, train_acc), (test_loss, test_acc)) in points {
+                out.train_loss.push(train_loss);
+                out.train_acc.push(train_acc);
+                out.test_loss.push(test_loss);
+                out.test_acc.push(test_acc);
+            }
+            out
+        };
+        let interpolated = line(false);
+        let recomputed = line(true);
+        Ok(Outcome { interpolated, recomputed })
     }
 
     /// Figure 3 is drawn by the Keskar report, beside the tables.
@@ -148,8 +170,10 @@ impl Study for Figure3<'_> {
     }
 }
 
-/// Figure 3: per net, cross-entropy (log scale) above and accuracy below, along α; training
-/// data solid, test data dashed, as in the paper.
+/// Figure 3: per net, cross-entropy (log scale) in the first row, accuracy in the second, and in
+/// the third the change in cross-entropy when batch norm's statistics are recomputed rather than
+/// interpolated; training data solid, test data dashed, as in the paper. Blue: statistics
+/// interpolated; green: recomputed.
 pub fn slice_panels(slices: &[Record<Cell, Outcome>], records: &[Record<RunCell, RunOutcome>]) -> Vec<Panel> {
     let name = |s: &Cell| {
         records
@@ -158,32 +182,29 @@ pub fn slice_panels(slices: &[Record<Cell, Outcome>], records: &[Record<RunCell,
             .map(|r| format!("{} on {}", s.net, r.config.data.name()))
             .unwrap_or(s.net.clone())
     };
-    let series = |s: &Cell, train: &[f64], test: &[f64], color| {
-        vec![
-            Series {
-                label: "train".into(),
-                color,
-                dashed: false,
-                x: s.alpha.clone(),
-                mean: train.to_vec(),
-                std: vec![0.0; train.len()],
-            },
-            Series {
-                label: "test".into(),
-                color,
-                dashed: true,
-                x: s.alpha.clone(),
-                mean: test.to_vec(),
-                std: vec![0.0; test.len()],
-            },
-        ]
+    let series = |s: &Cell, which: &str, train: &[f64], test: &[f64], color| {
+        let line = |data: &str, dashed: bool, y: &[f64]| Series {
+            label: format!("{data}, {which}"),
+            color,
+            dashed,
+            x: s.alpha.clone(),
+            mean: y.to_vec(),
+            std: vec![0.0; y.len()],
+        };
+        vec![line("train", false, train), line("test", true, test)]
+    };
+    let both = |s: &Cell, o: &Outcome, get: fn(&Line) -> (&[f64], &[f64])| {
+        let (a, b) = (get(&o.interpolated), get(&o.recomputed));
+        let mut lines = series(s, "stats interpolated", a.0, a.1, PALETTE[0]);
+        lines.extend(series(s, "stats recomputed", b.0, b.1, PALETTE[2]));
+        lines
     };
     let x_label = "α  (0 = SB solution, 1 = LB solution)";
     let mut panels: Vec<Panel> = slices
         .iter()
         .map(|r| {
             let (s, o) = (&r.config, &r.outcome);
-            let lines = series(s, &o.train_loss, &o.test_loss, PALETTE[0]);
+            let lines = both(s, o, |l| (&l.train_loss, &l.test_loss));
             let mut p = Panel::new(format!("{}: cross-entropy", name(s)), x_label, "cross-entropy (log scale)", lines);
             p.log_y = true;
             p.legend = plotters::prelude::SeriesLabelPosition::UpperMiddle;
@@ -192,9 +213,19 @@ pub fn slice_panels(slices: &[Record<Cell, Outcome>], records: &[Record<RunCell,
         .collect();
     panels.extend(slices.iter().map(|r| {
         let (s, o) = (&r.config, &r.outcome);
-        let lines = series(s, &o.train_acc, &o.test_acc, PALETTE[1]);
+        let lines = both(s, o, |l| (&l.train_acc, &l.test_acc));
         let mut p = Panel::new(format!("{}: accuracy", name(s)), x_label, "accuracy (%)", lines);
         p.legend = plotters::prelude::SeriesLabelPosition::LowerMiddle;
+        p
+    }));
+    panels.extend(slices.iter().map(|r| {
+        let (s, o) = (&r.config, &r.outcome);
+        let diff = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(i, r)| r - i).collect::<Vec<f64>>();
+        let train = diff(&o.interpolated.train_loss, &o.recomputed.train_loss);
+        let test = diff(&o.interpolated.test_loss, &o.recomputed.test_loss);
+        let lines = series(s, "recomputed − interpolated", &train, &test, PALETTE[3]);
+        let mut p = Panel::new(format!("{}: effect of recomputing", name(s)), x_label, "Δ cross-entropy", lines);
+        p.legend = plotters::prelude::SeriesLabelPosition::UpperMiddle;
         p
     }));
     panels

@@ -143,9 +143,10 @@ impl Study for Keskar {
             progress.log("measuring sharpness and curvature");
         }
         let measures = measure_run(&cell.spec, &trained, data, cell.measure.as_ref(), &self.device)?;
-        if let Some(m) = &measures {
+        for m in &measures {
             progress.log(&format!(
-                "sharpness (full, ε = {:.0e}) {:.3}   top eigenvalue {:.3}   trace {:.1}   [{:.1} s]",
+                "{}: sharpness (full, ε = {:.0e}) {:.3}   top eigenvalue {:.3}   trace {:.1}   [{:.1} s]",
+                m.batch_norm.describe(),
                 m.full_space.first().map_or(f64::NAN, |s| s.epsilon),
                 m.sharpness().unwrap_or(f64::NAN),
                 m.top_eigenvalue.as_ref().map_or(f64::NAN, |t| t.value),
@@ -240,9 +241,12 @@ pub fn run(args: Args) -> Result<Report> {
                         init: harness::derive_seed(master, &["keskar", name, "init", &i]),
                         order: harness::derive_seed(master, &["keskar", name, &r, "order", &i]),
                     },
-                    measure: spec
-                        .measure
-                        .then(|| MeasureConfig::keskar(harness::derive_seed(master, &["keskar", name, "measure", &i]))),
+                    // Seed 0 also carries the diagnostics: the ε sweep, the whole training
+                    // set's value and the eigenvalue density.
+                    measure: spec.measure.then(|| {
+                        let seed = harness::derive_seed(master, &["keskar", name, "measure", &i]);
+                        if seed_index == 0 { MeasureConfig::keskar_diagnosed(seed) } else { MeasureConfig::keskar(seed) }
+                    }),
                 });
             }
         }
@@ -301,7 +305,7 @@ mod tests {
                     weights: Weights::default(),
                 },
                 train_seconds: 1.0,
-                measures: None,
+                measures: Vec::new(),
             },
         }
     }
@@ -373,7 +377,20 @@ mod tests {
         let subspace = [SubspaceMatrix::Gaussian, SubspaceMatrix::UnitColumns]
             .map(|matrix| SubspaceSharpness { matrix, values: values.clone() })
             .to_vec();
-        r.outcome.measures = Some(Measures {
+        // Seed 0 carries the sweep (φ ∝ ε² below the table's ε), the whole set's value (1.5 φ)
+        // and a density: two probes whose nodes are 10 and a bulk at 0.01 (one outlier).
+        let seed0 = seed_index == 0;
+        let sweep = if seed0 {
+            [1e-5, 1e-4].map(|e| Sharpness { value: phi * (e / 1e-3f64).powi(2), epsilon: e, ..values[0].clone() }).to_vec()
+        } else {
+            Vec::new()
+        };
+        let full_set = seed0.then(|| Sharpness { value: 1.5 * phi, ..values[0].clone() });
+        let quadrature = measure::density::Quadrature { nodes: vec![0.01, 10.0], weights: vec![0.9, 0.1] };
+        let density = seed0.then(|| measure::density::SpectralDensity { dim: 100, probes: vec![quadrature; 2] });
+        let running = Measures {
+            batch_norm: nets::objective::BatchNormMode::Running,
+            eval_batch: None,
             full_space: values,
             subspace,
             top_eigenvalue: Some(TopEigenvalue {
@@ -385,8 +402,29 @@ mod tests {
                 smallest_residual: 0.5,
             }),
             trace: Some(Trace { value: trace, std_error: 1.0, probes: 10 }),
+            symmetry: Some(measure::curvature::Symmetry { v_hw: 1.0, w_hv: 1.0 + 1e-7 }),
+            step_sweep: Vec::new(),
+            sweep,
+            full_set,
+            density,
             seconds: 1.0,
-        });
+        };
+        // Batch statistics: three times as sharp, the same curvature.
+        let scale = |s: &Sharpness| Sharpness { value: 3.0 * s.value, ..s.clone() };
+        let batch = Measures {
+            batch_norm: nets::objective::BatchNormMode::Batch,
+            eval_batch: Some(1000),
+            full_space: running.full_space.iter().map(scale).collect(),
+            subspace: running
+                .subspace
+                .iter()
+                .map(|s| SubspaceSharpness { matrix: s.matrix, values: s.values.iter().map(scale).collect() })
+                .collect(),
+            sweep: running.sweep.iter().map(scale).collect(),
+            full_set: running.full_set.as_ref().map(scale),
+            ..running.clone()
+        };
+        r.outcome.measures = vec![running, batch];
         r.config.measure = Some(cfg);
         r
     }
@@ -407,20 +445,41 @@ mod tests {
         report::report(&records, dir.path()).unwrap();
         let table3 = std::fs::read_to_string(dir.path().join("table3.md")).unwrap();
         assert!(table3.contains("| F1 | 1e-3 | 2.7× | 2.83× [0.03–231.22] | 2 | 167× |"), "{table3}");
+        // Both batch-norm settings, each paired on its own: the batch values are 3× the running
+        // ones, so the means triple and the ratios stay.
+        assert!(table3.contains("## Table 3: sharpness in the full space (A = I), batch norm on running statistics"), "{table3}");
+        assert!(
+            table3.contains("## Table 3: sharpness in the full space (A = I), batch norm on batch statistics (evaluation batch 1000)"),
+            "{table3}"
+        );
+        assert!(table3.contains("| F1 | SB | 2 | 15.00 ± 7.07 |") && table3.contains("| F1 | SB | 2 | 45.00 ± 21.21 |"), "{table3}");
+        assert_eq!(table3.matches("| F1 | 1e-3 | 2.7× | 2.83× [0.03–231.22] | 2 | 167× |").count(), 2, "{table3}");
         let table4 = std::fs::read_to_string(dir.path().join("table4.md")).unwrap();
         for title in ["A with i.i.d. N(0, 1) entries", "A with unit-norm columns"] {
-            assert!(table4.contains(&format!("## Table 4: sharpness in the random subspace (p = 100, {title})")), "{table4}");
+            let running = format!("## Table 4: sharpness in the random subspace (p = 100, {title}), batch norm on running");
+            assert!(table4.contains(&running), "{table4}");
         }
         let csv = std::fs::read_to_string(dir.path().join("table4.csv")).unwrap();
-        assert_eq!(csv.lines().filter(|l| l.contains(",unit-columns,")).count(), 4, "{csv}");
+        assert_eq!(csv.lines().filter(|l| l.contains(",unit-columns,running,")).count(), 4, "{csv}");
+        assert_eq!(csv.lines().filter(|l| l.contains(",unit-columns,batch,")).count(), 4, "{csv}");
+        // The sweep of seed 0: φ at 1e-5, 1e-4 is φ(1e-3) · (ε / 1e-3)², so the low slope is 2;
+        // 5e-4 and 1e-3 give the same φ (slope 0). The whole set's value is 1.5 × the subset's.
+        let diagnostics = std::fs::read_to_string(dir.path().join("diagnostics.md")).unwrap();
+        let sweep = "| F1 | SB | running | 0 | 1e-5: 1.00e-3, 1e-4: 0.10, 5e-4: 10.00, 1e-3: 10.00 | 2.00 | 0.00 | 15.00 | 1.50× |";
+        assert!(diagnostics.contains(sweep), "{diagnostics}");
+        assert!(diagnostics.contains("| F1 | LB | batch | 0 | 1e-5: 0.01, 1e-4: 1.20,"), "{diagnostics}");
+        assert!(dir.path().join("sweep.png").exists() && dir.path().join("sweep.csv").exists());
+        // The density: trace 100 · (0.9 · 0.01 + 0.1 · 10) = 100.9, one outlier at 10.
+        let density = std::fs::read_to_string(dir.path().join("density.md")).unwrap();
+        assert!(density.contains("| F1 | SB | running | 0 | 100.9 | 10.0 | 10.000 | 0.010 | 1 |"), "{density}");
+        assert!(dir.path().join("density.png").exists());
         let curvature = std::fs::read_to_string(dir.path().join("curvature.md")).unwrap();
-        assert!(curvature.contains("| F1 | SB | 2 | 1.000 ± 0.000 | 2/2 | 1.0e-3 | -0.500 ± 0.000 | 10.0 ± 0.0 | 1.0 | 0/2 |"), "{curvature}");
-        assert!(curvature.contains("| F1 | LB | 2 | 2.000 ± 0.000 | 2/2 | 1.0e-3 | -0.500 ± 0.000 | 2.5 ± 10.6 † | 1.0 | 1/2 |"), "{curvature}");
+        assert!(curvature.contains("| F1 | SB | 2 | 1.000 ± 0.000 | 2/2 | 1.0e-3 | -0.500 ± 0.000 | 10.0 ± 0.0 | 1.0 | 0/2 | 1.0e-7 |"), "{curvature}");
+        assert!(curvature.contains("| F1 | LB | 2 | 2.000 ± 0.000 | 2/2 | 1.0e-3 | -0.500 ± 0.000 | 2.5 ± 10.6 † | 1.0 | 1/2 | 1.0e-7 |"), "{curvature}");
         assert!(curvature.contains("| F1 | 2.00× [2.00–2.00] | 2 |"), "{curvature}");
         assert!(curvature.contains("† At least one run's Hutchinson probes"), "{curvature}");
         // Ceiling 100 · ½ · 1 · 4 / 1.1 = 181.82; φ / ceiling = 10/181.82 and 20/181.82.
-        let diagnostics = std::fs::read_to_string(dir.path().join("diagnostics.md")).unwrap();
-        let row = "| F1 | SB | 1e-3 | 2 | 1.000e-1 | 2.650e-1 | MaxIterations 2 | 181.82 | 0.08 [0.06–0.11] |";
+        let row = "| F1 | SB | running | 1e-3 | 2 | 1.000e-1 | 2.650e-1 | MaxIterations 2 | 181.82 | 0.08 [0.06–0.11] |";
         assert!(diagnostics.contains(row), "{diagnostics}");
     }
 

@@ -15,7 +15,9 @@ use super::{Cell, Outcome, Regime};
 use crate::harness::{self, Record, Report, fill};
 use crate::plot::{self, PALETTE, Panel, Series};
 use crate::measurement::Measures;
+use measure::density::outlier_count;
 use measure::sharpness::{Sharpness, SubspaceMatrix};
+use nets::objective::BatchNormMode;
 use crate::stats::{geometric_mean_ci, mean, mean_of, mean_std, std, std_of, welch_t_test};
 
 /// Metrics at the last epoch of a run.
@@ -28,17 +30,33 @@ fn runs<'a>(records: &'a [Record<Cell, Outcome>], net: &str, regime: Regime) -> 
     records.iter().filter(|r| r.config.net == net && r.config.regime == regime).collect()
 }
 
-/// LB / SB of `value` for each seed index whose SB and LB runs were both measured (the pair
-/// shares its initial weights, the objective's samples, the subspace A and the Hessian probes).
-fn paired_ratios(records: &[Record<Cell, Outcome>], net: &str, value: impl Fn(&Measures) -> Option<f64>) -> Vec<f64> {
-    let measured = |r: &Record<Cell, Outcome>| r.outcome.measures.as_ref().and_then(&value);
+/// LB / SB of `value` under batch-norm setting `mode` for each seed index whose SB and LB runs
+/// were both measured (the pair shares its initial weights, the objective's samples, the subspace
+/// A and the Hessian probes).
+fn paired_ratios(
+    records: &[Record<Cell, Outcome>],
+    net: &str,
+    mode: BatchNormMode,
+    value: impl Fn(&Measures) -> Option<f64>,
+) -> Vec<f64> {
+    let measured = |r: &Record<Cell, Outcome>| r.outcome.measured(mode).and_then(&value);
+    let lb = runs(records, net, Regime::LB);
     runs(records, net, Regime::SB)
         .into_iter()
         .filter_map(|sb| {
-            let lb = runs(records, net, Regime::LB).into_iter().find(|lb| lb.config.seed_index == sb.config.seed_index)?;
+            let lb = lb.iter().find(|lb| lb.config.seed_index == sb.config.seed_index)?;
             Some(measured(lb)? / measured(sb)?)
         })
         .collect()
+}
+
+/// "batch norm on running statistics", or "… on batch statistics (evaluation batch B)".
+fn describe_mode(records: &[Record<Cell, Outcome>], mode: BatchNormMode) -> String {
+    let batch = records.iter().find_map(|r| r.outcome.measured(mode)?.eval_batch);
+    match batch {
+        Some(b) => format!("batch norm on {} (evaluation batch {b})", mode.describe()),
+        None => format!("batch norm on {}", mode.describe()),
+    }
 }
 
 /// Two decimals, or three significant digits in scientific notation for magnitudes below 0.01
@@ -221,7 +239,9 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
     harness::write_csv(&dir.join("table2.csv"), &csv)?;
     harness::write_atomic(&dir.join("table2.md"), md.as_bytes())?;
     plot::write_panels(&dir.join("curves"), &curve_panels(records, &nets))?;
-    if records.iter().any(|r| r.outcome.measures.is_some()) {
+    let modes: Vec<BatchNormMode> =
+        BatchNormMode::ALL.into_iter().filter(|&m| records.iter().any(|r| r.outcome.measured(m).is_some())).collect();
+    if !modes.is_empty() {
         let matrices = records.iter().find_map(|r| r.config.measure.as_ref()).map_or(Vec::new(), |c| {
             if c.subspace_dim > 0 { c.subspace_matrices.clone() } else { Vec::new() }
         });
@@ -229,26 +249,43 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
         for (n, spaces) in [(3, vec![Space::Full]), (4, subspaces)] {
             let mut csv = Vec::new();
             let mut table_md = String::new();
-            for (i, space) in spaces.into_iter().enumerate() {
-                if i > 0 {
-                    table_md.push('\n');
+            for &mode in &modes {
+                for space in &spaces {
+                    if !table_md.is_empty() {
+                        table_md.push('\n');
+                    }
+                    table_md.push_str(&sharpness_table(records, &nets, mode, *space, &mut csv)?);
                 }
-                table_md.push_str(&sharpness_table(records, &nets, space, &mut csv)?);
             }
             harness::write_csv(&dir.join(format!("table{n}.csv")), &csv)?;
             harness::write_atomic(&dir.join(format!("table{n}.md")), table_md.as_bytes())?;
             md.push('\n');
             md.push_str(&table_md);
         }
-        let curv_md = curvature_table(records, &nets, &dir.join("curvature.csv"))?;
+        let curv_md = curvature_tables(records, &nets, &modes, &dir.join("curvature.csv"))?;
         harness::write_atomic(&dir.join("curvature.md"), curv_md.as_bytes())?;
         md.push('\n');
         md.push_str(&curv_md);
-        let (diag_md, diag_csv) = diagnostics_table(records, &nets)?;
+        let (diag_md, diag_csv) = diagnostics_table(records, &nets, &modes)?;
+        let (sweep_md, sweep_csv) = sweep_table(records, &nets, &modes)?;
+        let diag_md = format!("{diag_md}\n{sweep_md}");
         harness::write_csv(&dir.join("diagnostics.csv"), &diag_csv)?;
+        harness::write_csv(&dir.join("sweep.csv"), &sweep_csv)?;
         harness::write_atomic(&dir.join("diagnostics.md"), diag_md.as_bytes())?;
         md.push('\n');
         md.push_str(&diag_md);
+        let sweep_panels = sweep_panels(records, &nets, &modes);
+        if !sweep_panels.is_empty() {
+            plot::write_grid(&dir.join("sweep"), nets.len(), &sweep_panels)?;
+        }
+        let (density_md, density_csv) = density_table(records, &nets, &modes)?;
+        if !density_csv.is_empty() {
+            harness::write_csv(&dir.join("density.csv"), &density_csv)?;
+            harness::write_atomic(&dir.join("density.md"), density_md.as_bytes())?;
+            plot::write_grid(&dir.join("density"), nets.len(), &density_panels(records, &nets, &modes))?;
+            md.push('\n');
+            md.push_str(&density_md);
+        }
     }
     // Figure 3, when its stage ran on these records' solutions.
     let slices: Vec<_> = match harness::load_grid::<Figure3>(dir) {
@@ -259,9 +296,17 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
         Err(_) => Vec::new(),
     };
     if !slices.is_empty() {
-        plot::write_grid(&dir.join("figure3"), 2, &slice_panels(&slices, records))?;
+        plot::write_grid(&dir.join("figure3"), 3, &slice_panels(&slices, records))?;
     }
     Ok(Report::text(md))
+}
+
+/// The setting's name in CSV files and records.
+fn mode_name(mode: BatchNormMode) -> &'static str {
+    match mode {
+        BatchNormMode::Running => "running",
+        BatchNormMode::Batch => "batch",
+    }
 }
 
 /// Full space (Table 3) or random subspace (Table 4) with one reading of A.
@@ -287,6 +332,8 @@ struct SharpnessCsv<'a> {
     net: &'a str,
     /// "identity" (Table 3), or the reading of A (Table 4).
     matrix: &'static str,
+    /// "running" or "batch".
+    batch_norm: &'static str,
     regime: String,
     runs: usize,
     epsilon: f64,
@@ -301,6 +348,7 @@ struct SharpnessCsv<'a> {
 fn sharpness_table<'a>(
     records: &[Record<Cell, Outcome>],
     nets: &[&'a str],
+    mode: BatchNormMode,
     space: Space,
     csv: &mut Vec<SharpnessCsv<'a>>,
 ) -> Result<String> {
@@ -312,17 +360,14 @@ fn sharpness_table<'a>(
             4,
             format!("random subspace (p = {p}, {})", a.describe()),
             &PAPER_TABLE4,
-            match a {
-                SubspaceMatrix::Gaussian => "gaussian",
-                SubspaceMatrix::UnitColumns => "unit-columns",
-            },
+            a.name(),
         ),
     };
     let values = |net: &str, regime: Regime, k: usize| -> (Vec<f64>, f64) {
         let mut eps = 0.0;
         let v = runs(records, net, regime)
             .iter()
-            .filter_map(|r| r.outcome.measures.as_ref())
+            .filter_map(|r| r.outcome.measured(mode))
             .filter_map(|m| space.get(m, k))
             .map(|s| {
                 eps = s.epsilon;
@@ -334,7 +379,7 @@ fn sharpness_table<'a>(
     let epsilons: Vec<f64> = cfg.map(|m| m.epsilons.clone()).unwrap_or_default();
     let iterations = cfg.map(|m| m.lbfgsb_iterations).unwrap_or(0);
     let mut md = String::new();
-    writeln!(md, "## Table {n}: sharpness in the {title}\n")?;
+    writeln!(md, "## Table {n}: sharpness in the {title}, {}\n", describe_mode(records, mode))?;
     writeln!(md, "{}\n", fill(include_str!("text/sharpness.md"), &[("iterations", iterations.to_string())]))?;
     let mut header = String::from("| net | regime | runs |");
     let mut rule = String::from("|---|---|---:|");
@@ -359,6 +404,7 @@ fn sharpness_table<'a>(
                 csv.push(SharpnessCsv {
                     net,
                     matrix,
+                    batch_norm: mode_name(mode),
                     regime: format!("{regime:?}"),
                     runs: v.len(),
                     epsilon: eps,
@@ -384,7 +430,7 @@ fn sharpness_table<'a>(
                 continue;
             }
             let ratio = mean(&lb) / mean(&sb);
-            let pairs = paired_ratios(records, net, |m| space.get(m, k).map(|s| s.value));
+            let pairs = paired_ratios(records, net, mode, |m| space.get(m, k).map(|s| s.value));
             let p = match (paper_sharpness(paper, net, Regime::SB, eps), paper_sharpness(paper, net, Regime::LB, eps)) {
                 (Some(s), Some(l)) => format!("{:.0}×", l / s),
                 _ => "–".into(),
@@ -400,6 +446,7 @@ fn sharpness_table<'a>(
 struct DiagnosticsCsv<'a> {
     net: &'a str,
     regime: String,
+    batch_norm: &'static str,
     epsilon: f64,
     runs: usize,
     f_x_mean: f64,
@@ -413,58 +460,307 @@ struct DiagnosticsCsv<'a> {
 
 /// What qualifies the full-space sharpness (Table 3): f(x), f at the maximizer, why L-BFGS-B
 /// stopped, and each run's quadratic ceiling 100 · ½ λ_max r² / (1 + f(x)) with φ's ratio to it.
-fn diagnostics_table<'a>(records: &[Record<Cell, Outcome>], nets: &[&'a str]) -> Result<(String, Vec<DiagnosticsCsv<'a>>)> {
+fn diagnostics_table<'a>(
+    records: &[Record<Cell, Outcome>],
+    nets: &[&'a str],
+    modes: &[BatchNormMode],
+) -> Result<(String, Vec<DiagnosticsCsv<'a>>)> {
     let mut md = String::from("## Diagnostics of the full-space sharpness\n\n");
     writeln!(md, "{}\n", fill(include_str!("text/diagnostics.md"), &[]))?;
     md.push_str(
-        "| net | regime | ε | runs | f(x) | f at the maximizer | L-BFGS-B stop | quadratic ceiling | φ / ceiling [min–max] |\n\
-         |---|---|---:|---:|---:|---:|---|---:|---:|\n",
+        "| net | regime | batch norm | ε | runs | f(x) | f at the maximizer | L-BFGS-B stop | quadratic ceiling | \
+         φ / ceiling [min–max] |\n|---|---|---|---:|---:|---:|---:|---|---:|---:|\n",
     );
     let mut csv = Vec::new();
     let epsilons = records.iter().find_map(|r| r.config.measure.as_ref()).map_or(Vec::new(), |c| c.epsilons.clone());
     for &net in nets {
         for regime in [Regime::SB, Regime::LB] {
-            for (k, &epsilon) in epsilons.iter().enumerate() {
-                let ms: Vec<(&Sharpness, f64)> = runs(records, net, regime)
-                    .iter()
-                    .filter_map(|r| r.outcome.measures.as_ref())
-                    .filter_map(|m| Some((m.full_space.get(k)?, m.top_eigenvalue.as_ref()?.value)))
-                    .collect();
-                if ms.is_empty() {
-                    continue;
+            for &mode in modes {
+                for (k, &epsilon) in epsilons.iter().enumerate() {
+                    let ms: Vec<(&Sharpness, f64)> = runs(records, net, regime)
+                        .iter()
+                        .filter_map(|r| r.outcome.measured(mode))
+                        .filter_map(|m| Some((m.full_space.get(k)?, m.top_eigenvalue.as_ref()?.value)))
+                        .collect();
+                    if ms.is_empty() {
+                        continue;
+                    }
+                    let ceiling: Vec<f64> =
+                        ms.iter().map(|(s, lambda)| 100.0 * 0.5 * lambda * s.box_radius_sq / (1.0 + s.f_x)).collect();
+                    let ratio: Vec<f64> = ms.iter().zip(&ceiling).map(|((s, _), c)| s.value / c).collect();
+                    let stop_of: Vec<String> = ms.iter().map(|(s, _)| format!("{:?}", s.stop)).collect();
+                    let stops = harness::distinct(stop_of.iter().map(String::as_str))
+                        .into_iter()
+                        .map(|stop| format!("{stop} {}", stop_of.iter().filter(|s| *s == stop).count()))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let (lo, hi) =
+                        ratio.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &r| (a.min(r), b.max(r)));
+                    let f_x: Vec<f64> = ms.iter().map(|(s, _)| s.f_x).collect();
+                    let f_max: Vec<f64> = ms.iter().map(|(s, _)| s.f_max).collect();
+                    writeln!(
+                        md,
+                        "| {net} | {regime:?} | {} | {epsilon:.0e} | {} | {:.3e} | {:.3e} | {stops} | {:.2} | \
+                         {:.2} [{lo:.2}–{hi:.2}] |",
+                        mode_name(mode),
+                        ms.len(),
+                        mean(&f_x),
+                        mean(&f_max),
+                        mean(&ceiling),
+                        mean(&ratio)
+                    )?;
+                    csv.push(DiagnosticsCsv {
+                        net,
+                        regime: format!("{regime:?}"),
+                        batch_norm: mode_name(mode),
+                        epsilon,
+                        runs: ms.len(),
+                        f_x_mean: mean(&f_x),
+                        f_max_mean: mean(&f_max),
+                        stops,
+                        ceiling_mean: mean(&ceiling),
+                        ratio_to_ceiling_mean: mean(&ratio),
+                        ratio_to_ceiling_min: lo,
+                        ratio_to_ceiling_max: hi,
+                    });
                 }
-                let ceiling: Vec<f64> =
-                    ms.iter().map(|(s, lambda)| 100.0 * 0.5 * lambda * s.box_radius_sq / (1.0 + s.f_x)).collect();
-                let ratio: Vec<f64> = ms.iter().zip(&ceiling).map(|((s, _), c)| s.value / c).collect();
-                let stops = harness::distinct(ms.iter().map(|(s, _)| format!("{:?}", s.stop)))
-                    .into_iter()
-                    .map(|stop| format!("{stop} {}", ms.iter().filter(|(s, _)| format!("{:?}", s.stop) == stop).count()))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let (lo, hi) = ratio.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &r| (a.min(r), b.max(r)));
-                let f_x: Vec<f64> = ms.iter().map(|(s, _)| s.f_x).collect();
-                let f_max: Vec<f64> = ms.iter().map(|(s, _)| s.f_max).collect();
+            }
+        }
+    }
+    Ok((md, csv))
+}
+
+/// A row of `sweep.csv`: one run's full-space sharpness at one ε, on the subset or the whole
+/// training set.
+#[derive(Serialize)]
+struct SweepCsv<'a> {
+    net: &'a str,
+    regime: String,
+    batch_norm: &'static str,
+    seed_index: usize,
+    samples: &'static str,
+    epsilon: f64,
+    sharpness: f64,
+    f_x: f64,
+}
+
+/// The seed-0 runs measured with the ε sweep: (record, measures) per net, regime and setting.
+fn swept<'a>(
+    records: &'a [Record<Cell, Outcome>],
+    net: &str,
+    regime: Regime,
+    mode: BatchNormMode,
+) -> Option<(&'a Record<Cell, Outcome>, &'a Measures)> {
+    runs(records, net, regime).into_iter().find_map(|r| {
+        let m = r.outcome.measured(mode)?;
+        (!m.sweep.is_empty()).then_some((r, m))
+    })
+}
+
+/// Every full-space value of a swept run, sorted by ε.
+fn sweep_points(m: &Measures) -> Vec<&Sharpness> {
+    let mut all: Vec<&Sharpness> = m.full_space.iter().chain(&m.sweep).collect();
+    all.sort_by(|a, b| a.epsilon.total_cmp(&b.epsilon));
+    all
+}
+
+/// The ε sweep (log-log slopes of φ against ε) and the whole training set's value beside the
+/// subset's, for the one seed per cell that measured them.
+fn sweep_table<'a>(
+    records: &[Record<Cell, Outcome>],
+    nets: &[&'a str],
+    modes: &[BatchNormMode],
+) -> Result<(String, Vec<SweepCsv<'a>>)> {
+    let mut md = String::from("## Sharpness against ε, and the subset's bias\n\n");
+    writeln!(md, "{}\n", fill(include_str!("text/sweep-epsilon.md"), &[]))?;
+    md.push_str(
+        "| net | regime | batch norm | seed | φ at each ε | slope, lowest two ε | slope, highest two ε | \
+         φ on the whole training set (first ε) | whole / subset |\n|---|---|---|---:|---|---:|---:|---:|---:|\n",
+    );
+    let mut csv = Vec::new();
+    let slope = |a: &Sharpness, b: &Sharpness| (b.value / a.value).ln() / (b.epsilon / a.epsilon).ln();
+    for &net in nets {
+        for regime in [Regime::SB, Regime::LB] {
+            for &mode in modes {
+                let Some((r, m)) = swept(records, net, regime, mode) else { continue };
+                let points = sweep_points(m);
+                let listed: Vec<String> =
+                    points.iter().map(|s| format!("{:.0e}: {}", s.epsilon, two_decimals(s.value))).collect();
+                let n = points.len();
+                let (low, high) = if n >= 2 {
+                    (format!("{:.2}", slope(points[0], points[1])), format!("{:.2}", slope(points[n - 2], points[n - 1])))
+                } else {
+                    ("–".into(), "–".into())
+                };
+                let (whole, bias) = match (&m.full_set, m.full_space.first()) {
+                    (Some(f), Some(s)) => (two_decimals(f.value), format!("{:.2}×", f.value / s.value)),
+                    _ => ("–".into(), "–".into()),
+                };
                 writeln!(
                     md,
-                    "| {net} | {regime:?} | {epsilon:.0e} | {} | {:.3e} | {:.3e} | {stops} | {:.2} | {:.2} [{lo:.2}–{hi:.2}] |",
-                    ms.len(),
-                    mean(&f_x),
-                    mean(&f_max),
-                    mean(&ceiling),
-                    mean(&ratio)
+                    "| {net} | {regime:?} | {} | {} | {} | {low} | {high} | {whole} | {bias} |",
+                    mode_name(mode),
+                    r.config.seed_index,
+                    listed.join(", ")
                 )?;
-                csv.push(DiagnosticsCsv {
+                for s in &points {
+                    csv.push(SweepCsv {
+                        net,
+                        regime: format!("{regime:?}"),
+                        batch_norm: mode_name(mode),
+                        seed_index: r.config.seed_index,
+                        samples: "subset",
+                        epsilon: s.epsilon,
+                        sharpness: s.value,
+                        f_x: s.f_x,
+                    });
+                }
+                if let Some(f) = &m.full_set {
+                    csv.push(SweepCsv {
+                        net,
+                        regime: format!("{regime:?}"),
+                        batch_norm: mode_name(mode),
+                        seed_index: r.config.seed_index,
+                        samples: "whole",
+                        epsilon: f.epsilon,
+                        sharpness: f.value,
+                        f_x: f.f_x,
+                    });
+                }
+            }
+        }
+    }
+    Ok((md, csv))
+}
+
+/// φ against ε on log-log axes, one panel per net and batch-norm setting, SB and LB, with lines
+/// of slope 2 (the quadratic regime) and 1 (a slope of the loss dominates) through SB's smallest ε.
+fn sweep_panels(records: &[Record<Cell, Outcome>], nets: &[&str], modes: &[BatchNormMode]) -> Vec<Panel> {
+    let mut panels = Vec::new();
+    for &net in nets {
+        for &mode in modes {
+            let mut series = Vec::new();
+            for (regime, color) in [(Regime::SB, PALETTE[0]), (Regime::LB, PALETTE[1])] {
+                let Some((r, m)) = swept(records, net, regime, mode) else { continue };
+                let points = sweep_points(m);
+                if regime == Regime::SB
+                    && let (Some(first), Some(last)) = (points.first(), points.last())
+                {
+                    for (slope, label, color) in
+                        [(2, "slope 2 (quadratic)", PALETTE[2]), (1, "slope 1 (gradient)", PALETTE[4])]
+                    {
+                        series.push(Series {
+                            label: label.into(),
+                            color,
+                            dashed: true,
+                            x: vec![first.epsilon, last.epsilon],
+                            mean: vec![first.value, first.value * (last.epsilon / first.epsilon).powi(slope)],
+                            std: vec![0.0; 2],
+                        });
+                    }
+                }
+                series.push(Series {
+                    label: format!("{regime:?} (seed {})", r.config.seed_index),
+                    color,
+                    dashed: false,
+                    x: points.iter().map(|s| s.epsilon).collect(),
+                    mean: points.iter().map(|s| s.value).collect(),
+                    std: vec![0.0; points.len()],
+                });
+            }
+            if series.is_empty() {
+                continue;
+            }
+            let mut p = Panel::new(format!("{net}, {}", describe_mode(records, mode)), "ε", "ε-sharpness φ", series);
+            p.log_x = true;
+            p.log_y = true;
+            p.legend = plotters::prelude::SeriesLabelPosition::UpperLeft;
+            panels.push(p);
+        }
+    }
+    panels
+}
+
+/// A row of `density.csv`.
+#[derive(Serialize)]
+struct DensityCsv<'a> {
+    net: &'a str,
+    regime: String,
+    batch_norm: &'static str,
+    seed_index: usize,
+    probes: usize,
+    slq_trace: f64,
+    hutchinson_trace: f64,
+    top_ritz: f64,
+    bottom_ritz: f64,
+    outliers: usize,
+}
+
+/// The most outliers looked for: twice the classes of the paper's data.
+const MAX_OUTLIERS: usize = 20;
+
+/// The seed-0 runs with an eigenvalue density, per net, regime and setting.
+fn with_density<'a>(
+    records: &'a [Record<Cell, Outcome>],
+    net: &str,
+    regime: Regime,
+    mode: BatchNormMode,
+) -> Option<(&'a Record<Cell, Outcome>, &'a Measures, &'a measure::density::SpectralDensity)> {
+    runs(records, net, regime).into_iter().find_map(|r| {
+        let m = r.outcome.measured(mode)?;
+        Some((r, m, m.density.as_ref().filter(|d| !d.probes.is_empty())?))
+    })
+}
+
+/// The eigenvalue density's checks: its trace against Hutchinson's, its extreme Ritz values, and
+/// the outliers above the bulk.
+fn density_table<'a>(
+    records: &[Record<Cell, Outcome>],
+    nets: &[&'a str],
+    modes: &[BatchNormMode],
+) -> Result<(String, Vec<DensityCsv<'a>>)> {
+    let mut md = String::from("## The Hessian's eigenvalue density\n\n");
+    let cfg = records.iter().find_map(|r| r.config.measure.as_ref()?.density.clone());
+    let (steps, probes) = cfg.map_or((0, 0), |d| (d.steps, d.probes));
+    writeln!(
+        md,
+        "{}\n",
+        fill(
+            include_str!("text/density.md"),
+            &[("steps", steps.to_string()), ("probes", probes.to_string()), ("max_outliers", MAX_OUTLIERS.to_string())]
+        )
+    )?;
+    md.push_str(
+        "| net | regime | batch norm | seed | trace (SLQ) | trace (Hutchinson) | largest Ritz | smallest Ritz | outliers |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut csv = Vec::new();
+    for &net in nets {
+        for regime in [Regime::SB, Regime::LB] {
+            for &mode in modes {
+                let Some((r, m, d)) = with_density(records, net, regime, mode) else { continue };
+                let ritz = d.ritz_values();
+                let (top, bottom) = (ritz.first().copied().unwrap_or(f64::NAN), ritz.last().copied().unwrap_or(f64::NAN));
+                let hutchinson = m.trace.as_ref().map_or(f64::NAN, |t| t.value);
+                let outliers = outlier_count(d, MAX_OUTLIERS);
+                writeln!(
+                    md,
+                    "| {net} | {regime:?} | {} | {} | {:.1} | {hutchinson:.1} | {top:.3} | {bottom:.3} | {outliers} |",
+                    mode_name(mode),
+                    r.config.seed_index,
+                    d.trace()
+                )?;
+                csv.push(DensityCsv {
                     net,
                     regime: format!("{regime:?}"),
-                    epsilon,
-                    runs: ms.len(),
-                    f_x_mean: mean(&f_x),
-                    f_max_mean: mean(&f_max),
-                    stops,
-                    ceiling_mean: mean(&ceiling),
-                    ratio_to_ceiling_mean: mean(&ratio),
-                    ratio_to_ceiling_min: lo,
-                    ratio_to_ceiling_max: hi,
+                    batch_norm: mode_name(mode),
+                    seed_index: r.config.seed_index,
+                    probes: d.probes.len(),
+                    slq_trace: d.trace(),
+                    hutchinson_trace: hutchinson,
+                    top_ritz: top,
+                    bottom_ritz: bottom,
+                    outliers,
                 });
             }
         }
@@ -472,11 +768,93 @@ fn diagnostics_table<'a>(records: &[Record<Cell, Outcome>], nets: &[&'a str]) ->
     Ok((md, csv))
 }
 
+/// Linear range of the density plot's symmetric-log axis.
+const SYMLOG_RANGE: f64 = 1e-2;
+
+/// The smoothed eigenvalue density on a symmetric-log λ axis and a log density axis, one panel
+/// per net and batch-norm setting, SB and LB. Each Ritz value is spread as a Gaussian of width 1 %
+/// of the run's Ritz range; the density is floored at 1e-6 of its peak to keep the axis readable.
+fn density_panels(records: &[Record<Cell, Outcome>], nets: &[&str], modes: &[BatchNormMode]) -> Vec<Panel> {
+    let mut panels = Vec::new();
+    for &net in nets {
+        for &mode in modes {
+            let mut series = Vec::new();
+            for (regime, color) in [(Regime::SB, PALETTE[0]), (Regime::LB, PALETTE[1])] {
+                let Some((r, _, d)) = with_density(records, net, regime, mode) else { continue };
+                let ritz = d.ritz_values();
+                let (hi, lo) = (ritz[0], ritz[ritz.len() - 1]);
+                let sigma = (0.01 * (hi - lo)).max(f64::MIN_POSITIVE);
+                // Points evenly spaced on the symmetric-log axis, 3σ beyond the extremes.
+                let (a, b) = (plot::symlog(lo - 3.0 * sigma, SYMLOG_RANGE), plot::symlog(hi + 3.0 * sigma, SYMLOG_RANGE));
+                let grid: Vec<f64> =
+                    (0..=800).map(|i| plot::inverse_symlog(a + (b - a) * i as f64 / 800.0, SYMLOG_RANGE)).collect();
+                let density = d.smoothed(&grid, sigma);
+                let peak = density.iter().copied().fold(0.0, f64::max);
+                series.push(Series {
+                    label: format!("{regime:?} (seed {})", r.config.seed_index),
+                    color,
+                    dashed: false,
+                    mean: density.iter().map(|v| v.max(1e-6 * peak)).collect(),
+                    std: vec![0.0; grid.len()],
+                    x: grid,
+                });
+            }
+            if series.is_empty() {
+                continue;
+            }
+            let title = format!("{net}, {}", describe_mode(records, mode));
+            let mut p = Panel::new(title, "eigenvalue λ (symmetric log)", "density (log)", series);
+            p.symlog_x = Some(SYMLOG_RANGE);
+            p.log_y = true;
+            p.legend = plotters::prelude::SeriesLabelPosition::UpperRight;
+            panels.push(p);
+        }
+    }
+    panels
+}
+
+/// The difference-step sweep of the seed-0 runs: how much the product along one random direction
+/// changes from each step to the next smaller one. Empty when no run recorded a sweep.
+fn step_sweep_table(records: &[Record<Cell, Outcome>], nets: &[&str], modes: &[BatchNormMode]) -> Result<String> {
+    let steps: Vec<f64> = records
+        .iter()
+        .find_map(|r| r.outcome.measures.iter().find(|m| !m.step_sweep.is_empty()))
+        .map_or(Vec::new(), |m| m.step_sweep.iter().map(|p| p.h).collect());
+    if steps.len() < 2 {
+        return Ok(String::new());
+    }
+    let mut md = format!("\n### The difference step\n\n{}\n\n| net | regime | batch norm |", fill(include_str!("text/step.md"), &[]));
+    let mut rule = String::from("\n|---|---|---|");
+    for pair in steps.windows(2) {
+        write!(md, " {:.0e} → {:.0e} |", pair[0], pair[1])?;
+        rule.push_str("---:|");
+    }
+    md.push_str(&rule);
+    md.push('\n');
+    for &net in nets {
+        for regime in [Regime::SB, Regime::LB] {
+            for &mode in modes {
+                let sweep = runs(records, net, regime)
+                    .into_iter()
+                    .find_map(|r| r.outcome.measured(mode).filter(|m| !m.step_sweep.is_empty()));
+                let Some(m) = sweep else { continue };
+                write!(md, "| {net} | {regime:?} | {} |", mode_name(mode))?;
+                for p in &m.step_sweep[..m.step_sweep.len() - 1] {
+                    write!(md, " {:.1e} |", p.change)?;
+                }
+                md.push('\n');
+            }
+        }
+    }
+    Ok(md)
+}
+
 /// A row of `curvature.csv`.
 #[derive(Serialize)]
 struct CurvatureCsv<'a> {
     net: &'a str,
     regime: String,
+    batch_norm: &'static str,
     runs: usize,
     top_eigenvalue_mean: f64,
     top_eigenvalue_std: f64,
@@ -489,11 +867,18 @@ struct CurvatureCsv<'a> {
     trace_max_std_error: f64,
     /// Runs whose Hutchinson probes vary more than a PSD Hessian with their λ_max allows.
     beyond_psd_bound: usize,
+    /// The largest relative asymmetry vᵀHw against wᵀHv of the runs' products.
+    max_asymmetry: f64,
 }
 
-/// Hessian top eigenvalue and trace per net and regime, and what the measurements cost, as
-/// Markdown (returned) and CSV (written to `csv_path`).
-fn curvature_table(records: &[Record<Cell, Outcome>], nets: &[&str], csv_path: &Path) -> Result<String> {
+/// Hessian top eigenvalue and trace per net, regime and batch-norm setting, and what the
+/// measurements cost, as Markdown (returned) and CSV (written to `csv_path`).
+fn curvature_tables(
+    records: &[Record<Cell, Outcome>],
+    nets: &[&str],
+    modes: &[BatchNormMode],
+    csv_path: &Path,
+) -> Result<String> {
     let cfg = records.iter().find_map(|r| r.config.measure.as_ref());
     let mut md = String::from("## Curvature of the training loss at the solutions\n\n");
     let text = fill(
@@ -504,20 +889,24 @@ fn curvature_table(records: &[Record<Cell, Outcome>], nets: &[&str], csv_path: &
             ("probes", cfg.map_or("–".into(), |c| c.trace_probes.to_string())),
         ],
     );
-    writeln!(md, "{text}\n")?;
-    md.push_str(
-        "| net | regime | runs | top eigenvalue | converged | max residual | smallest Ritz value | trace | trace s.e. | \
-         beyond PSD bound |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-    );
+    writeln!(md, "{text}")?;
     let mut flagged = false;
     let mut csv = Vec::new();
+    for &mode in modes {
+    writeln!(md, "\n### {}\n", describe_mode(records, mode))?;
+    md.push_str(
+        "| net | regime | runs | top eigenvalue | converged | max residual | smallest Ritz value | trace | trace s.e. | \
+         beyond PSD bound | max asymmetry |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
     for &net in nets {
         for regime in [Regime::SB, Regime::LB] {
-            let ms: Vec<(&TopEigenvalue, &Trace)> = runs(records, net, regime)
-                .iter()
-                .filter_map(|r| r.outcome.measures.as_ref())
-                .filter_map(|m| Some((m.top_eigenvalue.as_ref()?, m.trace.as_ref()?)))
-                .collect();
+            let measured: Vec<&Measures> =
+                runs(records, net, regime).iter().filter_map(|r| r.outcome.measured(mode)).collect();
+            let ms: Vec<(&TopEigenvalue, &Trace)> =
+                measured.iter().filter_map(|m| Some((m.top_eigenvalue.as_ref()?, m.trace.as_ref()?))).collect();
+            // The largest |vᵀHw − wᵀHv| / max(|vᵀHw|, |wᵀHv|) of the runs.
+            let asymmetry =
+                measured.iter().filter_map(|m| Some(m.symmetry.as_ref()?.relative())).fold(f64::NAN, f64::max);
             if ms.is_empty() {
                 continue;
             }
@@ -533,7 +922,7 @@ fn curvature_table(records: &[Record<Cell, Outcome>], nets: &[&str], csv_path: &
             writeln!(
                 md,
                 "| {net} | {regime:?} | {} | {:.3} ± {:.3} | {conv}/{} | {res:.1e} | {:.3} ± {:.3} | {:.1} ± {:.1}{mark} | \
-                 {se:.1} | {beyond}/{} |",
+                 {se:.1} | {beyond}/{} | {asymmetry:.1e} |",
                 ms.len(),
                 mean(&eig),
                 std(&eig),
@@ -547,6 +936,7 @@ fn curvature_table(records: &[Record<Cell, Outcome>], nets: &[&str], csv_path: &
             csv.push(CurvatureCsv {
                 net,
                 regime: format!("{regime:?}"),
+                batch_norm: mode_name(mode),
                 runs: ms.len(),
                 top_eigenvalue_mean: mean(&eig),
                 top_eigenvalue_std: std(&eig),
@@ -558,22 +948,33 @@ fn curvature_table(records: &[Record<Cell, Outcome>], nets: &[&str], csv_path: &
                 trace_std: std(&tr),
                 trace_max_std_error: se,
                 beyond_psd_bound: beyond,
+                max_asymmetry: asymmetry,
             });
         }
     }
-    if flagged {
-        let probes = cfg.map_or("–".into(), |c| c.trace_probes.to_string());
-        writeln!(md, "\n{}", fill(include_str!("text/psd.md"), &[("probes", probes)]))?;
-    }
     writeln!(md, "\n| net | top eigenvalue, LB / SB per seed: geometric mean [95 % CI] | pairs |\n|---|---:|---:|")?;
     for &net in nets {
-        let pairs = paired_ratios(records, net, |m| Some(m.top_eigenvalue.as_ref()?.value));
+        let pairs = paired_ratios(records, net, mode, |m| Some(m.top_eigenvalue.as_ref()?.value));
         if !pairs.is_empty() {
             writeln!(md, "| {net} | {} | {} |", paired_cell(&pairs), pairs.len())?;
         }
     }
-    let train: f64 = records.iter().filter(|r| r.outcome.measures.is_some()).map(|r| r.outcome.train_seconds).sum();
-    let measured: f64 = records.iter().filter_map(|r| r.outcome.measures.as_ref()).map(|m| m.seconds).sum();
+    }
+    md.push_str(&step_sweep_table(records, nets, modes)?);
+    if flagged {
+        let probes = cfg.map_or("–".into(), |c| c.trace_probes.to_string());
+        writeln!(md, "\n{}", fill(include_str!("text/psd.md"), &[("probes", probes)]))?;
+    }
+    let measured_runs = || records.iter().filter(|r| !r.outcome.measures.is_empty());
+    let train: f64 = measured_runs().map(|r| r.outcome.train_seconds).sum();
+    let measured: f64 = measured_runs().flat_map(|r| &r.outcome.measures).map(|m| m.seconds).sum();
+    let per_mode: Vec<String> = modes
+        .iter()
+        .map(|&mode| {
+            let s: f64 = measured_runs().filter_map(|r| r.outcome.measured(mode)).map(|m| m.seconds).sum();
+            format!("{s:.0} s on {}", mode.describe())
+        })
+        .collect();
     let objective = match cfg.and_then(|m| m.samples) {
         Some(m) => format!("a fixed random subset of {m} training samples"),
         None => "the whole training set".into(),
@@ -584,6 +985,7 @@ fn curvature_table(records: &[Record<Cell, Outcome>], nets: &[&str], csv_path: &
             ("measured", format!("{measured:.0}")),
             ("percent", format!("{:.0}", 100.0 * measured / train.max(f64::MIN_POSITIVE))),
             ("train", format!("{train:.0}")),
+            ("per_mode", per_mode.join(", ")),
             ("objective", objective),
         ],
     );
