@@ -111,24 +111,23 @@ fn gradient_agrees_with_central_differences() {
     }
     // Inference-mode batch norm divides by the running deviation, which magnifies the ReLU kinks
     // a finite step crosses: the difference quotient then converges to the gradient at rate O(h)
-    // rather than O(h²). Check that it converges.
+    // rather than O(h²). Check that it converges, under both batch-norm settings (under batch
+    // statistics, to the gradient that flows through the batch's mean and variance).
     for spec in specs() {
         let run = trained(&spec, &data);
-        let mut obj = spec.training_loss(&run.weights, &data, 64, BatchNormMode::Running, &flex());
-        let x = run.weights.params_f64();
-        let mut g = vec![0.0; x.len()];
-        obj.value_grad(&x, &mut g);
-        let v: Vec<f64> = (0..x.len()).map(|_| rng.random_range(-1.0..1.0)).collect();
-        let (coarse, analytic) = directional(&mut obj, &x, &g, &v, 1e-1);
-        let (fine, _) = directional(&mut obj, &x, &g, &v, 1e-3);
-        assert!(
-            (fine - analytic).abs() < (coarse - analytic).abs(),
-            "{spec:?}: no convergence: {coarse} at h = 0.1, {fine} at h = 0.001, gradient {analytic}"
-        );
-        assert!(
-            (fine - analytic).abs() <= 0.05 * analytic.abs(),
-            "{spec:?}: finite difference {fine} vs gradient {analytic}"
-        );
+        for (mode, chunk) in [(BatchNormMode::Running, 64), (BatchNormMode::Batch, 100)] {
+            let mut obj = spec.training_loss(&run.weights, &data, chunk, mode, &flex());
+            let x = run.weights.params_f64();
+            let mut g = vec![0.0; x.len()];
+            obj.value_grad(&x, &mut g);
+            let v: Vec<f64> = (0..x.len()).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let (coarse, analytic) = directional(&mut obj, &x, &g, &v, 1e-1);
+            let (fine, _) = directional(&mut obj, &x, &g, &v, 1e-3);
+            assert!(
+                (fine - analytic).abs() < (coarse - analytic).abs() && (fine - analytic).abs() <= 0.05 * analytic.abs(),
+                "{spec:?} {mode:?}: {coarse} at h = 0.1, {fine} at h = 0.001, gradient {analytic}"
+            );
+        }
     }
 }
 
@@ -372,28 +371,6 @@ fn batch_statistics_normalize_each_evaluation_batch_by_its_own_statistics() {
         for i in 0..2 * first {
             assert!((pooled[i] - buffers[i]).abs() <= 1e-4 * (1.0 + buffers[i].abs()), "{spec:?}: entry {i}");
         }
-    }
-}
-
-#[test]
-fn batch_statistics_gradient_agrees_with_central_differences() {
-    let data = data();
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
-    for spec in specs() {
-        let run = trained(&spec, &data);
-        let mut obj = spec.training_loss(&run.weights, &data, 100, BatchNormMode::Batch, &flex());
-        let x = run.weights.params_f64();
-        let mut g = vec![0.0; x.len()];
-        obj.value_grad(&x, &mut g);
-        let v: Vec<f64> = (0..x.len()).map(|_| rng.random_range(-1.0..1.0)).collect();
-        // As with running statistics, ReLU kinks make the convergence O(h): check that it
-        // converges, to the gradient that flows through the batch's statistics.
-        let (coarse, analytic) = directional(&mut obj, &x, &g, &v, 1e-1);
-        let (fine, _) = directional(&mut obj, &x, &g, &v, 1e-3);
-        assert!(
-            (fine - analytic).abs() < (coarse - analytic).abs() && (fine - analytic).abs() <= 0.05 * analytic.abs(),
-            "{spec:?}: {coarse} at h = 0.1, {fine} at h = 0.001, gradient {analytic}"
-        );
     }
 }
 
