@@ -376,7 +376,7 @@ mod tests {
     #[test]
     fn symmetry_holds_for_exact_products_and_fails_across_a_kink() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let mut q = rotated(&[3.0, -1.0, 0.5, 2.0, 7.0], &mut rng);
+        let (mut q, _) = Quadratic::rotated(&[3.0, -1.0, 0.5, 2.0, 7.0], &mut rng);
         let s = symmetry(&mut q, &[0.1, 0.2, -0.3, 0.4, 0.0], 1e-3, &mut rng);
         assert!(s.relative() < 1e-10, "{s:?}");
         // Kinks 1e-3 from x in every coordinate: a step of 0.1 straddles them all.
@@ -400,30 +400,6 @@ mod tests {
         assert!(points[2].rayleigh > 1.0 && points[2].rayleigh < 4.0, "a Rayleigh quotient of diag(1, 2, 3, 4)");
     }
 
-    /// A dense symmetric matrix with eigenvalues `eig`: Q diag(eig) Qᵀ for a random rotation Q
-    /// (Gram-Schmidt of a Gaussian matrix).
-    fn rotated(eig: &[f64], rng: &mut ChaCha8Rng) -> Quadratic {
-        use rand_distr::StandardNormal;
-        let n = eig.len();
-        let mut q: Vec<Vec<f64>> = Vec::new();
-        while q.len() < n {
-            let mut v: Vec<f64> = (0..n).map(|_| rng.sample(StandardNormal)).collect();
-            for u in &q {
-                let d: f64 = v.iter().zip(u).map(|(a, b)| a * b).sum();
-                v.iter_mut().zip(u).for_each(|(a, b)| *a -= d * b);
-            }
-            normalize(&mut v);
-            q.push(v);
-        }
-        let mut h = vec![0.0; n * n];
-        for i in 0..n {
-            for j in 0..n {
-                h[i * n + j] = (0..n).map(|k| q[k][i] * eig[k] * q[k][j]).sum();
-            }
-        }
-        Quadratic { h, center: (0..n).map(|i| i as f64 * 0.1).collect() }
-    }
-
     #[test]
     fn hessian_vector_is_exact_on_quadratics() {
         // H = diag(1, 2, 3): H·(1, 1, 1) = (1, 2, 3) wherever it is taken.
@@ -438,7 +414,7 @@ mod tests {
     fn lanczos_finds_the_top_eigenvalue_within_one_percent() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let eig: Vec<f64> = [10.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.5, 0.1].to_vec();
-        let mut q = rotated(&eig, &mut rng);
+        let (mut q, _) = Quadratic::rotated(&eig, &mut rng);
         let x: Vec<f64> = (0..8).map(|i| i as f64).collect();
         let est = top_eigenvalue(&mut q, &x, 20, 1e-8, 1e-3, &mut rng);
         assert!(est.converged, "{est:?}");
@@ -456,7 +432,7 @@ mod tests {
                 }
             })
             .collect();
-        let mut q = rotated(&eig, &mut rng);
+        let (mut q, _) = Quadratic::rotated(&eig, &mut rng);
         let x = vec![0.0; 150];
         let est = top_eigenvalue(&mut q, &x, 20, 1e-3, 1e-3, &mut rng);
         assert!((est.value - 10.0).abs() / 10.0 < 0.01, "{est:?}");
@@ -469,7 +445,7 @@ mod tests {
         // fewer steps give a smallest Ritz value at or above λ_min (Cauchy interlacing).
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let eig = [6.0, 3.0, 1.0, 0.5, -0.2, -4.0];
-        let mut q = rotated(&eig, &mut rng);
+        let (mut q, _) = Quadratic::rotated(&eig, &mut rng);
         let x = vec![0.3; 6];
         let full = top_eigenvalue(&mut q, &x, 6, 0.0, 1e-3, &mut rng);
         assert!((full.value - 6.0).abs() < 1e-6 && (full.smallest + 4.0).abs() < 1e-6, "{full:?}");
@@ -506,7 +482,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let eig: Vec<f64> = (1..=20).map(|k| k as f64 * 0.5).collect();
         let exact: f64 = eig.iter().sum(); // 105
-        let mut q = rotated(&eig, &mut rng);
+        let (mut q, _) = Quadratic::rotated(&eig, &mut rng);
         let x = vec![0.3; 20];
         let est = trace(&mut q, &x, 200, 1e-3, &mut rng);
         assert!(est.std_error > 0.0);

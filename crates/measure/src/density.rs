@@ -262,35 +262,9 @@ pub fn outlier_count(density: &SpectralDensity, max_outliers: usize) -> usize {
 mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
-    use rand_distr::StandardNormal;
 
     use super::*;
     use crate::Quadratic;
-
-    /// A dense symmetric H = Q diag(eig) Qᵀ for a random rotation Q (Gram-Schmidt of a Gaussian
-    /// matrix), centred away from 0. Returns the quadratic and the rows of Q (the eigenvectors).
-    fn rotated(eig: &[f64], rng: &mut ChaCha8Rng) -> (Quadratic, Vec<Vec<f64>>) {
-        let n = eig.len();
-        let mut q: Vec<Vec<f64>> = Vec::new();
-        while q.len() < n {
-            let mut v: Vec<f64> = (0..n).map(|_| rng.sample(StandardNormal)).collect();
-            for _ in 0..2 {
-                for u in &q {
-                    let d = dot(&v, u);
-                    v.iter_mut().zip(u).for_each(|(a, b)| *a -= d * b);
-                }
-            }
-            normalize(&mut v);
-            q.push(v);
-        }
-        let mut h = vec![0.0; n * n];
-        for i in 0..n {
-            for j in 0..n {
-                h[i * n + j] = (0..n).map(|k| q[k][i] * eig[k] * q[k][j]).sum();
-            }
-        }
-        (Quadratic { h, center: (0..n).map(|i| (i % 7) as f64 * 0.1).collect() }, q)
-    }
 
     /// The Rademacher vectors `spectral_density` draws from `rng`: n signs per probe, in order.
     fn rademacher(rng: &mut ChaCha8Rng, n: usize, probes: usize) -> Vec<Vec<f64>> {
@@ -340,7 +314,7 @@ mod tests {
         let distinct = [-2.0, 0.0, 0.5, 4.0];
         let n = eig.len();
         let mut rng = ChaCha8Rng::seed_from_u64(11);
-        let (mut quad, rows) = rotated(&eig, &mut rng);
+        let (mut quad, rows) = Quadratic::rotated(&eig, &mut rng);
         let x = vec![0.3; n];
         let replay = rademacher(&mut rng.clone(), n, 5);
         let d = spectral_density(&mut quad, &x, 9, 5, 1e-3, &mut rng);
@@ -369,7 +343,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(12);
         let eig: Vec<f64> = (0..n).map(|_| rng.random_range(0.1..2.0)).collect();
         let exact: f64 = eig.iter().sum();
-        let (mut quad, _) = rotated(&eig, &mut rng);
+        let (mut quad, _) = Quadratic::rotated(&eig, &mut rng);
         let x = vec![0.2; n];
         let d = spectral_density(&mut quad, &x, 20, 30, 1e-3, &mut rng);
         assert!(d.probes.iter().all(|p| p.nodes.len() == 20));
@@ -417,7 +391,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(14);
         let eig: Vec<f64> =
             (0..n).map(|i| if i < 10 { 50.0 + i as f64 } else { rng.random_range(-0.5..1.0) }).collect();
-        let (mut quad, _) = rotated(&eig, &mut rng);
+        let (mut quad, _) = Quadratic::rotated(&eig, &mut rng);
         let d = spectral_density(&mut quad, &vec![0.1; n], 40, 20, 1e-3, &mut rng);
         for max_outliers in [10, 15, 20] {
             assert_eq!(outlier_count(&d, max_outliers), 10, "max_outliers {max_outliers}");

@@ -49,6 +49,34 @@ impl Quadratic {
         }
         Quadratic { h, center: vec![0.0; n] }
     }
+
+    /// A dense quadratic with eigenvalues `eig` along random directions: H = Q diag(eig) Qᵀ, Q
+    /// by Gram-Schmidt (twice, orthogonal to rounding) of a Gaussian matrix drawn from `rng`,
+    /// centred away from 0. Returns it with the rows of Q (the eigenvectors): a known spectrum to
+    /// test estimators against.
+    pub fn rotated(eig: &[f64], rng: &mut impl rand::Rng) -> (Self, Vec<Vec<f64>>) {
+        use rand_distr::StandardNormal;
+        let n = eig.len();
+        let mut q: Vec<Vec<f64>> = Vec::new();
+        while q.len() < n {
+            let mut v: Vec<f64> = (0..n).map(|_| rng.sample(StandardNormal)).collect();
+            for _ in 0..2 {
+                for u in &q {
+                    let d = curvature::dot(&v, u);
+                    v.iter_mut().zip(u).for_each(|(a, b)| *a -= d * b);
+                }
+            }
+            curvature::normalize(&mut v);
+            q.push(v);
+        }
+        let mut h = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                h[i * n + j] = (0..n).map(|k| q[k][i] * eig[k] * q[k][j]).sum();
+            }
+        }
+        (Quadratic { h, center: (0..n).map(|i| (i % 7) as f64 * 0.1).collect() }, q)
+    }
 }
 
 impl Objective for Quadratic {

@@ -13,8 +13,9 @@
 use burn::module::{Flag, Module, ModuleMapper, ModuleVisitor, Param};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::Gradients;
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Element, Tensor, TensorData};
 use datasets::{Dataset, Split};
+use rayon::prelude::*;
 
 use serde::{Deserialize, Serialize};
 
@@ -231,36 +232,7 @@ pub fn with_weights<M: Module>(model: M, params: &[f32], buffers: &[f32]) -> M {
 /// # Panics
 /// If the lengths do not match the network.
 pub fn with_weights_f64<M: Module>(model: M, params: &[f64], buffers: &[f32]) -> M {
-    struct Load<'a> {
-        params: &'a [f64],
-        buffers: &'a [f32],
-    }
-    impl ModuleMapper for Load<'_> {
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            param.map(|t| {
-                let shape = t.shape();
-                let len = shape.num_elements();
-                let trainable = t.is_require_grad();
-                let values: Vec<f64> = if trainable {
-                    assert!(self.params.len() >= len, "weights are shorter than the network");
-                    let (head, tail) = self.params.split_at(len);
-                    self.params = tail;
-                    head.to_vec()
-                } else {
-                    assert!(self.buffers.len() >= len, "running statistics are shorter than the network");
-                    let (head, tail) = self.buffers.split_at(len);
-                    self.buffers = tail;
-                    head.iter().map(|&v| v as f64).collect()
-                };
-                let next = Tensor::<D>::from_data(TensorData::new(values, shape), (&t.device(), DType::F64));
-                if trainable { next.require_grad() } else { next }
-            })
-        }
-    }
-    let mut load = Load { params, buffers };
-    let model = model.map(&mut load);
-    assert!(load.params.is_empty() && load.buffers.is_empty(), "weights are longer than the network");
-    model
+    load(model, params, Some(buffers))
 }
 
 /// `model` (on an autodiff device) with its parameters replaced by `params` and its running
@@ -272,26 +244,32 @@ pub fn with_params<M: Module>(model: M, params: &[f32]) -> M {
     load(model, params, None)
 }
 
-fn load<M: Module>(model: M, params: &[f32], buffers: Option<&[f32]>) -> M {
-    struct Load<'a> {
-        params: &'a [f32],
+/// `model` with its parameters from `params` and, when given, its running statistics from
+/// `buffers`, every tensor in `params`' precision (f32 or f64).
+fn load<M: Module, E: Element>(model: M, params: &[E], buffers: Option<&[f32]>) -> M {
+    struct Load<'a, E> {
+        params: &'a [E],
         buffers: Option<&'a [f32]>,
     }
-    impl ModuleMapper for Load<'_> {
+    impl<E: Element> ModuleMapper for Load<'_, E> {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
             param.map(|t| {
                 let shape = t.shape();
                 let len = shape.num_elements();
                 let trainable = t.is_require_grad();
-                let source = match (trainable, &mut self.buffers) {
-                    (true, _) => &mut self.params,
-                    (false, Some(buffers)) => buffers,
-                    (false, None) => return t,
+                let data = if trainable {
+                    assert!(self.params.len() >= len, "weights are shorter than the network");
+                    let (head, tail) = self.params.split_at(len);
+                    self.params = tail;
+                    TensorData::new(head.to_vec(), shape)
+                } else {
+                    let Some(buffers) = &mut self.buffers else { return t };
+                    assert!(buffers.len() >= len, "running statistics are shorter than the network");
+                    let (head, tail) = buffers.split_at(len);
+                    *buffers = tail;
+                    TensorData::new(head.to_vec(), shape).convert::<E>()
                 };
-                assert!(source.len() >= len, "weights are shorter than the network");
-                let (head, tail) = source.split_at(len);
-                *source = tail;
-                let next = Tensor::<D>::from_data(TensorData::new(head.to_vec(), shape), &t.device());
+                let next = Tensor::<D>::from_data(data, (&t.device(), E::dtype()));
                 if trainable { next.require_grad() } else { next }
             })
         }
@@ -325,7 +303,7 @@ fn training_mode<M: Module>(model: M) -> M {
 /// The training loss of one network as a [`measure::Objective`] over its trainable parameters;
 /// also evaluates loss and accuracy at any weights (for slices and planes).
 pub struct TrainingLoss<'a> {
-    inner: Box<dyn Erased + 'a>,
+    inner: Box<dyn Erased + Send + 'a>,
     dim: usize,
 }
 
@@ -379,6 +357,92 @@ trait Erased {
     fn recomputed_buffers(&mut self, params: &[f64]) -> Option<Vec<f32>>;
 }
 
+/// How many chunks of the training set are evaluated at once. Their gradients are held until
+/// they are summed in chunk order, so the result does not depend on the pool, and the memory
+/// they take does not either.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// Elements per block when the chunks' gradients are summed on the pool.
+const SUM_BLOCK: usize = 1 << 14;
+
+/// One chunk's gradient, flat in visiting order, in the precision it was computed in (summed
+/// into f64 later: an f32 gradient is exact in f64).
+enum FlatGradient {
+    Single(Vec<f32>),
+    Double(Vec<f64>),
+}
+
+/// One chunk's share of the training loss and its gradient: the chunk's mean cross-entropy
+/// weighted by its share of the training set.
+fn chunk_value_grad<M: Classifier>(
+    model: &M,
+    data: &Dataset,
+    part: &[usize],
+    double: bool,
+    device: &Device,
+    dim: usize,
+) -> (f64, FlatGradient) {
+    let ad = device.clone().autodiff();
+    let (xb, yb) = batch(&data.train, part, data.sample_len(), &ad);
+    let xb = if double { xb.cast(DType::F64) } else { xb };
+    let loss = CrossEntropyLossConfig::new()
+        .init(&ad)
+        .forward(model.forward(xb, None), yb)
+        .mul_scalar(part.len() as f64 / data.train.len() as f64);
+    let value = loss.clone().into_scalar::<f64>();
+    (value, flat_gradient(model, &loss.backward(), dim, double))
+}
+
+/// Every trainable tensor's gradient, in visiting order, as one vector (zeros where a tensor
+/// has none).
+fn flat_gradient<M: Module>(model: &M, grads: &Gradients, dim: usize, double: bool) -> FlatGradient {
+    struct Collect<'a> {
+        grads: &'a Gradients,
+        out: FlatGradient,
+    }
+    impl ModuleVisitor for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let value = param.val();
+            if !value.is_require_grad() {
+                return;
+            }
+            let len = value.shape().num_elements();
+            let g = value.grad(self.grads).map(|g| g.into_data());
+            match (&mut self.out, g) {
+                (FlatGradient::Single(out), Some(g)) => {
+                    out.extend_from_slice(g.convert::<f32>().as_slice::<f32>().expect("f32 gradient"))
+                }
+                (FlatGradient::Double(out), Some(g)) => {
+                    out.extend_from_slice(g.convert::<f64>().as_slice::<f64>().expect("f64 gradient"))
+                }
+                (FlatGradient::Single(out), None) => out.resize(out.len() + len, 0.0),
+                (FlatGradient::Double(out), None) => out.resize(out.len() + len, 0.0),
+            }
+        }
+    }
+    let out = match double {
+        true => FlatGradient::Double(Vec::with_capacity(dim)),
+        false => FlatGradient::Single(Vec::with_capacity(dim)),
+    };
+    let mut collect = Collect { grads, out };
+    model.visit(&mut collect);
+    let len = match &collect.out {
+        FlatGradient::Single(v) => v.len(),
+        FlatGradient::Double(v) => v.len(),
+    };
+    assert_eq!(len, dim, "gradient length differs from the parameter count");
+    collect.out
+}
+
+impl<M: Classifier> State<'_, M> {
+    /// Drops the running-statistics updates that training-mode forward passes leave pending per
+    /// thread. Burn's running state is shared by every clone of `self.model`, so a pending update
+    /// would otherwise be averaged into the next evaluation's statistics.
+    fn drop_pending_updates(&self) {
+        let _ = self.model.valid();
+    }
+}
+
 struct State<'a, M: Classifier> {
     /// The network on the autodiff device, batch norm in inference mode for
     /// [`BatchNormMode::Running`], in training mode for [`BatchNormMode::Batch`].
@@ -395,29 +459,45 @@ struct State<'a, M: Classifier> {
 
 impl<M: Classifier> Erased for State<'_, M> {
     fn value_grad(&mut self, x: &[f64], grad: &mut [f64]) -> f64 {
-        let model = if self.double {
-            with_weights_f64(self.model.clone(), x, &self.buffers)
-        } else {
-            let params: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-            with_weights(self.model.clone(), &params, &self.buffers)
-        };
-        let dtype = if self.double { DType::F64 } else { DType::F32 };
-        let ad = self.device.clone().autodiff();
-        let loss_fn = CrossEntropyLossConfig::new().init(&ad);
+        let single: Vec<f32> = if self.double { Vec::new() } else { x.iter().map(|&v| v as f32).collect() };
         let split = &self.data.train;
         let n = split.len();
         let idx: Vec<usize> = (0..n).collect();
+        let parts: Vec<&[usize]> = idx.chunks(self.chunk.max(1)).collect();
         grad.iter_mut().for_each(|g| *g = 0.0);
         let mut value = 0.0;
-        for part in idx.chunks(self.chunk.max(1)) {
-            let (xb, yb) = batch(split, part, self.data.sample_len(), &ad);
-            let xb = if self.double { xb.cast(dtype) } else { xb };
-            // Mean over the chunk, weighted by its share of the training set.
-            let loss = loss_fn.forward(model.forward(xb, None), yb).mul_scalar(part.len() as f64 / n as f64);
-            value += loss.clone().into_scalar::<f64>();
-            let grads = loss.backward();
-            accumulate(&model, &grads, grad);
+        for window in parts.chunks(CHUNKS_IN_FLIGHT) {
+            // One network per chunk, each with its own autodiff leaves, so the chunks of a
+            // window run on the pool's threads at once.
+            let models: Vec<M> = window
+                .iter()
+                .map(|_| match self.double {
+                    true => with_weights_f64(self.model.clone(), x, &self.buffers),
+                    false => with_weights(self.model.clone(), &single, &self.buffers),
+                })
+                .collect();
+            let (data, device, double, dim) = (self.data, &self.device, self.double, grad.len());
+            let done: Vec<(f64, FlatGradient)> = models
+                .into_par_iter()
+                .zip(window.par_iter())
+                .map(|(model, part)| chunk_value_grad(&model, data, part, double, device, dim))
+                .collect();
+            // Summed in chunk order, element by element: the same sum, bit for bit, as one chunk
+            // after another, on any pool (the blocks only split the elements).
+            for (v, _) in &done {
+                value += v;
+            }
+            grad.par_chunks_mut(SUM_BLOCK).enumerate().for_each(|(b, out)| {
+                let at = b * SUM_BLOCK;
+                for (_, g) in &done {
+                    match g {
+                        FlatGradient::Single(g) => out.iter_mut().zip(&g[at..]).for_each(|(o, &v)| *o += v as f64),
+                        FlatGradient::Double(g) => out.iter_mut().zip(&g[at..]).for_each(|(o, &v)| *o += v),
+                    }
+                }
+            });
         }
+        self.drop_pending_updates();
         value
     }
 

@@ -400,3 +400,31 @@ fn double_precision_agrees_with_single_and_is_smooth_at_small_steps() {
         }
     }
 }
+
+/// Chunks run in parallel but are summed in a fixed order: loss and gradient are the same bits
+/// on a pool of one thread and of three. A batch-statistics evaluation leaves no running-state
+/// update behind: recomputed statistics after it equal those of a fresh objective.
+#[test]
+fn the_objective_does_not_depend_on_the_pool_and_leaves_no_state_behind() {
+    let data = data();
+    let pool = |threads| rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a pool");
+    for spec in specs() {
+        let run = trained(&spec, &data);
+        let x = run.weights.params_f64();
+        for mode in BatchNormMode::ALL {
+            // Batches of 25: eight chunks, more than are in flight at once.
+            let evaluate = |threads| {
+                let mut g = vec![0.0; x.len()];
+                let mut obj = spec.training_loss(&run.weights, &data, 25, mode, &flex());
+                let value = pool(threads).install(|| obj.value_grad(&x, &mut g));
+                // Then on this thread, after the pool's threads may have left their updates.
+                let buffers = obj.recomputed_buffers(&x);
+                (value.to_bits(), g.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), buffers)
+            };
+            let (one, three) = (evaluate(1), evaluate(3));
+            assert!(one.0 == three.0 && one.1 == three.1, "{spec:?} {mode:?}: the pool changed the objective");
+            let mut fresh = spec.training_loss(&run.weights, &data, 25, mode, &flex());
+            assert_eq!(three.2, fresh.recomputed_buffers(&x), "{spec:?} {mode:?}: state left behind");
+        }
+    }
+}

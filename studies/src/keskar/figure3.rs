@@ -36,10 +36,10 @@ pub struct Cell {
     pub lb: String,
     /// The points of the line.
     pub alpha: Vec<f64>,
-    /// Samples per forward pass (does not change the result: inference mode).
-    pub chunk: usize,
-    /// Samples per training-mode pass when recomputing batch norm's statistics: the statistics
-    /// are exact when the whole training set fits in one (the paper's evaluation batch, 5000).
+    /// Samples per forward pass. Evaluation is in inference mode, where it does not change the
+    /// result; recomputing batch norm's statistics runs training-mode passes of this many
+    /// samples, whose statistics are exact when the whole training set fits in one (the paper's
+    /// evaluation batch, 5000).
     pub stats_chunk: usize,
 }
 
@@ -106,7 +106,6 @@ impl Figure3<'_> {
                     sb: sb.id.clone(),
                     lb: lb.id.clone(),
                     alpha: alphas(),
-                    chunk: 1000,
                     stats_chunk: 5000,
                 })
             })

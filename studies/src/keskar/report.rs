@@ -782,7 +782,7 @@ fn density_panels(records: &[Record<Cell, Outcome>], nets: &[&str], modes: &[Bat
             for (regime, color) in [(Regime::SB, PALETTE[0]), (Regime::LB, PALETTE[1])] {
                 let Some((r, _, d)) = with_density(records, net, regime, mode) else { continue };
                 let ritz = d.ritz_values();
-                let (hi, lo) = (ritz[0], ritz[ritz.len() - 1]);
+                let (Some(&hi), Some(&lo)) = (ritz.first(), ritz.last()) else { continue };
                 let sigma = (0.01 * (hi - lo)).max(f64::MIN_POSITIVE);
                 // Points evenly spaced on the symmetric-log axis, 3σ beyond the extremes.
                 let (a, b) = (plot::symlog(lo - 3.0 * sigma, SYMLOG_RANGE), plot::symlog(hi + 3.0 * sigma, SYMLOG_RANGE));
@@ -904,9 +904,13 @@ fn curvature_tables(
                 runs(records, net, regime).iter().filter_map(|r| r.outcome.measured(mode)).collect();
             let ms: Vec<(&TopEigenvalue, &Trace)> =
                 measured.iter().filter_map(|m| Some((m.top_eigenvalue.as_ref()?, m.trace.as_ref()?))).collect();
-            // The largest |vᵀHw − wᵀHv| / max(|vᵀHw|, |wᵀHv|) of the runs.
-            let asymmetry =
-                measured.iter().filter_map(|m| Some(m.symmetry.as_ref()?.relative())).fold(f64::NAN, f64::max);
+            // The largest |vᵀHw − wᵀHv| / max(|vᵀHw|, |wᵀHv|) of the runs; NaN when one is NaN
+            // (a non-finite product), where a plain max would skip it.
+            let asymmetries: Vec<f64> = measured.iter().filter_map(|m| Some(m.symmetry.as_ref()?.relative())).collect();
+            let asymmetry = match asymmetries.iter().any(|a| a.is_nan()) {
+                true => f64::NAN,
+                false => asymmetries.iter().copied().fold(f64::NAN, f64::max),
+            };
             if ms.is_empty() {
                 continue;
             }

@@ -31,7 +31,23 @@ use burn::tensor::Tensor;
 /// # Shapes
 /// - `x`: `[batch, channels, ...]` → same shape
 pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
-    if !(x.device().is_autodiff() && norm.training.is_enabled()) {
+    if !x.device().is_autodiff() {
+        return norm.forward(x);
+    }
+    if !norm.training.is_enabled() {
+        // Inference on the running statistics, with gradients (the training loss that
+        // sharpness and curvature differentiate).
+        #[cfg(feature = "flex")]
+        if let Some(output) = flex_inference::batch_norm_inference(
+            &x,
+            &norm.gamma.val(),
+            &norm.beta.val(),
+            &norm.running_mean.value(),
+            &norm.running_var.value(),
+            norm.epsilon,
+        ) {
+            return output;
+        }
         return norm.forward(x);
     }
     #[cfg(feature = "flex")]
@@ -100,14 +116,14 @@ mod flex {
 
     /// An activation seen as `[outer, channels, inner]`: batch, channels, spatial positions.
     #[derive(Debug, Clone, Copy)]
-    struct View {
+    pub(super) struct View {
         outer: usize,
-        channels: usize,
+        pub(super) channels: usize,
         inner: usize,
     }
 
     impl View {
-        fn of(shape: &Shape) -> View {
+        pub(super) fn of(shape: &Shape) -> View {
             let dims = shape.as_slice();
             View { outer: dims[0], channels: dims[1], inner: dims[2..].iter().product() }
         }
@@ -130,7 +146,7 @@ mod flex {
     /// f32 within a task and in f64 across tasks.
     // One index walks several arrays (a, b, the K sums) in step; iterators would hide that.
     #[allow(clippy::needless_range_loop)]
-    fn channel_sums<const K: usize>(
+    pub(super) fn channel_sums<const K: usize>(
         v: View,
         a: &[f32],
         b: &[f32],
@@ -193,7 +209,7 @@ mod flex {
     }
 
     /// `out[i] = a[i]·p[c] + b[i]·q[c] + r[c]` for the channel `c` of each element.
-    fn channel_affine(v: View, a: &[f32], b: &[f32], p: &[f32], q: &[f32], r: &[f32]) -> Vec<f32> {
+    pub(super) fn channel_affine(v: View, a: &[f32], b: &[f32], p: &[f32], q: &[f32], r: &[f32]) -> Vec<f32> {
         let block = v.channels * v.inner;
         let mut out = vec![0f32; a.len()];
         out.par_chunks_mut(block * v.rows())
@@ -342,6 +358,89 @@ mod flex {
     }
 }
 
+#[cfg(feature = "flex")]
+mod flex_inference {
+    use burn::backend::Flex;
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops};
+    use burn::backend::flex::FlexTensor;
+    use burn::tensor::{Shape, Tensor};
+
+    use super::flex::{Ad, View, channel_affine, channel_sums, contiguous, floats, on_ad, record, tensor};
+
+    /// Per channel: scale = γ/√(σ²+ε), shift = β − μ·scale, and 1/√(σ²+ε), from the running
+    /// mean μ and variance σ².
+    fn affine(gamma: &[f32], beta: &[f32], mean: &[f32], variance: &[f32], epsilon: f64) -> [Vec<f32>; 3] {
+        let inv_std: Vec<f64> = variance.iter().map(|&s| 1.0 / (s as f64 + epsilon).sqrt()).collect();
+        let scale: Vec<f32> = gamma.iter().zip(&inv_std).map(|(&g, &i)| (g as f64 * i) as f32).collect();
+        let shift: Vec<f32> = (0..gamma.len()).map(|c| beta[c] - mean[c] * scale[c]).collect();
+        [scale, shift, inv_std.iter().map(|&i| i as f32).collect()]
+    }
+
+    #[derive(Debug)]
+    struct BatchNormInference;
+
+    impl Backward<Flex, 3> for BatchNormInference {
+        /// The input, the running mean, 1/√(σ²+ε) and the scale per channel.
+        type State = (FlexTensor, Vec<f32>, Vec<f32>, Vec<f32>);
+
+        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+            let [node_x, node_gamma, node_beta] = ops.parents;
+            let dy = contiguous(&grads.consume::<Flex>(&ops.node));
+            let (x, mean, inv_std, scale) = ops.state;
+            let v = View::of(&x.layout().shape().clone());
+            let (xs, dys) = (floats(&x), floats(&dy));
+            let per_channel = Shape::new([v.channels]);
+            // ∂L/∂β = Σ dy, ∂L/∂γ = Σ dy·x̂ with x̂ = (x − μ)/√(σ²+ε), ∂L/∂x = dy·scale.
+            if node_gamma.is_some() || node_beta.is_some() {
+                let [sum_dy, sum_dy_centered] = channel_sums(v, dys, xs, |c, dy, x| [dy, dy * (x - mean[c])]);
+                if let Some(node) = node_gamma {
+                    let g = (0..v.channels).map(|c| (sum_dy_centered[c] * inv_std[c] as f64) as f32).collect();
+                    grads.register::<Flex>(node.id, tensor(g, per_channel.clone()));
+                }
+                if let Some(node) = node_beta {
+                    grads.register::<Flex>(node.id, tensor(sum_dy.iter().map(|&s| s as f32).collect(), per_channel));
+                }
+            }
+            if let Some(node) = node_x {
+                let zeros = vec![0f32; v.channels];
+                let x_grad = channel_affine(v, dys, dys, &scale, &zeros, &zeros);
+                grads.register::<Flex>(node.id, tensor(x_grad, x.layout().shape().clone()));
+            }
+        }
+    }
+
+    /// The fused inference-mode batch norm with gradients: y = x·scale + shift in one pass, and
+    /// a backward pass of one reduction and one output pass; `None` when `x` does not live on
+    /// `flex` with autodiff or is not f32.
+    pub(super) fn batch_norm_inference<const D: usize>(
+        x: &Tensor<D>,
+        gamma: &Tensor<1>,
+        beta: &Tensor<1>,
+        mean: &Tensor<1>,
+        variance: &Tensor<1>,
+        epsilon: f64,
+    ) -> Option<Tensor<D>> {
+        let (x, gamma, beta) = (on_ad(x)?, on_ad(gamma)?, on_ad(beta)?);
+        if D < 2 {
+            return None;
+        }
+        let values = |t: &Tensor<1>| t.clone().into_data().convert::<f32>().try_into_vec::<f32>().ok();
+        let (mean, variance) = (values(mean)?, values(variance)?);
+        let xs = contiguous(x.primitive());
+        let gamma_values = floats(&contiguous(gamma.primitive())).to_vec();
+        let beta_values = floats(&contiguous(beta.primitive())).to_vec();
+        let [scale, shift, inv_std] = affine(&gamma_values, &beta_values, &mean, &variance, epsilon);
+        let v = View::of(&xs.layout().shape().clone());
+        let zeros = vec![0f32; v.channels];
+        let output =
+            tensor(channel_affine(v, floats(&xs), floats(&xs), &scale, &zeros, &shift), xs.layout().shape().clone());
+        let state = || (xs, mean, inv_std, scale);
+        Some(Tensor::<D>::from_primitive::<Ad>(record(BatchNormInference, [&x, &gamma, &beta], state, output)))
+    }
+}
+
 #[cfg(all(test, feature = "flex"))]
 mod tests {
     use burn::module::Param;
@@ -389,6 +488,59 @@ mod tests {
         close(g.grad(&grads_ours).unwrap().to_data(), r.grad(&grads_theirs).unwrap().to_data(), "∂/∂γ");
         let (g, r) = (norm.beta.val(), reference.beta.val());
         close(g.grad(&grads_ours).unwrap().to_data(), r.grad(&grads_theirs).unwrap().to_data(), "∂/∂β");
+    }
+
+    /// The fused inference-mode kernel against Burn's inference on the same running statistics:
+    /// output and the gradients of a random linear functional of it.
+    fn inference_agrees_with_burn<const D: usize>(shape: [usize; D]) {
+        let device = Device::flex().autodiff();
+        let channels = shape[1];
+        let random = |lo, hi| Tensor::<1>::random([channels], Distribution::Uniform(lo, hi), &device);
+        let (gamma, beta) = (random(0.5, 1.5), random(-0.5, 0.5));
+        let (mean, variance) = (random(-1.0, 1.0), random(0.2, 3.0));
+        let layer = || {
+            let norm = BatchNorm {
+                gamma: Param::from_tensor(gamma.clone()),
+                beta: Param::from_tensor(beta.clone()),
+                training: Param::from_bool(false),
+                ..crate::init::batch_norm(channels, Default::default(), &device)
+            };
+            norm.running_mean.update(mean.clone());
+            norm.running_var.update(variance.clone());
+            let _ = norm.running_mean.value_sync();
+            let _ = norm.running_var.value_sync();
+            norm
+        };
+        let (norm, reference) = (layer(), layer());
+        let x = Tensor::<D>::random(shape, Distribution::Normal(0.7, 2.0), &device).require_grad();
+        let weights = Tensor::<D>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let (mean_values, variance_values) = (norm.running_mean.value(), norm.running_var.value());
+        let fused = flex_inference::batch_norm_inference(&x, &gamma, &beta, &mean_values, &variance_values, 1e-5);
+        assert!(fused.is_some(), "the fused kernel runs on flex");
+        let ours = batch_norm(&norm, x.clone());
+        let theirs = reference.forward(x.clone());
+        let close = |a: TensorData, b: TensorData, what: &str| {
+            let (a, b) = (a.try_to_vec::<f32>().unwrap(), b.try_to_vec::<f32>().unwrap());
+            assert_eq!(a.len(), b.len());
+            let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+            for (i, (p, q)) in a.iter().zip(&b).enumerate() {
+                assert!((p - q).abs() <= 1e-5 * scale, "{what}[{i}]: fused {p}, Burn {q}");
+            }
+        };
+        close(ours.to_data(), theirs.to_data(), "output");
+        let grads_ours = (ours * weights.clone()).sum().backward();
+        let grads_theirs = (theirs * weights).sum().backward();
+        close(x.grad(&grads_ours).unwrap().to_data(), x.grad(&grads_theirs).unwrap().to_data(), "∂/∂x");
+        let (g, r) = (norm.gamma.val(), reference.gamma.val());
+        close(g.grad(&grads_ours).unwrap().to_data(), r.grad(&grads_theirs).unwrap().to_data(), "∂/∂γ");
+        let (g, r) = (norm.beta.val(), reference.beta.val());
+        close(g.grad(&grads_ours).unwrap().to_data(), r.grad(&grads_theirs).unwrap().to_data(), "∂/∂β");
+    }
+
+    #[test]
+    fn inference_matches_burn_dense_and_convolutional() {
+        inference_agrees_with_burn([300, 37]);
+        inference_agrees_with_burn([5, 7, 9, 11]);
     }
 
     #[test]
