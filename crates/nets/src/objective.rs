@@ -7,8 +7,9 @@
 //! evaluation batch, over a fixed partition of the samples (Keras 1's `BatchNormalization(mode=2)`,
 //! what Keskar et al.'s code evaluates with). Either way it is a deterministic function of the
 //! trainable parameters alone, which is what Keskar's metric and a Hessian need. Gradients come
-//! from Burn's autodiff, one backward pass per chunk of the training set, summed in f64; in the
-//! batch setting the gradient flows through the batch's mean and variance too.
+//! from Burn's autodiff, one backward pass per chunk of the training set, a few chunks at once on
+//! the thread pool, summed in f64 in chunk order (the same bits on any pool); in the batch
+//! setting the gradient flows through the batch's mean and variance too.
 
 use burn::module::{Flag, Module, ModuleMapper, ModuleVisitor, Param};
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -357,9 +358,10 @@ trait Erased {
     fn recomputed_buffers(&mut self, params: &[f64]) -> Option<Vec<f32>>;
 }
 
-/// How many chunks of the training set are evaluated at once. Their gradients are held until
-/// they are summed in chunk order, so the result does not depend on the pool, and the memory
-/// they take does not either.
+/// How many chunks of the training set are evaluated at once, each by its own copy of the
+/// network. Their gradients are held until they are summed in chunk order, so the result does
+/// not depend on the pool. Memory: that many copies and gradients, and one chunk's activations
+/// per thread that works on the window (at most this many).
 const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// Elements per block when the chunks' gradients are summed on the pool.
@@ -435,10 +437,12 @@ fn flat_gradient<M: Module>(model: &M, grads: &Gradients, dim: usize, double: bo
 }
 
 impl<M: Classifier> State<'_, M> {
-    /// Drops the running-statistics updates that training-mode forward passes leave pending per
-    /// thread. Burn's running state is shared by every clone of `self.model`, so a pending update
-    /// would otherwise be averaged into the next evaluation's statistics.
-    fn drop_pending_updates(&self) {
+    /// Applies the running-statistics updates that training-mode forward passes leave pending
+    /// per thread (their average goes into the shared value, which every later use overwrites
+    /// when it loads its weights). Burn's running state is shared by every clone of
+    /// `self.model`: left pending, an update would be averaged into the next recomputation of
+    /// the statistics.
+    fn sync_pending_updates(&self) {
         let _ = self.model.valid();
     }
 }
@@ -466,21 +470,22 @@ impl<M: Classifier> Erased for State<'_, M> {
         let parts: Vec<&[usize]> = idx.chunks(self.chunk.max(1)).collect();
         grad.iter_mut().for_each(|g| *g = 0.0);
         let mut value = 0.0;
+        // One network per chunk of a window, each with its own autodiff leaves, so the chunks
+        // of a window run on the pool's threads at once.
+        let mut models: Vec<M> = (0..CHUNKS_IN_FLIGHT.min(parts.len()))
+            .map(|_| match self.double {
+                true => with_weights_f64(self.model.clone(), x, &self.buffers),
+                false => with_weights(self.model.clone(), &single, &self.buffers),
+            })
+            .collect();
         for window in parts.chunks(CHUNKS_IN_FLIGHT) {
-            // One network per chunk, each with its own autodiff leaves, so the chunks of a
-            // window run on the pool's threads at once.
-            let models: Vec<M> = window
-                .iter()
-                .map(|_| match self.double {
-                    true => with_weights_f64(self.model.clone(), x, &self.buffers),
-                    false => with_weights(self.model.clone(), &single, &self.buffers),
-                })
-                .collect();
             let (data, device, double, dim) = (self.data, &self.device, self.double, grad.len());
+            // Mutable borrows only to hand each network to one thread (the network is Send, not
+            // Sync); nothing is changed through them.
             let done: Vec<(f64, FlatGradient)> = models
-                .into_par_iter()
+                .par_iter_mut()
                 .zip(window.par_iter())
-                .map(|(model, part)| chunk_value_grad(&model, data, part, double, device, dim))
+                .map(|(model, part)| chunk_value_grad(&*model, data, part, double, device, dim))
                 .collect();
             // Summed in chunk order, element by element: the same sum, bit for bit, as one chunk
             // after another, on any pool (the blocks only split the elements).
@@ -497,7 +502,7 @@ impl<M: Classifier> Erased for State<'_, M> {
                 }
             });
         }
-        self.drop_pending_updates();
+        self.sync_pending_updates();
         value
     }
 

@@ -413,15 +413,19 @@ fn the_objective_does_not_depend_on_the_pool_and_leaves_no_state_behind() {
         let x = run.weights.params_f64();
         for mode in BatchNormMode::ALL {
             // Batches of 25: eight chunks, more than are in flight at once.
-            let evaluate = |threads| {
+            let evaluate = |threads, double: bool| {
                 let mut g = vec![0.0; x.len()];
-                let mut obj = spec.training_loss(&run.weights, &data, 25, mode, &flex());
+                let obj = spec.training_loss(&run.weights, &data, 25, mode, &flex());
+                let mut obj = if double { obj.double_precision() } else { obj };
                 let value = pool(threads).install(|| obj.value_grad(&x, &mut g));
                 // Then on this thread, after the pool's threads may have left their updates.
                 let buffers = obj.recomputed_buffers(&x);
                 (value.to_bits(), g.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), buffers)
             };
-            let (one, three) = (evaluate(1), evaluate(3));
+            // In f64 too, where the per-chunk networks hold f64 running statistics.
+            let (one, three) = (evaluate(1, true), evaluate(3, true));
+            assert!(one.0 == three.0 && one.1 == three.1, "{spec:?} {mode:?}: the pool changed the f64 objective");
+            let (one, three) = (evaluate(1, false), evaluate(3, false));
             assert!(one.0 == three.0 && one.1 == three.1, "{spec:?} {mode:?}: the pool changed the objective");
             let mut fresh = spec.training_loss(&run.weights, &data, 25, mode, &flex());
             assert_eq!(three.2, fresh.recomputed_buffers(&x), "{spec:?} {mode:?}: state left behind");

@@ -1,6 +1,7 @@
 //! Fused kernels for the `flex` backend, where Burn 0.22's own operations were the limit of a
-//! training step (README: Performance): training-mode batch norm (here), 2-D convolution
-//! ([`conv2d`]), max pooling ([`max_pool2d`]) and the Adam update ([`adam`]).
+//! training step or of the training loss's gradient (README: Performance): batch norm in training
+//! mode and in inference mode with gradients (here), 2-D convolution ([`conv2d`]), max pooling
+//! ([`max_pool2d`]) and the Adam update ([`adam`]).
 //!
 //! Each takes Burn's path unchanged on any other backend (or device kind), and keeps Burn's
 //! semantics on flex; the tests compare outputs and gradients with Burn's own operations.
@@ -10,7 +11,9 @@
 //! forward pass and twice in the backward pass, and every subtraction, product and scale is a
 //! pass of its own. On F1 at batch 6000 those transposing copies alone took a fifth of a
 //! training step. Here the statistics are two passes over the activation and the output one
-//! more; the backward pass is one reduction and one output pass. The semantics are
+//! more; the backward pass is one reduction and one output pass. In inference mode on the
+//! autodiff device (the objective that sharpness and curvature differentiate) Burn's chain is
+//! five passes forward; here it is one, y = x·scale + shift. The semantics are
 //! [`burn::nn::BatchNorm`]'s: biased batch variance, running statistics updated with the
 //! layer's momentum, inference on the running statistics.
 
@@ -25,8 +28,9 @@ pub use pool::max_pool2d;
 use burn::nn::BatchNorm;
 use burn::tensor::Tensor;
 
-/// `norm.forward(x)`, with the training-mode statistics, normalization and their backward pass
-/// fused into single kernels where the tensor lives on `flex` with autodiff.
+/// `norm.forward(x)`, with the training-mode statistics, normalization and their backward pass,
+/// or the inference-mode normalization and its backward pass, fused into single kernels where
+/// the tensor lives on `flex` with autodiff as f32.
 ///
 /// # Shapes
 /// - `x`: `[batch, channels, ...]` → same shape
@@ -371,11 +375,17 @@ mod flex_inference {
 
     /// Per channel: scale = γ/√(σ²+ε), shift = β − μ·scale, and 1/√(σ²+ε), from the running
     /// mean μ and variance σ².
-    fn affine(gamma: &[f32], beta: &[f32], mean: &[f32], variance: &[f32], epsilon: f64) -> [Vec<f32>; 3] {
+    fn affine(
+        gamma: &[f32],
+        beta: &[f32],
+        mean: &[f32],
+        variance: &[f32],
+        epsilon: f64,
+    ) -> (Vec<f32>, Vec<f32>, Vec<f64>) {
         let inv_std: Vec<f64> = variance.iter().map(|&s| 1.0 / (s as f64 + epsilon).sqrt()).collect();
         let scale: Vec<f32> = gamma.iter().zip(&inv_std).map(|(&g, &i)| (g as f64 * i) as f32).collect();
         let shift: Vec<f32> = (0..gamma.len()).map(|c| beta[c] - mean[c] * scale[c]).collect();
-        [scale, shift, inv_std.iter().map(|&i| i as f32).collect()]
+        (scale, shift, inv_std)
     }
 
     #[derive(Debug)]
@@ -383,7 +393,7 @@ mod flex_inference {
 
     impl Backward<Flex, 3> for BatchNormInference {
         /// The input, the running mean, 1/√(σ²+ε) and the scale per channel.
-        type State = (FlexTensor, Vec<f32>, Vec<f32>, Vec<f32>);
+        type State = (FlexTensor, Vec<f32>, Vec<f64>, Vec<f32>);
 
         fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
             let [node_x, node_gamma, node_beta] = ops.parents;
@@ -396,7 +406,7 @@ mod flex_inference {
             if node_gamma.is_some() || node_beta.is_some() {
                 let [sum_dy, sum_dy_centered] = channel_sums(v, dys, xs, |c, dy, x| [dy, dy * (x - mean[c])]);
                 if let Some(node) = node_gamma {
-                    let g = (0..v.channels).map(|c| (sum_dy_centered[c] * inv_std[c] as f64) as f32).collect();
+                    let g = (0..v.channels).map(|c| (sum_dy_centered[c] * inv_std[c]) as f32).collect();
                     grads.register::<Flex>(node.id, tensor(g, per_channel.clone()));
                 }
                 if let Some(node) = node_beta {
@@ -412,8 +422,8 @@ mod flex_inference {
     }
 
     /// The fused inference-mode batch norm with gradients: y = x·scale + shift in one pass, and
-    /// a backward pass of one reduction and one output pass; `None` when `x` does not live on
-    /// `flex` with autodiff or is not f32.
+    /// a backward pass of one reduction and one output pass; `None` when `x`, γ or β do not live
+    /// on `flex` with autodiff as f32, or `x` has no channel axis.
     pub(super) fn batch_norm_inference<const D: usize>(
         x: &Tensor<D>,
         gamma: &Tensor<1>,
@@ -431,7 +441,7 @@ mod flex_inference {
         let xs = contiguous(x.primitive());
         let gamma_values = floats(&contiguous(gamma.primitive())).to_vec();
         let beta_values = floats(&contiguous(beta.primitive())).to_vec();
-        let [scale, shift, inv_std] = affine(&gamma_values, &beta_values, &mean, &variance, epsilon);
+        let (scale, shift, inv_std) = affine(&gamma_values, &beta_values, &mean, &variance, epsilon);
         let v = View::of(&xs.layout().shape().clone());
         let zeros = vec![0f32; v.channels];
         let output =
