@@ -40,12 +40,23 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use harness::Report;
 
-/// Registers the studies: one line each, `Variant: module` (the macro declares the module too). A
-/// study module provides `ABOUT`
+/// The command name of a study: its module's name, or the name given after `=` (for a name
+/// with a hyphen, which a module name cannot have).
+macro_rules! command_name {
+    ($module:ident) => {
+        stringify!($module)
+    };
+    ($module:ident $name:literal) => {
+        $name
+    };
+}
+
+/// Registers the studies: one line each, `Variant: module` or `Variant: module = "command-name"`
+/// (the macro declares the module too). A study module provides `ABOUT`
 /// (its one-line description), `Args` (its flags), `run(Args) -> Result<Report>` and
 /// `report_saved(&Path) -> Result<Report>` (its tables from records alone, for `studies report`).
 macro_rules! studies {
-    ($($variant:ident: $module:ident),* $(,)?) => {
+    ($($variant:ident: $module:ident $(= $name:literal)?),* $(,)?) => {
         $(mod $module;)*
 
         #[derive(Subcommand)]
@@ -53,7 +64,7 @@ macro_rules! studies {
             /// List the studies with a one-line description.
             List,
             $(
-                #[command(name = stringify!($module), about = $module::ABOUT)]
+                #[command(name = command_name!($module $($name)?), about = $module::ABOUT)]
                 $variant($module::Args),
             )*
             /// Rebuild a study's tables and plots from its records alone (no data, no device).
@@ -65,7 +76,7 @@ macro_rules! studies {
         }
 
         /// Every study's name and description, in `studies list` order.
-        const STUDIES: &[(&str, &str)] = &[$((stringify!($module), $module::ABOUT)),*];
+        const STUDIES: &[(&str, &str)] = &[$((command_name!($module $($name)?), $module::ABOUT)),*];
 
         /// Runs a study command.
         fn run_study(command: Command) -> Result<Report> {
@@ -86,7 +97,7 @@ macro_rules! studies {
         /// `studies report <study>`.
         fn report(study: &str, out: &Path) -> Result<Report> {
             match study {
-                $(stringify!($module) => $module::report_saved(out),)*
+                $(command_name!($module $($name)?) => $module::report_saved(out),)*
                 other => crate::usage!(
                     "studies report {other}: no such study; accepted: {}",
                     STUDIES.iter().map(|s| s.0).collect::<Vec<_>>().join(", ")
@@ -108,6 +119,7 @@ studies! {
     Saddle: saddle,
     Optimizers: optimizers,
     Mnist1d: mnist1d,
+    DeepLinear: deep_linear = "deep-linear",
     Toy: toy,
 }
 
