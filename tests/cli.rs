@@ -546,6 +546,30 @@ fn saddle_study_shows_noise_escaping_where_gd_is_stuck() {
 }
 
 #[test]
+fn deep_linear_study_reaches_the_closed_form_optimum_from_the_standard_init() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run(&["deep-linear", "--inits", "3", "--steps", "4000", "--out", dir.path().to_str().unwrap()]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let csv = fs::read_to_string(dir.path().join("deep-linear/deep-linear.csv")).unwrap();
+    // Four depths × two initial scales × three initializations.
+    assert_eq!(csv.lines().count(), 1 + 24, "{csv}");
+    // Kawaguchi: from the standard initialization every run ends at L* (relative gap ≤ 1e-4),
+    // never below it (L* is the global optimum: a loss under it would be a wrong closed form).
+    for row in csv.lines().skip(1) {
+        let f: Vec<&str> = row.split(',').collect();
+        let gap: f64 = f[5].parse().unwrap();
+        assert!(gap > -1e-12, "a loss below the closed-form optimum: {row}");
+        if f[1] == "1.0" {
+            assert!(gap <= 1e-4 && !f[6].is_empty(), "{row}");
+        }
+    }
+    let md = fs::read_to_string(dir.path().join("deep-linear/deep-linear.md")).unwrap();
+    assert!(md.contains("every run from the standard initialization reached the global optimum"), "{md}");
+    assert!(dir.path().join("deep-linear/deep-linear.png").exists());
+    assert_refused(&["deep-linear", "--inits", "0", "--out", dir.path().to_str().unwrap()], &["--inits 0"]);
+}
+
+#[test]
 fn optimizers_study_tunes_then_runs_every_rule() {
     let dir = tempfile::tempdir().unwrap();
     let run = run(&["optimizers", "--scale", "smoke", "--seeds", "2", "--out", dir.path().to_str().unwrap()]);
@@ -906,6 +930,7 @@ fn studies_report_rebuilds_every_committed_table_and_plot_byte_for_byte() {
         ("optimizers", "optimizers-mnist", &["optimizers"][..]),
         ("mnist1d", "", &["mnist1d"][..]),
         ("toy", "", &["toy"][..]),
+        ("deep-linear", "", &["deep-linear"][..]),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let mut expected = Vec::new();

@@ -84,6 +84,9 @@ const LEARNING_RATE: f64 = 0.02;
 const TOLERANCE: f64 = 1e-4;
 /// Lanczos steps for the final Hessian's extreme eigenvalues (at most the parameter count).
 const LANCZOS_STEPS: usize = 60;
+/// A run that ended above L* sits at the saddle value L*_r when its loss is this close
+/// (relative).
+const PLATEAU: f64 = 1e-3;
 /// Step of the central differences of the analytic gradient (the loss is a polynomial: the
 /// error is of order h² times its third derivatives).
 const HESSIAN_STEP: f64 = 1e-5;
@@ -152,6 +155,22 @@ pub struct Outcome {
     pub end_to_end_norm: f64,
     /// ‖W*‖_F.
     pub optimum_norm: f64,
+    /// L*_r, the loss of the best map of rank r, for r = 0…k (L*_0 at W = 0, L*_k = L*): the
+    /// values of the saddles that gradient descent from a small initialization passes by, one
+    /// rank at a time.
+    pub rank_optima: Vec<f64>,
+}
+
+impl Outcome {
+    /// The rank r whose L*_r is nearest the final loss, and the relative distance to it.
+    pub fn nearest_rank(&self) -> (usize, f64) {
+        self.rank_optima
+            .iter()
+            .map(|&l| ((self.final_loss - l) / l).abs())
+            .enumerate()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((0, f64::NAN))
+    }
 }
 
 /// A dense row-major matrix product: `a` (m × k) times `b` (k × n).
@@ -400,8 +419,10 @@ impl Study for DeepLinearStudy {
 
     fn run_cell(&self, cell: &Cell, _progress: &CellProgress) -> Result<Outcome> {
         let task = Task::random(cell.samples, cell.widths[0], &cell.true_singular_values, cell.noise, cell.task_seed);
-        let (optimum_map, spectrum) = task.reduced_rank_optimum(*cell.widths.iter().min().expect("widths"));
+        let bottleneck = *cell.widths.iter().min().expect("widths");
+        let (optimum_map, spectrum) = task.reduced_rank_optimum(bottleneck);
         let optimum = task.loss(&optimum_map).0;
+        let rank_optima = (0..=bottleneck).map(|r| task.loss(&task.reduced_rank_optimum(r).0).0).collect();
         let mut net = DeepLinear { task: &task, widths: cell.widths.clone() };
         let mut rng = ChaCha8Rng::seed_from_u64(cell.init_seed);
         let mut x = net.initial(cell.init_scale, &mut rng);
@@ -436,6 +457,7 @@ impl Study for DeepLinearStudy {
             hessian,
             end_to_end_norm: frobenius(&net.end_to_end(&x)),
             optimum_norm: frobenius(&optimum_map),
+            rank_optima,
         })
     }
 
@@ -508,6 +530,9 @@ struct RunCsv {
     hessian_largest: f64,
     hessian_smallest: f64,
     end_to_end_norm: f64,
+    /// The r whose L*_r is nearest the final loss, and the relative distance to it.
+    nearest_rank: usize,
+    nearest_rank_distance: f64,
 }
 
 /// log₁₀ of a relative gap for the histogram, floored at 1e-16 (f64's resolution of a loss).
@@ -565,10 +590,9 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool
     let mut passed = true;
     let mut csv = Vec::new();
     let mut stragglers = Vec::new();
-    let mut gap_series = Vec::new();
-    let mut step_series = Vec::new();
-    let gap_edges: Vec<f64> = (0..=32).map(|i| -16.0 + 0.5 * i as f64).collect();
-    let mut colors = PALETTE.iter().cycle();
+    // One row of panels per initial scale, one colour per depth.
+    let mut panels = Vec::new();
+    let gap_edges: Vec<f64> = (0..=34).map(|i| -16.0 + 0.5 * i as f64).collect();
     let mut depths: Vec<usize> = records.iter().map(|r| r.config.depth()).collect();
     depths.dedup();
     depths.sort_unstable();
@@ -579,7 +603,8 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool
     let max_steps = records.iter().map(|r| r.config.steps).max().unwrap_or(1) as f64;
     let step_edges: Vec<f64> = (0..=20).map(|i| max_steps * i as f64 / 20.0).collect();
     for &scale in &scales {
-        for &depth in &depths {
+        let (mut gap_series, mut step_series) = (Vec::new(), Vec::new());
+        for (&depth, &color) in depths.iter().zip(PALETTE.iter().cycle()) {
             let runs: Vec<&Record<Cell, Outcome>> =
                 records.iter().filter(|r| r.config.depth() == depth && r.config.init_scale == scale).collect();
             if runs.is_empty() {
@@ -620,52 +645,83 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool
                     hessian_largest: o.hessian.value,
                     hessian_smallest: o.hessian.smallest,
                     end_to_end_norm: o.end_to_end_norm,
+                    nearest_rank: o.nearest_rank().0,
+                    nearest_rank_distance: o.nearest_rank().1,
                 });
             }
-            let color = *colors.next().expect("a colour");
-            let label = format!("L = {depth}, scale {scale}");
+            let label = format!("L = {depth}");
             let gaps: Vec<f64> = runs.iter().map(|r| log_gap(r.outcome.relative_gap)).collect();
             gap_series.push(histogram_series(label.clone(), color, &gaps, &gap_edges));
             step_series.push(histogram_series(label, color, &steps, &step_edges));
         }
+        let mut gap_panel = Panel::new(
+            format!("Final relative gap (L − L*) / L*, initial scale {scale}"),
+            "log10 relative gap (floored at 1e-16)",
+            "runs",
+            gap_series,
+        );
+        gap_panel.legend = plotters::prelude::SeriesLabelPosition::UpperMiddle;
+        let step_panel = Panel::new(
+            format!("Steps until within the tolerance, initial scale {scale}"),
+            "step",
+            "runs",
+            step_series,
+        );
+        panels.extend([gap_panel, step_panel]);
     }
     if stragglers.is_empty() {
         md.push_str("\nEvery run reached the optimum within the tolerance.\n");
     } else {
         md.push_str(include_str!("text/deep-linear-stragglers.md"));
+        let optima = &stragglers[0].outcome.rank_optima;
+        let optima: Vec<String> = optima.iter().enumerate().map(|(r, l)| format!("L*_{r} = {l:.4}")).collect();
+        writeln!(md, "\nThe saddle values of this task: {}.", optima.join(", "))?;
         md.push_str(
-            "\n| depth | initial scale | init | relative gap | ‖∇L‖ | smallest Hessian eigenvalue | \
-             largest | ‖W‖_F (‖W*‖_F) |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+            "\n| depth | initial scale | runs above L* | at L*_r (r: runs) | at none | ‖∇L‖ (largest) | \
+             smallest Hessian eigenvalue (range) | ‖W‖_F (range; ‖W*‖_F) |\n\
+             |---:|---:|---:|---|---:|---:|---|---|\n",
         );
-        for r in &stragglers {
-            let o = &r.outcome;
+        let mut groups: Vec<(usize, f64)> = stragglers.iter().map(|r| (r.config.depth(), r.config.init_scale)).collect();
+        groups.dedup();
+        for (depth, scale) in groups {
+            let runs: Vec<&Outcome> = stragglers
+                .iter()
+                .filter(|r| r.config.depth() == depth && r.config.init_scale == scale)
+                .map(|r| &r.outcome)
+                .collect();
+            let mut at_rank = vec![0usize; runs[0].rank_optima.len()];
+            let mut elsewhere = 0;
+            for o in &runs {
+                match o.nearest_rank() {
+                    (rank, distance) if distance <= PLATEAU => at_rank[rank] += 1,
+                    _ => elsewhere += 1,
+                }
+            }
+            let at: Vec<String> =
+                at_rank.iter().enumerate().filter(|(_, n)| **n > 0).map(|(r, n)| format!("{r}: {n}")).collect();
+            let range = |f: fn(&Outcome) -> f64| {
+                let values = runs.iter().map(|o| f(o));
+                let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+                format!("{lo:.1e} … {hi:.1e}")
+            };
             writeln!(
                 md,
-                "| {} | {} | {} | {:.2e} | {:.1e} | {:.1e} | {:.2e} | {:.2e} ({:.2}) |",
-                r.config.depth(),
-                r.config.init_scale,
-                r.config.init_index,
-                o.relative_gap,
-                o.gradient_norm,
-                o.hessian.smallest,
-                o.hessian.value,
-                o.end_to_end_norm,
-                o.optimum_norm
+                "| {depth} | {scale} | {} | {} | {elsewhere} | {:.1e} | {} | {}; {:.2} |",
+                runs.len(),
+                if at.is_empty() { "—".to_string() } else { at.join(", ") },
+                runs.iter().map(|o| o.gradient_norm).fold(0.0, f64::max),
+                range(|o| o.hessian.smallest),
+                range(|o| o.end_to_end_norm),
+                runs[0].optimum_norm,
             )?;
         }
+        writeln!(md, "\nEach run, with its nearest L*_r: `deep-linear.csv`.")?;
     }
     writeln!(md, "\nVerdict: {}.", if passed { "every run from the standard initialization reached the global optimum" } else { "a run from the standard initialization ended away from the global optimum" })?;
-    let gap_panel = Panel::new(
-        "Final relative gap (L − L*) / L*",
-        "log10 relative gap (floored at 1e-16)",
-        "runs",
-        gap_series,
-    );
-    let step_panel = Panel::new("Steps until within the tolerance (runs that got there)", "step", "runs", step_series);
     std::fs::create_dir_all(dir)?;
     harness::write_atomic(&dir.join("deep-linear.md"), md.as_bytes())?;
     harness::write_csv(&dir.join("deep-linear.csv"), &csv)?;
-    plot::write_panels(&dir.join("deep-linear"), &[gap_panel, step_panel])?;
+    plot::write_grid(&dir.join("deep-linear"), scales.len(), &panels)?;
     Ok((md, passed))
 }
 

@@ -260,6 +260,33 @@ pub fn fill(template: &str, values: &[(&str, String)]) -> String {
     text
 }
 
+/// A log-spaced grid of step sizes as prose, e.g. `10^(−4 … 0), 2 per decade`, read from the
+/// values themselves.
+pub fn describe_log_grid(values: &[f64]) -> String {
+    let logs: Vec<f64> = values.iter().map(|v| v.log10()).collect();
+    let (lo, hi) = logs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let exponent = |v: f64| format!("{v:.2}").trim_end_matches('0').trim_end_matches('.').replace('-', "−");
+    if values.len() < 2 || hi <= lo {
+        return values.iter().map(|v| format!("{v:e}")).collect::<Vec<_>>().join(", ");
+    }
+    let per_decade = (values.len() - 1) as f64 / (hi - lo);
+    format!("10^({} … {}), {} per decade", exponent(lo), exponent(hi), exponent(per_decade))
+}
+
+/// The fixed hyperparameters of each rule in `rules` besides the step size, once per rule, e.g.
+/// `momentum ρ = 0.9, Adam β = (0.9, 0.999), ε = 1e-8`.
+pub fn describe_rule_constants<'a>(rules: impl IntoIterator<Item = &'a optim::Rule>) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for rule in rules {
+        let constants = rule.constants();
+        let line = format!("{} {constants}", rule.name());
+        if !constants.is_empty() && !seen.contains(&line) {
+            seen.push(line);
+        }
+    }
+    seen.join("; ")
+}
+
 /// Fails unless `out` can be created and written, before any work starts.
 pub fn check_writable(out: &Path) -> Result<()> {
     if let Err(e) = fs::create_dir_all(out) {

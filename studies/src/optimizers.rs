@@ -261,7 +261,11 @@ fn report(tuned: &[Record<Cell, Trained>], records: &[Record<Cell, Trained>], di
     let first = &records[0].config;
     let mut md = String::from("# The update rules training a network\n\n");
     let subset = first.train_subset.map_or(String::new(), |n| format!(" (first {n} training images)"));
-    writeln!(md, "{}\n", fill(include_str!("text/optimizers.md"), &[("net", first.net.to_string()), ("parameters", records[0].outcome.parameters.to_string()), ("data", first.data.name().to_string()), ("batch", first.train.batch_size.to_string()), ("epochs", first.train.epochs.to_string()), ("seeds", records.iter().filter(|r| r.config.rule.name() == first.rule.name()).count().to_string()), ("subset", subset.to_string())]))?;
+    // The tuning grid as the tuning records hold it.
+    let mut grid: Vec<f64> = tuned.iter().map(|r| r.config.rule.lr()).collect();
+    grid.sort_by(f64::total_cmp);
+    grid.dedup();
+    writeln!(md, "{}\n", fill(include_str!("text/optimizers.md"), &[("net", first.net.to_string()), ("parameters", records[0].outcome.parameters.to_string()), ("data", first.data.name().to_string()), ("batch", first.train.batch_size.to_string()), ("epochs", first.train.epochs.to_string()), ("seeds", records.iter().filter(|r| r.config.rule.name() == first.rule.name()).count().to_string()), ("subset", subset.to_string()), ("grid", harness::describe_log_grid(&grid)), ("constants", harness::describe_rule_constants(records.iter().map(|r| &r.config.rule)))]))?;
     md.push_str(
         "| rule | step size | runs | diverged | final train loss | test acc | epochs to 95 % |\n\
          |---|---:|---:|---:|---:|---:|---:|\n",
@@ -324,13 +328,13 @@ fn report(tuned: &[Record<Cell, Trained>], records: &[Record<Cell, Trained>], di
         });
     }
     md.push_str("\nTuning (seed 0, final training loss at each step size):\n\n| rule |");
-    for lr in lr_grid() {
+    for lr in &grid {
         write!(md, " {lr:.0e} |")?;
     }
-    writeln!(md, "\n|---|{}", "---:|".repeat(lr_grid().len()))?;
+    writeln!(md, "\n|---|{}", "---:|".repeat(grid.len()))?;
     for rule in rules() {
         write!(md, "| {} |", rule.name())?;
-        for lr in lr_grid() {
+        for &lr in &grid {
             let r = tuned
                 .iter()
                 .find(|r| r.config.rule.name() == rule.name() && (r.config.rule.lr() - lr).abs() < 1e-12 * lr);

@@ -283,7 +283,14 @@ pub fn run(args: Args) -> Result<Report> {
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<String> {
     let names: Vec<&str> = rules().iter().map(|r| r.name()).collect();
     let mut md = String::from("# Update rules on test surfaces\n\n");
-    writeln!(md, "{}\n", fill(include_str!("text/surfaces.md"), &[("iterations", records[0].config.iterations.to_string())]))?;
+    writeln!(md, "{}\n", fill(
+            include_str!("text/surfaces.md"),
+            &[
+                ("iterations", records[0].config.iterations.to_string()),
+                ("grid", harness::describe_log_grid(&records[0].config.lr_grid)),
+                ("constants", harness::describe_rule_constants(records.iter().map(|r| &r.config.rule))),
+            ]
+        ))?;
     write!(md, "| surface |")?;
     for n in &names {
         write!(md, " {n} |")?;

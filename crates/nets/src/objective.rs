@@ -204,18 +204,55 @@ impl Layout {
 /// Flattens `model`, which must live on an autodiff device (that is how trainable tensors are
 /// told from running statistics).
 pub fn weights_of<M: Module>(model: &M) -> Weights {
-    struct Flatten(Weights);
-    impl ModuleVisitor for Flatten {
+    flatten(model, None)
+}
+
+/// Flattens `model`, telling parameters from running statistics by `trainable` (one flag per
+/// tensor, in visiting order) or, without it, by whether a tensor takes a gradient.
+fn flatten<M: Module>(model: &M, trainable: Option<&[bool]>) -> Weights {
+    struct Flatten<'a> {
+        weights: Weights,
+        trainable: Option<&'a [bool]>,
+        at: usize,
+    }
+    impl ModuleVisitor for Flatten<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             let value = param.val();
-            let trainable = value.is_require_grad();
+            let trainable = self.trainable.map_or(value.is_require_grad(), |flags| flags[self.at]);
+            self.at += 1;
             let data: Vec<f32> = value.into_data().convert::<f32>().try_to_vec().expect("f32 tensor");
-            if trainable { &mut self.0.params } else { &mut self.0.buffers }.extend(data);
+            if trainable { &mut self.weights.params } else { &mut self.weights.buffers }.extend(data);
         }
     }
-    let mut flat = Flatten(Weights::default());
+    let mut flat = Flatten { weights: Weights::default(), trainable, at: 0 };
     model.visit(&mut flat);
-    flat.0
+    flat.weights
+}
+
+/// Whether each tensor of `model` (on an autodiff device) takes a gradient, in visiting order.
+fn trainable_flags<M: Module>(model: &M) -> Vec<bool> {
+    struct Flags(Vec<bool>);
+    impl ModuleVisitor for Flags {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(param.val().is_require_grad());
+        }
+    }
+    let mut flags = Flags(Vec::new());
+    model.visit(&mut flags);
+    flags.0
+}
+
+/// `model` with no tensor taking a gradient. Its forward passes then record no saved state for a
+/// backward pass (Burn's autodiff keeps a forward pass's graph until a backward pass frees it,
+/// so forward passes alone on tracked weights grow memory without bound).
+fn untracked<M: Module>(model: M) -> M {
+    struct Untrack;
+    impl ModuleMapper for Untrack {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            param.map(|t| t.set_require_grad(false))
+        }
+    }
+    model.map(&mut Untrack)
 }
 
 /// `model` (on an autodiff device) with its parameters and running statistics replaced by
@@ -369,9 +406,20 @@ const SUM_BLOCK: usize = 1 << 14;
 
 /// One chunk's gradient, flat in visiting order, in the precision it was computed in (summed
 /// into f64 later: an f32 gradient is exact in f64).
-enum FlatGradient {
+pub(crate) enum FlatGradient {
     Single(Vec<f32>),
     Double(Vec<f64>),
+}
+
+impl FlatGradient {
+    /// Adds elements `at..at + out.len()` of this gradient into `out` (exact for an f32
+    /// gradient; every digit of an f64 one).
+    pub(crate) fn add_into(&self, at: usize, out: &mut [f64]) {
+        match self {
+            FlatGradient::Single(g) => out.iter_mut().zip(&g[at..]).for_each(|(o, &v)| *o += v as f64),
+            FlatGradient::Double(g) => out.iter_mut().zip(&g[at..]).for_each(|(o, &v)| *o += v),
+        }
+    }
 }
 
 /// One chunk's share of the training loss and its gradient: the chunk's mean cross-entropy
@@ -396,8 +444,8 @@ fn chunk_value_grad<M: Classifier>(
 }
 
 /// Every trainable tensor's gradient, in visiting order, as one vector (zeros where a tensor
-/// has none).
-fn flat_gradient<M: Module>(model: &M, grads: &Gradients, dim: usize, double: bool) -> FlatGradient {
+/// has none), in f64 when `double`.
+pub(crate) fn flat_gradient<M: Module>(model: &M, grads: &Gradients, dim: usize, double: bool) -> FlatGradient {
     struct Collect<'a> {
         grads: &'a Gradients,
         out: FlatGradient,
@@ -495,10 +543,7 @@ impl<M: Classifier> Erased for State<'_, M> {
             grad.par_chunks_mut(SUM_BLOCK).enumerate().for_each(|(b, out)| {
                 let at = b * SUM_BLOCK;
                 for (_, g) in &done {
-                    match g {
-                        FlatGradient::Single(g) => out.iter_mut().zip(&g[at..]).for_each(|(o, &v)| *o += v as f64),
-                        FlatGradient::Double(g) => out.iter_mut().zip(&g[at..]).for_each(|(o, &v)| *o += v),
-                    }
+                    g.add_into(at, out);
                 }
             });
         }
@@ -537,6 +582,7 @@ impl<M: Classifier> Erased for State<'_, M> {
         });
         assert!(paired, "batch norm's running statistics are not (mean, variance) pairs");
         let ad = self.device.clone().autodiff();
+        let trainable = trainable_flags(&self.model);
         let split = &self.data.train;
         let n = split.len();
         let idx: Vec<usize> = (0..n).collect();
@@ -546,12 +592,13 @@ impl<M: Classifier> Erased for State<'_, M> {
             // Training mode from zeroed running statistics: after one forward pass each running
             // statistic is momentum × the chunk's own.
             let zero = vec![0.0f32; self.buffers.len()];
-            let model = training_mode(with_weights(self.model.clone(), &params, &zero));
+            // Untracked: training mode needs the autodiff device, but no backward pass follows.
+            let model = untracked(training_mode(with_weights(self.model.clone(), &params, &zero)));
             let (xb, _) = batch(split, part, self.data.sample_len(), &ad);
             let _ = model.forward(xb, None);
             // Burn keeps a running-state update per thread until the module syncs it.
             let _ = model.valid();
-            let chunk = weights_of(&model).buffers;
+            let chunk = flatten(&model, Some(&trainable)).buffers;
             let w = part.len() as f64 / n as f64;
             let mut at = 0;
             for info in &layout.buffers {
@@ -584,33 +631,6 @@ impl<M: Classifier> Erased for State<'_, M> {
         }
         Some(out)
     }
-}
-
-/// Adds each trainable tensor's gradient into `out`, in visiting order.
-pub(crate) fn accumulate<M: Module>(model: &M, grads: &Gradients, out: &mut [f64]) {
-    struct Collect<'a> {
-        grads: &'a Gradients,
-        out: &'a mut [f64],
-        at: usize,
-    }
-    impl ModuleVisitor for Collect<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let value = param.val();
-            if !value.is_require_grad() {
-                return;
-            }
-            let len = value.shape().num_elements();
-            if let Some(g) = value.grad(self.grads) {
-                // Exact for an f32 gradient, and keeps every digit of an f64 one.
-                let g: Vec<f64> = g.into_data().convert::<f64>().try_to_vec().expect("float gradient");
-                self.out[self.at..self.at + len].iter_mut().zip(g).for_each(|(o, v)| *o += v);
-            }
-            self.at += len;
-        }
-    }
-    let mut collect = Collect { grads, out, at: 0 };
-    model.visit(&mut collect);
-    assert_eq!(collect.at, collect.out.len(), "gradient length differs from the parameter count");
 }
 
 impl NetSpec {

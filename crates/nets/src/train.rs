@@ -444,7 +444,7 @@ impl RuleUpdate {
 impl<M: Classifier> Update<M> for RuleUpdate {
     fn step(&mut self, model: M, grads: Gradients, _learning_rate: f64) -> M {
         self.grad.iter_mut().for_each(|g| *g = 0.0);
-        crate::objective::accumulate(&model, &grads, &mut self.grad);
+        crate::objective::flat_gradient(&model, &grads, self.grad.len(), false).add_into(0, &mut self.grad);
         self.optimizer.step(&mut self.theta, &self.grad);
         let params: Vec<f32> = self.theta.iter().map(|&v| v as f32).collect();
         crate::objective::with_params(model, &params)

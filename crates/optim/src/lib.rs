@@ -113,6 +113,19 @@ impl Rule {
         }
     }
 
+    /// The rule's fixed hyperparameters besides the step size, in the symbols of the module
+    /// doc, e.g. `β = (0.9, 0.999), ε = 1e-8` (empty for GD).
+    pub fn constants(&self) -> String {
+        match *self {
+            Rule::Gd { .. } => String::new(),
+            Rule::NoisyGd { sigma, .. } => format!("σ = {sigma:e}"),
+            Rule::Momentum { rho, .. } | Rule::Nesterov { rho, .. } => format!("ρ = {rho}"),
+            Rule::AdaGrad { .. } => format!("ε = {ADAGRAD_EPS:e}"),
+            Rule::RmsProp { decay, eps, .. } => format!("γ = {decay}, ε = {eps:e}"),
+            Rule::Adam { beta1, beta2, eps, .. } => format!("β = ({beta1}, {beta2}), ε = {eps:e}"),
+        }
+    }
+
     /// The same rule with step size `lr`.
     pub fn with_lr(mut self, new: f64) -> Rule {
         match &mut self {
@@ -127,6 +140,9 @@ impl Rule {
         self
     }
 }
+
+/// AdaGrad's term in the denominator (the course's value; not a field of [`Rule::AdaGrad`]).
+const ADAGRAD_EPS: f64 = 1e-10;
 
 /// A rule with its state (velocity, squared-gradient cache, moments, step count, noise stream).
 #[derive(Debug, Clone)]
@@ -190,7 +206,7 @@ impl Optimizer {
             Rule::AdaGrad { lr } => {
                 for ((t, g), s) in theta.iter_mut().zip(grad).zip(&mut self.second) {
                     *s += g * g;
-                    *t -= lr * g / (s.sqrt() + 1e-10);
+                    *t -= lr * g / (s.sqrt() + ADAGRAD_EPS);
                 }
             }
             Rule::RmsProp { lr, decay, eps } => {
