@@ -570,6 +570,36 @@ fn deep_linear_study_reaches_the_closed_form_optimum_from_the_standard_init() {
 }
 
 #[test]
+fn rescaling_study_keeps_the_function_and_the_adaptive_sharpness() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run(&["rescaling", "--scale", "smoke", "--out", dir.path().to_str().unwrap()]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let csv = fs::read_to_string(dir.path().join("rescaling/rescaling.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    // SB and LB, five α each.
+    assert_eq!(rows.len(), 10, "{csv}");
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("{name}: {header:?}"));
+    for regime in ["SB", "LB"] {
+        let of: Vec<&Vec<&str>> = rows.iter().filter(|r| r[col("regime")] == regime).collect();
+        let value = |r: &Vec<&str>, name: &str| -> f64 { r[col(name)].parse().unwrap() };
+        for r in &of {
+            // The same function: logits within float tolerance, the same test accuracy.
+            assert!(value(r, "logit_change") <= 1e-4, "{r:?}");
+            assert_eq!(value(r, "test_acc"), value(of[0], "test_acc"), "{r:?}");
+            // Adaptive sharpness does not see the rescaling.
+            let (a, a0) = (value(r, "adaptive_1e3"), value(of[0], "adaptive_1e3"));
+            assert!((a - a0).abs() <= 0.01 * a0, "{regime}: adaptive {a} vs {a0}");
+        }
+        // Keskar's sharpness at α = 100 is far above its value at α = 1.
+        let last = of.last().unwrap();
+        assert!(value(last, "sharpness_1e3") >= 10.0 * value(of[0], "sharpness_1e3"), "{regime}: {csv}");
+    }
+    assert!(dir.path().join("rescaling/rescaling.png").exists());
+    assert_refused(&["rescaling", "--nets", "C1", "--out", dir.path().to_str().unwrap()], &["--nets C1"]);
+}
+
+#[test]
 fn optimizers_study_tunes_then_runs_every_rule() {
     let dir = tempfile::tempdir().unwrap();
     let run = run(&["optimizers", "--scale", "smoke", "--seeds", "2", "--out", dir.path().to_str().unwrap()]);
@@ -931,6 +961,7 @@ fn studies_report_rebuilds_every_committed_table_and_plot_byte_for_byte() {
         ("mnist1d", "", &["mnist1d"][..]),
         ("toy", "", &["toy"][..]),
         ("deep-linear", "", &["deep-linear"][..]),
+        ("rescaling", "", &["rescaling"][..]),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let mut expected = Vec::new();

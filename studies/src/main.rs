@@ -120,6 +120,7 @@ studies! {
     Optimizers: optimizers,
     Mnist1d: mnist1d,
     DeepLinear: deep_linear = "deep-linear",
+    Rescaling: rescaling,
     Toy: toy,
 }
 

@@ -69,6 +69,9 @@ pub struct MeasureConfig {
     /// (one seed per cell), beside the subset's value: the subset's bias.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub full_set: bool,
+    /// ε of the adaptive sharpness (the box |δ_i| ≤ ε |x_i|; see `measure::sharpness`), if any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adaptive_epsilons: Vec<f64>,
     /// Stochastic Lanczos quadrature of the Hessian's eigenvalue density (one seed per cell).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub density: Option<DensityConfig>,
@@ -113,6 +116,7 @@ impl MeasureConfig {
             eval_batch: paper_eval_batch(),
             sweep_epsilons: Vec::new(),
             full_set: false,
+            adaptive_epsilons: Vec::new(),
             density: None,
             seed,
         }
@@ -172,6 +176,9 @@ pub struct Measures {
     /// Full-space sharpness at each `sweep_epsilons` (empty if not asked).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sweep: Vec<Sharpness>,
+    /// Adaptive sharpness at each `adaptive_epsilons` (empty if not asked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adaptive: Vec<Sharpness>,
     /// Full-space sharpness at the first ε on the whole training set (none if not asked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_set: Option<Sharpness>,
@@ -288,6 +295,7 @@ pub fn measure(
             })
             .collect();
         let sweep = cfg.sweep_epsilons.iter().map(|&eps| sharpness(&mut obj, &Subspace::Full, eps)).collect();
+        let adaptive = cfg.adaptive_epsilons.iter().map(|&eps| sharpness(&mut obj, &Subspace::Adaptive, eps)).collect();
         // Curvature from products of f64 gradients (see `fd_step`); sharpness needs only
         // gradients and stays in f32.
         let mut hess = objective(spec, weights, samples, cfg, mode, device).0.double_precision();
@@ -319,6 +327,7 @@ pub fn measure(
             symmetry,
             step_sweep,
             sweep,
+            adaptive,
             full_set,
             density,
             seconds: start.elapsed().as_secs_f64(),

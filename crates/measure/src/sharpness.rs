@@ -3,7 +3,13 @@
 //! φ_{x,f}(ε, A) = 100 · (max_{y ∈ C_ε} f(x + A y) − f(x)) / (1 + f(x)),
 //! C_ε = { y ∈ Rᵖ : |y_i| ≤ ε (|(A⁺x)_i| + 1) },
 //!
-//! with A = I (the full space, Keskar Table 3) or a random n × p matrix (Table 4). The inner
+//! with A = I (the full space, Keskar Table 3) or a random n × p matrix (Table 4); and the
+//! adaptive sharpness of Kwon et al. (2021), in its ℓ∞ form (Andriushchenko et al. 2023): the
+//! same φ over the box |δ_i| ≤ ε |x_i|, which scales with each weight and so is unchanged by any
+//! element-wise rescaling of the parameters that leaves the function unchanged (Dinh et al.
+//! 2017's α-scale transformation), where Keskar's "+ 1" makes the box absolute for small weights
+//! and is not. The maximization runs in the box's own coordinates (δ = |x| ⊙ y, |y_i| ≤ ε), so
+//! that under such a rescaling L-BFGS-B sees the same problem, step for step. The inner
 //! maximization is solved approximately, as in the paper, by a few iterations of L-BFGS-B on −f,
 //! started at y = 0 (as in the SciPy reimplementations). At an exact stationary point the
 //! gradient is zero and the solver cannot move: the metric is then 0 by construction.
@@ -25,6 +31,8 @@ pub enum Subspace {
     Full,
     /// A random n × p matrix (Table 4).
     Random(RandomSubspace),
+    /// Every parameter moves, each by at most ε |x_i| (adaptive sharpness).
+    Adaptive,
 }
 
 /// A random n × p matrix A, in either reading of the paper's "randomly generated" (it does not
@@ -190,7 +198,7 @@ pub struct Sharpness {
     #[serde(with = "crate::nonfinite")]
     pub f_max: f64,
     /// r² = Σ b_i², the squared distance from the centre to a corner of the box |y_i| ≤ b_i
-    /// (in y, the subspace's coordinates). In the full space a quadratic with top eigenvalue
+    /// (in y, the subspace's coordinates; for the adaptive box, in x: Σ ε² x_i²). In the full space a quadratic with top eigenvalue
     /// λ_max can rise by at most ½ λ_max r² over the box (no slope at a minimum). NaN in
     /// records written before it was recorded.
     #[serde(with = "crate::nonfinite", default = "not_recorded")]
@@ -237,15 +245,19 @@ pub fn epsilon_sharpness(
     assert_eq!(x.len(), n, "sharpness: x must have the objective's dimension");
     let mut g = vec![0.0; n];
     let f_x = obj.value_grad(x, &mut g);
-    let coords = match subspace {
-        Subspace::Full => x.to_vec(),
+    let upper: Vec<f64> = match subspace {
+        Subspace::Full => x.iter().map(|c| epsilon * (c.abs() + 1.0)).collect(),
         Subspace::Random(a) => {
             assert_eq!(a.n, n, "sharpness: the subspace matrix must have n = {n} rows");
-            a.pseudo_inverse_apply(x)
+            a.pseudo_inverse_apply(x).iter().map(|c| epsilon * (c.abs() + 1.0)).collect()
         }
+        Subspace::Adaptive => vec![epsilon; n],
     };
-    let upper: Vec<f64> = coords.iter().map(|c| epsilon * (c.abs() + 1.0)).collect();
     let lower: Vec<f64> = upper.iter().map(|u| -u).collect();
+    let box_radius_sq = match subspace {
+        Subspace::Adaptive => x.iter().map(|v| (epsilon * v).powi(2)).sum(),
+        _ => upper.iter().map(|u| u * u).sum(),
+    };
     let mut ascent = Ascent { obj, x, subspace, full: vec![0.0; n] };
     let opts = Options { max_iter: iterations, ..Options::default() };
     let sol = lbfgsb::minimize(&mut ascent, &vec![0.0; upper.len()], &lower, &upper, &opts);
@@ -259,7 +271,7 @@ pub fn epsilon_sharpness(
         epsilon,
         f_x,
         f_max,
-        box_radius_sq: upper.iter().map(|u| u * u).sum(),
+        box_radius_sq,
         iterations: sol.iterations,
         evaluations: sol.evaluations + 1,
         stop: sol.stop,
@@ -267,7 +279,7 @@ pub fn epsilon_sharpness(
     }
 }
 
-/// y ↦ −f(x + A y), the function L-BFGS-B minimizes.
+/// y ↦ −f(x + A y) (for the adaptive box, −f(x + |x| ⊙ y)), the function L-BFGS-B minimizes.
 struct Ascent<'a> {
     obj: &'a mut dyn Objective,
     x: &'a [f64],
@@ -278,7 +290,7 @@ struct Ascent<'a> {
 impl Objective for Ascent<'_> {
     fn dim(&self) -> usize {
         match self.subspace {
-            Subspace::Full => self.x.len(),
+            Subspace::Full | Subspace::Adaptive => self.x.len(),
             Subspace::Random(a) => a.p,
         }
     }
@@ -289,6 +301,12 @@ impl Objective for Ascent<'_> {
                 let point: Vec<f64> = self.x.iter().zip(y).map(|(a, b)| a + b).collect();
                 let f = self.obj.value_grad(&point, grad);
                 grad.iter_mut().for_each(|g| *g = -*g);
+                -f
+            }
+            Subspace::Adaptive => {
+                let point: Vec<f64> = self.x.iter().zip(y).map(|(x, y)| x + x.abs() * y).collect();
+                let f = self.obj.value_grad(&point, grad);
+                grad.iter_mut().zip(self.x).for_each(|(g, x)| *g = -*g * x.abs());
                 -f
             }
             Subspace::Random(a) => {
@@ -341,6 +359,52 @@ mod tests {
             assert!((s.box_radius_sq - r2).abs() <= 1e-12 * r2, "{} vs {r2}", s.box_radius_sq);
             assert!(s.f_max - s.f_x <= 0.5 * 50.0 * (r2.sqrt() + 6e-4).powi(2), "{s:?}");
         }
+    }
+
+    /// The adaptive box |δ_i| ≤ ε|x_i| on a diagonal quadratic: ½ Σ h_i (|d_i| + ε|x_i|)².
+    #[test]
+    fn adaptive_sharpness_matches_the_closed_form_box_maximum() {
+        let eig = [50.0, 10.0, 3.0, 1.0, 0.2];
+        let mut q = Quadratic::diagonal(&eig);
+        q.center = vec![0.3, -1.0, 2.0, 0.7, -0.5];
+        let offset = [1e-4, -3e-4, 2e-5, 5e-4, -1e-5];
+        let x: Vec<f64> = q.center.iter().zip(&offset).map(|(c, o)| c + o).collect();
+        let eps = 1e-3;
+        let f_x: f64 = (0..5).map(|i| 0.5 * eig[i] * offset[i] * offset[i]).sum();
+        let f_max: f64 = (0..5).map(|i| 0.5 * eig[i] * (offset[i].abs() + eps * x[i].abs()).powi(2)).sum();
+        let expected = 100.0 * (f_max - f_x) / (1.0 + f_x);
+        let s = epsilon_sharpness(&mut q, &x, &Subspace::Adaptive, eps, 10);
+        assert!((s.value - expected).abs() <= 0.01 * expected, "{} vs closed form {expected}", s.value);
+        let r2: f64 = x.iter().map(|v| (eps * v).powi(2)).sum();
+        assert!((s.box_radius_sq - r2).abs() <= 1e-12 * r2);
+    }
+
+    /// f(a, b) = (ab − 1)² + (ab)⁴ is unchanged by (a, b) → (αa, b/α). Adaptive sharpness
+    /// is the same at every α; Keskar's box, absolute for the shrunk weight, grows with α.
+    #[test]
+    fn adaptive_sharpness_is_invariant_under_rescaling_and_keskars_is_not() {
+        struct Product;
+        impl Objective for Product {
+            fn dim(&self) -> usize {
+                2
+            }
+            fn value_grad(&mut self, x: &[f64], g: &mut [f64]) -> f64 {
+                let p = x[0] * x[1];
+                let d = 2.0 * (p - 1.0) + 4.0 * p.powi(3);
+                g[0] = d * x[1];
+                g[1] = d * x[0];
+                (p - 1.0).powi(2) + p.powi(4)
+            }
+        }
+        let at = |alpha: f64| [0.9 * alpha, 0.8 / alpha];
+        let adaptive = |alpha| epsilon_sharpness(&mut Product, &at(alpha), &Subspace::Adaptive, 1e-2, 10).value;
+        let keskar = |alpha| epsilon_sharpness(&mut Product, &at(alpha), &Subspace::Full, 1e-2, 10).value;
+        let base = adaptive(1.0);
+        assert!(base > 0.0);
+        for alpha in [2.0, 10.0, 100.0] {
+            assert!((adaptive(alpha) - base).abs() <= 1e-9 * base, "α = {alpha}: {} vs {base}", adaptive(alpha));
+        }
+        assert!(keskar(100.0) > 10.0 * keskar(1.0), "{} vs {}", keskar(100.0), keskar(1.0));
     }
 
     /// In a one-dimensional subspace A = a: max over |y| ≤ b of ½ (d + a y)ᵀ H (d + a y) is

@@ -352,6 +352,12 @@ impl<'a> TrainingLoss<'a> {
         self.inner.evaluate(params, buffers, split)
     }
 
+    /// The logits on every sample of `split` of the network at `params` (rounded to f32) and
+    /// `buffers`, in inference mode, sample after sample.
+    pub fn logits(&mut self, params: &[f64], buffers: &[f32], split: &Split) -> Vec<f32> {
+        self.inner.logits(params, buffers, split)
+    }
+
     /// Fixes the running statistics used by [`value_grad`](measure::Objective::value_grad).
     pub fn set_buffers(&mut self, buffers: &[f32]) {
         self.inner.set_buffers(buffers);
@@ -390,6 +396,7 @@ impl measure::Objective for TrainingLoss<'_> {
 trait Erased {
     fn value_grad(&mut self, x: &[f64], grad: &mut [f64]) -> f64;
     fn evaluate(&mut self, params: &[f64], buffers: &[f32], split: &Split) -> (f64, f64);
+    fn logits(&mut self, params: &[f64], buffers: &[f32], split: &Split) -> Vec<f32>;
     fn set_buffers(&mut self, buffers: &[f32]);
     fn set_double(&mut self, on: bool);
     fn recomputed_buffers(&mut self, params: &[f64]) -> Option<Vec<f32>>;
@@ -555,6 +562,12 @@ impl<M: Classifier> Erased for State<'_, M> {
         let params: Vec<f32> = params.iter().map(|&v| v as f32).collect();
         let model = with_weights(self.model.clone(), &params, buffers).valid();
         evaluate(&model, split, self.data.sample_len(), self.chunk, &self.device)
+    }
+
+    fn logits(&mut self, params: &[f64], buffers: &[f32], split: &Split) -> Vec<f32> {
+        let params: Vec<f32> = params.iter().map(|&v| v as f32).collect();
+        let model = with_weights(self.model.clone(), &params, buffers).valid();
+        crate::train::logits(&model, split, self.data.sample_len(), self.chunk, &self.device)
     }
 
     fn set_buffers(&mut self, buffers: &[f32]) {

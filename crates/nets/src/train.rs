@@ -531,20 +531,30 @@ pub fn evaluate<M: Classifier>(
     chunk: usize,
     device: &Device,
 ) -> (f64, f64) {
-    let idx: Vec<usize> = (0..split.len()).collect();
+    let all = logits(model, split, sample_len, chunk, device);
     let (mut loss, mut correct) = (0.0, 0usize);
-    for part in idx.chunks(chunk.max(1)) {
-        let (x, _) = batch(split, part, sample_len, device);
-        let logits: Vec<f32> = model.forward(x, None).into_data().try_to_vec().expect("f32 logits");
-        let classes = logits.len() / part.len();
-        for (row, &i) in logits.chunks(classes).zip(part) {
-            let (l, hit) = cross_entropy(row, split.labels[i] as usize);
+    if !split.is_empty() {
+        let classes = all.len() / split.len();
+        for (row, &label) in all.chunks(classes).zip(&split.labels) {
+            let (l, hit) = cross_entropy(row, label as usize);
             loss += l;
             correct += usize::from(hit);
         }
     }
     let n = split.len().max(1) as f64;
     (loss / n, 100.0 * correct as f64 / n)
+}
+
+/// The logits of `model` on every sample of `split`, sample after sample, computed `chunk`
+/// samples at a time (as [`evaluate`] takes them).
+pub fn logits<M: Classifier>(model: &M, split: &Split, sample_len: usize, chunk: usize, device: &Device) -> Vec<f32> {
+    let idx: Vec<usize> = (0..split.len()).collect();
+    let mut out = Vec::new();
+    for part in idx.chunks(chunk.max(1)) {
+        let (x, _) = batch(split, part, sample_len, device);
+        out.extend(model.forward(x, None).into_data().try_to_vec::<f32>().expect("f32 logits"));
+    }
+    out
 }
 
 /// Cross-entropy of one row of logits against `label` (log-sum-exp in f64), and whether the

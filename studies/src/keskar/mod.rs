@@ -405,6 +405,7 @@ mod tests {
             symmetry: Some(measure::curvature::Symmetry { v_hw: 1.0, w_hv: 1.0 + 1e-7 }),
             step_sweep: Vec::new(),
             sweep,
+            adaptive: Vec::new(),
             full_set,
             density,
             seconds: 1.0,
