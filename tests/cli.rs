@@ -588,12 +588,12 @@ fn rescaling_study_keeps_the_function_and_the_adaptive_sharpness() {
             assert!(value(r, "logit_change") <= 1e-4, "{r:?}");
             assert_eq!(value(r, "test_acc"), value(of[0], "test_acc"), "{r:?}");
             // Adaptive sharpness does not see the rescaling.
-            let (a, a0) = (value(r, "adaptive_1e3"), value(of[0], "adaptive_1e3"));
+            let (a, a0) = (value(r, "adaptive_sharpness"), value(of[0], "adaptive_sharpness"));
             assert!((a - a0).abs() <= 0.01 * a0, "{regime}: adaptive {a} vs {a0}");
         }
         // Keskar's sharpness at α = 100 is far above its value at α = 1.
         let last = of.last().unwrap();
-        assert!(value(last, "sharpness_1e3") >= 10.0 * value(of[0], "sharpness_1e3"), "{regime}: {csv}");
+        assert!(value(last, "sharpness") >= 10.0 * value(of[0], "sharpness"), "{regime}: {csv}");
     }
     assert!(dir.path().join("rescaling/rescaling.png").exists());
     assert_refused(&["rescaling", "--nets", "C1", "--out", dir.path().to_str().unwrap()], &["--nets C1"]);

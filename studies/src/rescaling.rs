@@ -12,16 +12,24 @@
 //! scales with each weight and must not move.
 //!
 //! Batch norm, and where the transformation goes: in the F family every dense layer's output is
-//! batch-normalized, so scaling a dense layer's weights (Dinh's θ₁ → αθ₁) is undone by the
-//! normalization and never reaches the next layer: that too leaves the function unchanged, but it
-//! is a different symmetry. The scale survives past batch norm's affine output: γ and β of the
+//! batch-normalized, so scaling a dense layer's weights (Dinh's θ₁ → αθ₁) never reaches the next
+//! layer: under batch statistics the normalization undoes it (up to batch norm's ε), and under
+//! running statistics it changes the function unless the running statistics are rescaled too.
+//! The scale survives past batch norm's affine output: γ and β of the
 //! chosen hidden layer times α make that layer's output α times what it was, the ReLU passes the
 //! factor on (relu(αz) = α relu(z) for α > 0), and the next dense layer's weight divided by α
 //! takes it back. The running statistics do not change (they normalize the dense output, which
 //! does not change), and the normalization is the same whether batch norm uses running or batch
 //! statistics, so the function is unchanged in training and in evaluation alike.
 //!
-//! Command: `cargo run --release -p studies -- rescaling` (about 3 minutes).
+//! Curvature under rescaling: the rescaled Hessian is D⁻¹HD⁻¹ for the diagonal D of the
+//! transformation, so λ_max can grow or shrink by at most max(α, 1/α)², which the report checks.
+//! The central differences behind each Hessian-vector product take a step in the rescaled
+//! coordinates; the step is divided by max(α, 1/α), so that it never exceeds the calibrated step
+//! (`MeasureConfig::fd_step`) in the trained network's coordinates, where a larger one would
+//! straddle ReLU kinks.
+//!
+//! Command: `cargo run --release -p studies -- rescaling` (about 30 seconds).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -53,6 +61,8 @@ const ALPHAS: [f64; 5] = [1.0, 2.0, 5.0, 10.0, 100.0];
 const LAYER: usize = 0;
 /// ε of Keskar's sharpness (the paper's two) and of the adaptive sharpness.
 const EPSILONS: [f64; 2] = [1e-3, 5e-4];
+/// Lanczos steps at most for λ_max (Keskar's study uses 20; the rescaled spectra are wider).
+const LANCZOS_STEPS: usize = 40;
 /// Test logits must agree with the trained network's to this fraction of its largest |logit|
 /// (f32 rounding of γ, β and the weight after scaling, a few ulps through the layers).
 const LOGIT_TOLERANCE: f64 = 1e-4;
@@ -104,6 +114,8 @@ pub struct Rescaled {
     pub test_acc: f64,
     /// ‖θ‖₂ of the rescaled parameters.
     pub norm: f64,
+    /// The difference step of the Hessian-vector products at this α (see the module doc).
+    pub fd_step: f64,
     /// Sharpness and curvature of the rescaled network.
     pub measures: Measures,
 }
@@ -185,8 +197,10 @@ impl Study for Rescaling {
                 logits.iter().zip(&base).map(|(&a, &b)| (a as f64 - b as f64).abs()).fold(0.0, f64::max) / scale;
             let (test_loss, test_acc) = eval.evaluate(&params, &weights.buffers, &data.test);
             let norm = params.iter().map(|w| w * w).sum::<f64>().sqrt();
-            let measures = measure(&cell.spec, &weights, data, &cell.measure, device).remove(0);
-            rescaled.push(Rescaled { alpha, logit_change, test_loss, test_acc, norm, measures });
+            let fd_step = cell.measure.fd_step / alpha.max(1.0 / alpha);
+            let cfg = MeasureConfig { fd_step, ..cell.measure.clone() };
+            let measures = measure(&cell.spec, &weights, data, &cfg, device).remove(0);
+            rescaled.push(Rescaled { alpha, logit_change, test_loss, test_acc, norm, fd_step, measures });
         }
         Ok(Outcome { trained, rescaled })
     }
@@ -227,6 +241,7 @@ pub fn run(args: FigureArgs) -> Result<Report> {
                     subspace_dim: 0,
                     subspace_matrices: Vec::new(),
                     batch_norm: vec![BatchNormMode::Running],
+                    lanczos_steps: LANCZOS_STEPS,
                     ..MeasureConfig::keskar(harness::derive_seed(master, &["rescaling", net, &r, "measure", &i]))
                 };
                 let train = setup.train_config(batch, epochs);
@@ -252,7 +267,8 @@ pub fn run(args: FigureArgs) -> Result<Report> {
     harness::execute(&study, &study.setup.opts)
 }
 
-/// A row of `rescaling.csv`: one network under one α.
+/// A row of `rescaling.csv`: one network under one α (sharpness at the cell's first ε, the
+/// others in `rescaling.md`).
 #[derive(Serialize)]
 struct RescalingCsv<'a> {
     net: &'a str,
@@ -262,16 +278,17 @@ struct RescalingCsv<'a> {
     logit_change: f64,
     test_loss: f64,
     test_acc: f64,
+    /// The training loss on the measurement's samples.
     train_loss: f64,
-    sharpness_1e3: f64,
-    sharpness_5e4: f64,
-    adaptive_1e3: f64,
-    adaptive_5e4: f64,
+    epsilon: f64,
+    sharpness: f64,
+    adaptive_sharpness: f64,
     top_eigenvalue: f64,
     /// Whether Lanczos met its tolerance for λ_max.
     lanczos_converged: bool,
     trace: f64,
     trace_std_error: f64,
+    fd_step: f64,
 }
 
 /// One measure of a rescaled network.
@@ -281,7 +298,7 @@ type Measured = fn(&Rescaled) -> f64;
 const PLOTTED: [(&str, &str, Measured); 4] = [
     ("Keskar ε-sharpness (A = I)", "sharpness (log scale)", |p| nth(&p.measures.full_space, 0)),
     ("Adaptive sharpness (|δ_i| ≤ ε|w_i|)", "adaptive sharpness (log scale)", |p| nth(&p.measures.adaptive, 0)),
-    ("Hessian top eigenvalue", "λ_max (log scale)", |p| p.measures.top_eigenvalue.as_ref().map_or(f64::NAN, |t| t.value)),
+    ("Hessian top eigenvalue", "λ_max (log scale)", lambda_max),
     ("Hessian trace (Hutchinson)", "trace (log scale)", |p| p.measures.trace.as_ref().map_or(f64::NAN, |t| t.value)),
 ];
 
@@ -290,10 +307,25 @@ fn nth(values: &[measure::sharpness::Sharpness], i: usize) -> f64 {
     values.get(i).map_or(f64::NAN, |s| s.value)
 }
 
+fn lambda_max(p: &Rescaled) -> f64 {
+    p.measures.top_eigenvalue.as_ref().map_or(f64::NAN, |t| t.value)
+}
+
+/// The smallest and largest of `f` over `points`, if every value is finite and positive (a
+/// ratio of them is then a measured change, not an artifact of a NaN or a zero).
+fn positive_range(points: &[Rescaled], f: Measured) -> Option<(f64, f64)> {
+    let values: Vec<f64> = points.iter().map(f).collect();
+    if values.iter().any(|v| !v.is_finite() || *v <= 0.0) {
+        return None;
+    }
+    Some(values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v))))
+}
+
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool)> {
     let first = &records[0].config;
     let mut md = String::from("# Rescaled sharp minima (Dinh et al. 2017)\n\n");
-    let eps: Vec<String> = first.measure.epsilons.iter().map(|e| format!("{e:e}")).collect();
+    let eps = |values: &[f64]| values.iter().map(|e| format!("{e:e}")).collect::<Vec<_>>();
+    let (keskar_eps, adaptive_eps) = (eps(&first.measure.epsilons), eps(&first.measure.adaptive_epsilons));
     writeln!(
         md,
         "{}\n",
@@ -302,57 +334,73 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool
             &[
                 ("layer", (first.layer + 1).to_string()),
                 ("alphas", first.alphas.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")),
-                ("epsilons", eps.join(" and ")),
+                ("epsilons", keskar_eps.join(" and ")),
+                ("adaptive_epsilons", adaptive_eps.join(" and ")),
+                ("iterations", first.measure.lbfgsb_iterations.to_string()),
                 ("samples", first.measure.samples.map_or("all".into(), |m| m.to_string())),
                 ("lanczos", first.measure.lanczos_steps.to_string()),
+                ("lanczos_tol", format!("{:e}", first.measure.lanczos_tol)),
                 ("probes", first.measure.trace_probes.to_string()),
+                ("fd_step", format!("{:e}", first.measure.fd_step)),
                 ("tolerance", format!("{LOGIT_TOLERANCE:e}")),
                 ("change", CHANGE.to_string()),
                 ("invariant", format!("{} %", INVARIANT * 100.0)),
             ]
         )
     )?;
-    md.push_str(&format!(
-        "| net | regime | α | ‖θ‖ | max Δlogit | test acc | train loss | sharpness ε = {} | sharpness ε = {} | \
-         adaptive ε = {} | adaptive ε = {} | λ_max | trace (± s.e.) |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-        eps[0],
-        eps.get(1).map_or("—", |e| e.as_str()),
-        eps[0],
-        eps.get(1).map_or("—", |e| e.as_str()),
-    ));
+    let header = |label: &str, values: &[String]| -> String {
+        values.iter().map(|e| format!(" {label} ε = {e} |")).collect()
+    };
+    writeln!(
+        md,
+        "| net | regime | seed | α | ‖θ‖ | max Δlogit | test acc | train loss |{}{} λ_max | λ_max / λ_max(α = 1) (bound) | trace (± s.e.) |",
+        header("sharpness", &keskar_eps),
+        header("adaptive", &adaptive_eps),
+    )?;
+    let columns = 11 + keskar_eps.len() + adaptive_eps.len();
+    writeln!(md, "|---|---|{}", "---:|".repeat(columns - 2))?;
     let mut csv = Vec::new();
     let mut passed = true;
     let mut verdicts = Vec::new();
     let mut series: [Vec<Series>; 4] = Default::default();
+    let mut unconverged = false;
     for (k, r) in records.iter().enumerate() {
         let c = &r.config;
         let points = &r.outcome.rescaled;
         if points.is_empty() {
-            writeln!(md, "| {} | {:?} | — | — | — | diverged | — | — | — | — | — | — | — |", c.net, c.regime)?;
+            writeln!(md, "| {} | {:?} | {} | diverged |{}", c.net, c.regime, c.seed_index, " |".repeat(columns - 4))?;
+            verdicts.push(format!("- {} {:?} seed {}: training diverged; nothing to rescale.", c.net, c.regime, c.seed_index));
             passed = false;
             continue;
         }
+        let base = &points[0];
         for p in points {
             let m = &p.measures;
-            let lambda = m.top_eigenvalue.as_ref().map_or(f64::NAN, |t| t.value);
             let (trace, se) = m.trace.as_ref().map_or((f64::NAN, f64::NAN), |t| (t.value, t.std_error));
             let f_x = m.full_space.first().map_or(f64::NAN, |s| s.f_x);
+            let converged = m.top_eigenvalue.as_ref().is_some_and(|t| t.converged);
+            unconverged |= !converged;
+            let bound = p.alpha.max(1.0 / p.alpha).powi(2) / base.alpha.max(1.0 / base.alpha).powi(2);
+            let values = |v: &[measure::sharpness::Sharpness], digits: usize| -> String {
+                v.iter().map(|s| format!(" {:.*} |", digits, s.value)).collect()
+            };
             writeln!(
                 md,
-                "| {} | {:?} | {} | {:.1} | {:.1e} | {:.2} | {:.5} | {:.3} | {:.3} | {:.4} | {:.4} | {:.3} | {:.1} ± {:.1} |",
+                "| {} | {:?} | {} | {} | {:.1} | {:.1e} | {:.2} | {:.5} |{}{} {:.3}{} | {:.2} ({:.0}) | {:.1} ± {:.1} |",
                 c.net,
                 c.regime,
+                c.seed_index,
                 p.alpha,
                 p.norm,
                 p.logit_change,
                 p.test_acc,
                 f_x,
-                nth(&m.full_space, 0),
-                nth(&m.full_space, 1),
-                nth(&m.adaptive, 0),
-                nth(&m.adaptive, 1),
-                lambda,
+                values(&m.full_space, 3),
+                values(&m.adaptive, 4),
+                lambda_max(p),
+                if converged { "" } else { " †" },
+                lambda_max(p) / lambda_max(base),
+                bound,
                 trace,
                 se
             )?;
@@ -365,57 +413,47 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool
                 test_loss: p.test_loss,
                 test_acc: p.test_acc,
                 train_loss: f_x,
-                sharpness_1e3: nth(&m.full_space, 0),
-                sharpness_5e4: nth(&m.full_space, 1),
-                adaptive_1e3: nth(&m.adaptive, 0),
-                adaptive_5e4: nth(&m.adaptive, 1),
-                top_eigenvalue: lambda,
-                lanczos_converged: m.top_eigenvalue.as_ref().is_some_and(|t| t.converged),
+                epsilon: c.measure.epsilons.first().copied().unwrap_or(f64::NAN),
+                sharpness: nth(&m.full_space, 0),
+                adaptive_sharpness: nth(&m.adaptive, 0),
+                top_eigenvalue: lambda_max(p),
+                lanczos_converged: converged,
                 trace,
                 trace_std_error: se,
+                fd_step: p.fd_step,
             });
         }
         // The verdict of this network: the function and the adaptive sharpness unchanged, and
-        // Keskar's sharpness or λ_max changed at least CHANGE-fold across the α.
-        let base = &points[0];
-        let same_function = points
-            .iter()
-            .all(|p| p.logit_change <= LOGIT_TOLERANCE && p.test_acc == base.test_acc);
-        let spread = |f: Measured| {
-            let v: Vec<f64> = points.iter().map(f).collect();
-            let (lo, hi) = v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
-            (lo, hi)
-        };
-        let (s_lo, s_hi) = spread(PLOTTED[0].2);
-        let (a_lo, a_hi) = spread(PLOTTED[1].2);
-        let (l_lo, l_hi) = spread(PLOTTED[2].2);
-        let changed = s_hi >= CHANGE * s_lo || l_hi >= CHANGE * l_lo;
-        let adaptive_same = (a_hi - a_lo) <= INVARIANT * a_lo.abs();
+        // Keskar's sharpness or λ_max changed at least CHANGE-fold across the α; every value
+        // finite and positive, so that no ratio comes from a NaN or a zero.
+        let same_accuracy = points.iter().all(|p| p.test_acc == base.test_acc);
+        let largest_change = points.iter().map(|p| p.logit_change).fold(0.0, f64::max);
+        let same_function = same_accuracy && largest_change <= LOGIT_TOLERANCE;
+        let sharpness = positive_range(points, PLOTTED[0].2);
+        let adaptive = positive_range(points, PLOTTED[1].2);
+        let lambda = positive_range(points, PLOTTED[2].2);
+        let changed = [sharpness, lambda].iter().flatten().any(|(lo, hi)| *hi >= CHANGE * lo);
+        let adaptive_same = adaptive.is_some_and(|(lo, hi)| hi - lo <= INVARIANT * lo);
         let ok = same_function && changed && adaptive_same;
         passed &= ok;
+        let span = |range: Option<(f64, f64)>, digits: usize| match range {
+            Some((lo, hi)) => format!("{lo:.digits$} … {hi:.digits$} ({:.0}×)", hi / lo),
+            None => "not measured (a value is NaN, zero or negative)".to_string(),
+        };
         verdicts.push(format!(
-            "- {} {:?} seed {}: the function is {} (largest logit change {:.1e}, test accuracy {}); \
-             Keskar's sharpness spans {:.3} … {:.3} ({:.0}×) and λ_max {:.3} … {:.3} ({:.0}×); the adaptive \
-             sharpness spans {:.4} … {:.4} ({:.2} % apart). {}",
+            "- {} {:?} seed {}: the function is {} (largest logit change {largest_change:.1e}, test accuracy {}); \
+             Keskar's sharpness spans {} and λ_max {}; the adaptive sharpness spans {}. {}",
             c.net,
             c.regime,
             c.seed_index,
             if same_function { "unchanged" } else { "NOT unchanged" },
-            points.iter().map(|p| p.logit_change).fold(0.0, f64::max),
-            if points.iter().all(|p| p.test_acc == base.test_acc) {
-                format!("{:.2} % at every α", base.test_acc)
-            } else {
-                "differs between α".to_string()
+            if same_accuracy { format!("{:.2} % at every α", base.test_acc) } else { "differs between α".to_string() },
+            span(sharpness, 3),
+            span(lambda, 3),
+            match adaptive {
+                Some((lo, hi)) => format!("{lo:.4} … {hi:.4} ({:.1e} apart, relative)", (hi - lo) / lo),
+                None => "not measured (a value is NaN, zero or negative)".to_string(),
             },
-            s_lo,
-            s_hi,
-            s_hi / s_lo,
-            l_lo,
-            l_hi,
-            l_hi / l_lo,
-            a_lo,
-            a_hi,
-            100.0 * (a_hi - a_lo) / a_lo.abs(),
             if ok { "As Dinh et al. say." } else { "Not what Dinh et al. predict: see the table." }
         ));
         if c.seed_index == 0 {
@@ -434,6 +472,9 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool
             }
         }
     }
+    if unconverged {
+        md.push_str("\n† Lanczos stopped at its step limit before its tolerance: a lower bound on λ_max.\n");
+    }
     md.push('\n');
     for v in &verdicts {
         writeln!(md, "{v}")?;
@@ -442,9 +483,12 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool
         md,
         "\nVerdict: {}.",
         if passed {
-            "every network computes the same function at every α, Keskar's sharpness or λ_max moves at least 10-fold, and the adaptive sharpness does not move"
+            format!(
+                "every network computes the same function at every α, Keskar's sharpness or λ_max moves at least {CHANGE}-fold, and the adaptive sharpness stays within {} %",
+                INVARIANT * 100.0
+            )
         } else {
-            "at least one network does not show Dinh et al.'s effect as stated (see above)"
+            "at least one network does not show Dinh et al.'s effect as stated (see above)".to_string()
         }
     )?;
     let panels: Vec<Panel> = PLOTTED

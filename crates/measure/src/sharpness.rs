@@ -31,7 +31,8 @@ pub enum Subspace {
     Full,
     /// A random n × p matrix (Table 4).
     Random(RandomSubspace),
-    /// Every parameter moves, each by at most ε |x_i| (adaptive sharpness).
+    /// Every parameter moves, each by at most ε |x_i| (adaptive sharpness: a box that scales
+    /// with the weights rather than a subspace).
     Adaptive,
 }
 
@@ -198,7 +199,7 @@ pub struct Sharpness {
     #[serde(with = "crate::nonfinite")]
     pub f_max: f64,
     /// r² = Σ b_i², the squared distance from the centre to a corner of the box |y_i| ≤ b_i
-    /// (in y, the subspace's coordinates; for the adaptive box, in x: Σ ε² x_i²). In the full space a quadratic with top eigenvalue
+    /// (in y, the subspace's coordinates; for the adaptive box in x, Σ ε² x_i²). In the full space a quadratic with top eigenvalue
     /// λ_max can rise by at most ½ λ_max r² over the box (no slope at a minimum). NaN in
     /// records written before it was recorded.
     #[serde(with = "crate::nonfinite", default = "not_recorded")]
@@ -225,7 +226,9 @@ fn not_recorded() -> f64 {
 /// - an empty `x` (or a subspace of dimension 0): nothing moves, φ = 0;
 /// - ε = 0: the box is the point x, φ = 0;
 /// - ε < 0 or NaN, or a NaN in x: the box is empty or undefined, and L-BFGS-B does not run
-///   ([`Stop::InvalidInput`]): φ and `f_max` are NaN;
+///   ([`Stop::InvalidInput`]; for the adaptive box, a NaN in x makes f NaN at x instead,
+///   [`Stop::NonFinite`]): φ and `f_max` are NaN;
+/// - the adaptive box never moves a weight that is exactly 0;
 /// - f or its gradient not finite at x ([`Stop::NonFinite`]): φ and `f_max` are NaN;
 /// - f not finite at points of the box: L-BFGS-B treats them as too long a step and `f_max` is
 ///   the largest finite value it found;
