@@ -93,7 +93,7 @@ fn median(v: &[f64]) -> f64 {
 }
 
 fn spread(v: &[f64]) -> (f64, f64) {
-    (v.iter().copied().fold(f64::INFINITY, f64::min), v.iter().copied().fold(f64::NEG_INFINITY, f64::max))
+    crate::stats::min_max(v.iter().copied())
 }
 
 /// Floating-point operations of one F1-family training step per sample: forward 2·MACs,

@@ -37,7 +37,7 @@ use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
 use crate::harness::{self, CellProgress, GridArgs, Record, Report, Study, fill};
-use crate::plot::{self, PALETTE, Panel, Series};
+use crate::plot::{self, PALETTE, Panel};
 use crate::usage;
 
 /// One line: what `studies list` and `--help` say.
@@ -545,24 +545,6 @@ fn log_gap(gap: f64) -> Option<f64> {
     gap.is_finite().then(|| gap.max(1e-16).log10())
 }
 
-/// A histogram as a step line: `counts` over `edges` (one more edge than counts).
-fn histogram_series(label: String, color: plotters::style::RGBColor, values: &[f64], edges: &[f64]) -> Series {
-    let mut counts = vec![0.0; edges.len() - 1];
-    for &v in values {
-        let bin = edges.windows(2).position(|e| v >= e[0] && v < e[1]).unwrap_or(if v < edges[0] { 0 } else { counts.len() - 1 });
-        counts[bin] += 1.0;
-    }
-    let (mut x, mut y) = (vec![edges[0]], vec![0.0]);
-    for (i, c) in counts.iter().enumerate() {
-        x.extend([edges[i], edges[i + 1]]);
-        y.extend([*c, *c]);
-    }
-    x.push(edges[edges.len() - 1]);
-    y.push(0.0);
-    let n = x.len();
-    Series { label, color, dashed: false, x, mean: y, std: vec![0.0; n] }
-}
-
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool)> {
     let mut md = String::from("# Deep linear networks: every local minimum is global\n\n");
     let first = &records[0];
@@ -658,8 +640,8 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool
             let label = format!("L = {depth}");
             let gaps: Vec<f64> = runs.iter().filter_map(|r| log_gap(r.outcome.relative_gap)).collect();
             diverged += runs.len() - gaps.len();
-            gap_series.push(histogram_series(label.clone(), color, &gaps, &gap_edges));
-            step_series.push(histogram_series(label, color, &steps, &step_edges));
+            gap_series.push(plot::histogram_series(label.clone(), color, &gaps, &gap_edges));
+            step_series.push(plot::histogram_series(label, color, &steps, &step_edges));
         }
         let mut gap_panel = Panel::new(
             format!("Final relative gap (L − L*) / L*, initial scale {scale}"),
@@ -710,8 +692,7 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool
             let at: Vec<String> =
                 at_rank.iter().enumerate().filter(|(_, n)| **n > 0).map(|(r, n)| format!("{r}: {n}")).collect();
             let range = |f: fn(&Outcome) -> f64| {
-                let values = runs.iter().map(|o| f(o));
-                let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+                let (lo, hi) = crate::stats::min_max(runs.iter().map(|o| f(o)));
                 format!("{lo:.1e} … {hi:.1e}")
             };
             writeln!(

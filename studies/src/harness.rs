@@ -264,7 +264,7 @@ pub fn fill(template: &str, values: &[(&str, String)]) -> String {
 /// values themselves.
 pub fn describe_log_grid(values: &[f64]) -> String {
     let logs: Vec<f64> = values.iter().map(|v| v.log10()).collect();
-    let (lo, hi) = logs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let (lo, hi) = crate::stats::min_max(logs.iter().copied());
     let exponent = |v: f64| format!("{v:.2}").trim_end_matches('0').trim_end_matches('.').replace('-', "−");
     if values.len() < 2 || hi <= lo {
         return values.iter().map(|v| format!("{v:e}")).collect::<Vec<_>>().join(", ");

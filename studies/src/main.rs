@@ -121,6 +121,7 @@ studies! {
     Mnist1d: mnist1d,
     DeepLinear: deep_linear = "deep-linear",
     Rescaling: rescaling,
+    SpinGlass: spin_glass = "spin-glass",
     Toy: toy,
 }
 

@@ -11,6 +11,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
+use crate::stats::min_max;
+
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 
@@ -82,6 +84,28 @@ impl Panel {
     }
 }
 
+/// A histogram as a step line: `counts` over `edges` (one more edge than counts).
+pub fn histogram_series(label: String, color: RGBColor, values: &[f64], edges: &[f64]) -> Series {
+    let mut counts = vec![0.0; edges.len() - 1];
+    for &v in values {
+        let bin = edges.windows(2).position(|e| v >= e[0] && v < e[1]).unwrap_or(if v < edges[0] {
+            0
+        } else {
+            counts.len() - 1
+        });
+        counts[bin] += 1.0;
+    }
+    let (mut x, mut y) = (vec![edges[0]], vec![0.0]);
+    for (i, c) in counts.iter().enumerate() {
+        x.extend([edges[i], edges[i + 1]]);
+        y.extend([*c, *c]);
+    }
+    x.push(edges[edges.len() - 1]);
+    y.push(0.0);
+    let n = x.len();
+    Series { label, color, dashed: false, x, mean: y, std: vec![0.0; n] }
+}
+
 /// Draws `panels` side by side into `<stem>.png` and `<stem>.svg`.
 pub fn write_panels(stem: &Path, panels: &[Panel]) -> Result<()> {
     write_grid(stem, 1, panels)
@@ -151,12 +175,12 @@ fn draw_panel<DB: DrawingBackend>(
     };
     // Finite values only; a panel with none (every run diverged) gets an empty unit frame.
     let xs = series.iter().flat_map(|s| s.x.iter().copied()).filter(|v| v.is_finite());
-    let (x0, x1) = finite_range(xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(x), hi.max(x))));
+    let (x0, x1) = finite_range(min_max(xs));
     let ys = series
         .iter()
         .flat_map(|s| s.mean.iter().zip(&s.std).flat_map(|(m, d)| [m - d, m + d]))
         .filter(|v| v.is_finite());
-    let (y0, y1) = finite_range(ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| (lo.min(y), hi.max(y))));
+    let (y0, y1) = finite_range(min_max(ys));
     let pad = ((y1 - y0) * 0.05).max(1e-9);
     let mut chart = ChartBuilder::on(area)
         .caption(&panel.title, ("sans-serif", 20))
@@ -239,7 +263,7 @@ pub fn write_heatmaps(stem: &Path, maps: &[Heatmap], cols: usize, bands: usize) 
         let _ = register_font("sans-serif", FontStyle::Normal, FONT);
     });
     let logs = maps.iter().flat_map(|m| m.z.iter().flatten().map(|v| v.max(1e-12).log10()));
-    let (lo, hi) = logs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = min_max(logs);
     let cols = cols.clamp(1, maps.len().max(1));
     let rows = maps.len().div_ceil(cols);
     let size = ((660 * cols) as u32, (540 * rows) as u32);
@@ -309,10 +333,7 @@ where
         let e = |err| anyhow!("drawing {}: {err}", p.title);
         let floor = p.z.iter().flatten().fold(f64::INFINITY, |a, &v| a.min(v));
         let level = |v: f64| (v - floor + 1e-3).log10();
-        let (lo, hi) =
-            p.z.iter()
-                .flatten()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(level(v)), b.max(level(v))));
+        let (lo, hi) = min_max(p.z.iter().flatten().map(|&v| level(v)));
         let span = (hi - lo).max(1e-9);
         let (x0, x1) = (p.x[0], *p.x.last().expect("grid"));
         let (y0, y1) = (p.y[0], *p.y.last().expect("grid"));

@@ -195,7 +195,7 @@ impl Study for Rescaling {
             let logits = eval.logits(&params, &weights.buffers, &data.test);
             let logit_change =
                 logits.iter().zip(&base).map(|(&a, &b)| (a as f64 - b as f64).abs()).fold(0.0, f64::max) / scale;
-            let (test_loss, test_acc) = eval.evaluate(&params, &weights.buffers, &data.test);
+            let (test_loss, test_acc) = nets::train::score(&logits, &data.test);
             let norm = params.iter().map(|w| w * w).sum::<f64>().sqrt();
             let fd_step = cell.measure.fd_step / alpha.max(1.0 / alpha);
             let cfg = MeasureConfig { fd_step, ..cell.measure.clone() };
@@ -318,7 +318,7 @@ fn positive_range(points: &[Rescaled], f: Measured) -> Option<(f64, f64)> {
     if values.iter().any(|v| !v.is_finite() || *v <= 0.0) {
         return None;
     }
-    Some(values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v))))
+    Some(crate::stats::min_max(values))
 }
 
 fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<(String, bool)> {

@@ -47,6 +47,12 @@ pub fn geometric_mean_ci(ratios: &[f64]) -> Option<(f64, f64, f64)> {
     Some((m.exp(), (m - t * se).exp(), (m + t * se).exp()))
 }
 
+/// The smallest and largest of `values`, NaNs skipped (as `f64::min` and `f64::max` do); (∞, −∞)
+/// when there is none.
+pub fn min_max(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
+    values.into_iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
+}
+
 /// The mean, or `None` for no values (an empty CSV cell).
 pub fn mean_of(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| mean(v))

@@ -13,6 +13,7 @@ pub mod idx;
 mod input;
 pub mod mnist1d;
 pub mod optdigits;
+pub mod resize;
 pub mod timit;
 
 pub use error::DataError;

@@ -6,6 +6,7 @@
 //! - [`vgg`]: C2/C4, VGG-16 with batch norm and dropout.
 //! - [`train`]: Adam training with per-epoch train/test metrics, and evaluation in inference mode.
 //! - [`baselines`]: the MNIST-1D paper's logistic regression, MLP and CNN.
+//! - [`dense`]: plain ReLU networks without batch norm (Choromanska et al.'s one hidden layer).
 //! - [`backend`]: which Burn backend runs the tensors.
 //! - [`fused`]: batch norm, convolution, max pooling and Adam as fused kernels on `flex`.
 //! - [`objective`]: a network's training loss as a plain objective for the `measure` crate.
@@ -18,6 +19,7 @@
 
 pub mod backend;
 pub mod baselines;
+pub mod dense;
 pub mod fused;
 pub mod init;
 pub mod mlp;

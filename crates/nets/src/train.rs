@@ -20,6 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::baselines::BaselineSpec;
+use crate::dense::DenseSpec;
 use crate::mlp::MlpSpec;
 use crate::objective::{Weights, weights_of, with_weights};
 use crate::shallow::ShallowSpec;
@@ -38,6 +39,8 @@ pub enum NetSpec {
     Vgg(VggSpec),
     /// An MNIST-1D baseline.
     Baseline(BaselineSpec),
+    /// A plain ReLU network without batch norm.
+    Dense(DenseSpec),
 }
 
 /// How one run trains.
@@ -226,6 +229,7 @@ impl NetSpec {
             NetSpec::Shallow(s) => f.run(s.init(&mut rng, &ad)),
             NetSpec::Vgg(s) => f.run(s.init(&mut rng, &ad)),
             NetSpec::Baseline(s) => f.run(s.init(&mut rng, &ad)),
+            NetSpec::Dense(s) => f.run(s.init(&mut rng, &ad)),
         }
     }
 
@@ -325,7 +329,7 @@ impl NetSpec {
             NetSpec::Mlp(s) => Some(s.norm),
             NetSpec::Shallow(s) => Some(s.norm),
             NetSpec::Vgg(s) => Some(s.norm),
-            NetSpec::Baseline(_) => None,
+            NetSpec::Baseline(_) | NetSpec::Dense(_) => None,
         }
     }
 
@@ -336,6 +340,7 @@ impl NetSpec {
             NetSpec::Shallow(s) => (s.input.iter().product(), s.classes),
             NetSpec::Vgg(s) => (s.input.iter().product(), s.classes),
             NetSpec::Baseline(_) => (40, 10),
+            NetSpec::Dense(s) => (s.input, s.classes),
         }
     }
 }
@@ -531,11 +536,16 @@ pub fn evaluate<M: Classifier>(
     chunk: usize,
     device: &Device,
 ) -> (f64, f64) {
-    let all = logits(model, split, sample_len, chunk, device);
+    score(&logits(model, split, sample_len, chunk, device), split)
+}
+
+/// Mean cross-entropy and accuracy (%) of `logits` (sample after sample, as [`logits`] gives
+/// them) against the labels of `split`.
+pub fn score(logits: &[f32], split: &Split) -> (f64, f64) {
     let (mut loss, mut correct) = (0.0, 0usize);
     if !split.is_empty() {
-        let classes = all.len() / split.len();
-        for (row, &label) in all.chunks(classes).zip(&split.labels) {
+        let classes = logits.len() / split.len();
+        for (row, &label) in logits.chunks(classes).zip(&split.labels) {
             let (l, hit) = cross_entropy(row, label as usize);
             loss += l;
             correct += usize::from(hit);

@@ -80,6 +80,18 @@ fn one_d_variants_map_signals_to_logits() {
     );
 }
 
+#[test]
+fn plain_relu_net_counts_and_shapes() {
+    let d = flex();
+    // Choromanska et al.'s one hidden layer on 10×10 images: 100·25 + 25 + 25·10 + 10.
+    let one = nets::dense::DenseSpec { input: 100, hidden: vec![25], classes: 10 };
+    assert_eq!(NetSpec::Dense(one.clone()).parameter_count(&d), 2_785);
+    let two = nets::dense::DenseSpec { input: 40, hidden: vec![8, 6], classes: 3 };
+    assert_eq!(NetSpec::Dense(two.clone()).parameter_count(&d), 40 * 8 + 8 + 8 * 6 + 6 + 6 * 3 + 3);
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    assert_eq!(logits_shape(&two.init(&mut rng, &d), 40, &d), [3, 3]);
+}
+
 fn tiny_run(backend: Backend, spec: &NetSpec, epochs: usize) -> Vec<nets::train::EpochMetrics> {
     let data = mnist1d::generate(&mnist1d::Config { train: 128, test: 64, ..Default::default() });
     let config = TrainConfig {

@@ -380,6 +380,7 @@ fn double_precision_agrees_with_single_and_is_smooth_at_small_steps() {
     let mut rng = ChaCha8Rng::seed_from_u64(13);
     let mut all = specs();
     all.push(NetSpec::Baseline(nets::baselines::BaselineSpec::Cnn));
+    all.push(NetSpec::Dense(nets::dense::DenseSpec { input: 40, hidden: vec![25], classes: 10 }));
     for spec in all {
         let run = trained(&spec, &data);
         let x = run.weights.params_f64();

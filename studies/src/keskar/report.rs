@@ -494,8 +494,7 @@ fn diagnostics_table<'a>(
                         .map(|stop| format!("{stop} {}", stop_of.iter().filter(|s| *s == stop).count()))
                         .collect::<Vec<_>>()
                         .join(", ");
-                    let (lo, hi) =
-                        ratio.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &r| (a.min(r), b.max(r)));
+                    let (lo, hi) = crate::stats::min_max(ratio.iter().copied());
                     let f_x: Vec<f64> = ms.iter().map(|(s, _)| s.f_x).collect();
                     let f_max: Vec<f64> = ms.iter().map(|(s, _)| s.f_max).collect();
                     writeln!(
