@@ -570,6 +570,37 @@ fn deep_linear_study_reaches_the_closed_form_optimum_from_the_standard_init() {
 }
 
 #[test]
+fn keskar_under_the_keras_protocol_records_it_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    let keras = smoke(out, &["--nets", "F1", "--seeds", "1", "--protocol", "keras"]);
+    assert!(keras.status.success(), "{}", text(&keras.stderr));
+    let files = records(out);
+    assert_eq!(files.len(), 2, "SB and LB");
+    for f in &files {
+        let v: serde_json::Value = serde_json::from_slice(&fs::read(f).unwrap()).unwrap();
+        let train = &v["config"]["train"];
+        assert_eq!((&train["init"], &train["evaluation"]), (&"glorot".into(), &"batch".into()), "{f:?}");
+        assert_eq!(train["eval_batch"], 5000, "{f:?}");
+        // Keras 1's batch norm (ε 1e-3, momentum 0.99 = 0.01 in PyTorch's convention).
+        assert_eq!(v["config"]["spec"]["norm"], serde_json::json!({"epsilon": 0.001, "momentum": 0.01}), "{f:?}");
+    }
+    let md = fs::read_to_string(out.join("keskar/table2.md")).unwrap();
+    assert!(md.contains("protocol `keras`") && md.contains("by its own statistics"), "{md}");
+    // The same cells under torch are other records (the protocol is part of a record's
+    // identity), and the tables follow the last run.
+    let torch = smoke(out, &["--nets", "F1", "--seeds", "1"]);
+    assert!(torch.status.success(), "{}", text(&torch.stderr));
+    assert_eq!(records(out).len(), 4, "two protocols, two records each");
+    let md = fs::read_to_string(out.join("keskar/table2.md")).unwrap();
+    assert!(md.contains("protocol `torch`") && md.contains("inference mode"), "{md}");
+    assert_refused(
+        &["keskar", "--scale", "smoke", "--protocol", "pytorch", "--out", out.to_str().unwrap()],
+        &["pytorch", "torch", "keras"],
+    );
+}
+
+#[test]
 fn spin_glass_study_reports_the_spread_per_width() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();

@@ -245,7 +245,7 @@ fn trainable_flags<M: Module>(model: &M) -> Vec<bool> {
 /// `model` with no tensor taking a gradient. Its forward passes then record no saved state for a
 /// backward pass (Burn's autodiff keeps a forward pass's graph until a backward pass frees it,
 /// so forward passes alone on tracked weights grow memory without bound).
-fn untracked<M: Module>(model: M) -> M {
+pub(crate) fn untracked<M: Module>(model: M) -> M {
     struct Untrack;
     impl ModuleMapper for Untrack {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
@@ -334,7 +334,7 @@ fn inference_mode<M: Module>(model: M) -> M {
     set_training(model, false)
 }
 
-fn training_mode<M: Module>(model: M) -> M {
+pub(crate) fn training_mode<M: Module>(model: M) -> M {
     set_training(model, true)
 }
 

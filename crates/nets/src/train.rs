@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::baselines::BaselineSpec;
 use crate::dense::DenseSpec;
 use crate::mlp::MlpSpec;
-use crate::objective::{Weights, weights_of, with_weights};
+use crate::objective::{BatchNormMode, Weights, weights_of, with_weights};
 use crate::shallow::ShallowSpec;
 use crate::vgg::VggSpec;
 use crate::{Classifier, DropoutRng, parameter_count};
@@ -65,6 +65,91 @@ pub struct TrainConfig {
     pub patience: Option<usize>,
     /// Adam's constants (unused by the flat rules, which carry their own).
     pub adam: AdamConstants,
+    /// How the weights are drawn (read as `torch` from records that predate it).
+    #[serde(default)]
+    pub init: Init,
+    /// Which statistics batch norm normalizes by when the network is evaluated: the running
+    /// ones (inference mode), or each evaluation batch's own (`eval_batch` samples, Keras 1's
+    /// `BatchNormalization(mode=2)`). Read as `running` from records that predate it.
+    #[serde(default = "running", skip_serializing_if = "is_running")]
+    pub evaluation: BatchNormMode,
+    /// Ghost batch norm (Hoffer et al. 2017): each minibatch goes through the network in
+    /// consecutive pieces of this many samples, so batch norm normalizes each piece by its own
+    /// statistics; the loss and its gradient are still the whole minibatch's. `None`: one piece.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ghost_batch: Option<usize>,
+}
+
+fn running() -> BatchNormMode {
+    BatchNormMode::Running
+}
+
+fn is_running(mode: &BatchNormMode) -> bool {
+    *mode == BatchNormMode::Running
+}
+
+/// How the weights are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Init {
+    /// PyTorch's default: every weight and bias U(±1/√fan-in).
+    #[default]
+    Torch,
+    /// Keras 1's default (Glorot & Bengio 2010, "glorot_uniform"): weights
+    /// U(±√(6/(fan-in + fan-out))), biases zero ([`glorot_uniform`]).
+    Glorot,
+}
+
+/// A set of conventions for initializing and evaluating a network: PyTorch's, or those of
+/// Keskar et al.'s code. The networks and the training loop are shared; a protocol sets the
+/// config's items ([`TrainConfig::with_protocol`]: [`Init`], the evaluation's batch-norm
+/// statistics and batch) and batch norm's ε and momentum, which live in the network's spec
+/// ([`Protocol::batch_norm`]). Records hold the items, each by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// PyTorch's conventions: weights and biases U(±1/√fan-in); batch norm ε = 1e-5, momentum
+    /// 0.1; evaluation on the running statistics.
+    #[default]
+    Torch,
+    /// Keskar et al.'s code (Keras 1 with Theano): Glorot-uniform weights U(±√(6/(fan-in +
+    /// fan-out))) and zero biases; `BatchNormalization(mode=2)`, which normalizes by each batch's
+    /// own statistics in training and in evaluation alike, evaluated in batches of
+    /// [`Protocol::KERAS_EVAL_BATCH`]; Keras 1's ε = 1e-3 and momentum 0.99 (0.01 in PyTorch's
+    /// convention, which [`BatchNormSettings`](crate::init::BatchNormSettings) uses).
+    Keras,
+}
+
+impl Protocol {
+    /// The evaluation batch of Keskar et al.'s code (`model.evaluate(..., batch_size=5000)`).
+    pub const KERAS_EVAL_BATCH: usize = 5000;
+
+    /// Batch norm's constants under this protocol.
+    pub fn batch_norm(self) -> crate::init::BatchNormSettings {
+        match self {
+            Protocol::Torch => crate::init::BatchNormSettings::default(),
+            Protocol::Keras => crate::init::BatchNormSettings { epsilon: 1e-3, momentum: 0.01 },
+        }
+    }
+
+    /// The protocol's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Torch => "torch",
+            Protocol::Keras => "keras",
+        }
+    }
+
+    /// The protocol whose items `config` and `norm` have, if one has them all.
+    pub fn of(config: &TrainConfig, norm: Option<crate::init::BatchNormSettings>) -> Option<Protocol> {
+        [Protocol::Torch, Protocol::Keras].into_iter().find(|&p| {
+            let items = config.clone().with_protocol(p);
+            items.init == config.init
+                && items.evaluation == config.evaluation
+                && (config.evaluation == BatchNormMode::Running || items.eval_batch == config.eval_batch)
+                && norm.is_none_or(|n| n == p.batch_norm())
+        })
+    }
 }
 
 /// Adam's constants β₁, β₂ and ε (Kingma & Ba 2015, Alg. 1).
@@ -97,6 +182,23 @@ impl TrainConfig {
             shuffle: true,
             patience: None,
             adam: AdamConstants::default(),
+            init: Init::Torch,
+            evaluation: BatchNormMode::Running,
+            ghost_batch: None,
+        }
+    }
+
+    /// This config with `protocol`'s initialization and evaluation (Keras: Glorot-uniform, and
+    /// each evaluation batch of [`Protocol::KERAS_EVAL_BATCH`] normalized by its own statistics).
+    pub fn with_protocol(self, protocol: Protocol) -> TrainConfig {
+        match protocol {
+            Protocol::Torch => TrainConfig { init: Init::Torch, evaluation: BatchNormMode::Running, ..self },
+            Protocol::Keras => TrainConfig {
+                init: Init::Glorot,
+                evaluation: BatchNormMode::Batch,
+                eval_batch: Protocol::KERAS_EVAL_BATCH,
+                ..self
+            },
         }
     }
 }
@@ -301,9 +403,10 @@ impl NetSpec {
         impl WithNet for Run<'_, '_> {
             type Output = Trained;
             fn run<M: Classifier>(self, model: M) -> Trained {
-                let model = match self.start {
-                    Some(w) => with_weights(model, &w.params, &w.buffers),
-                    None => model,
+                let model = match (self.start, self.config.init) {
+                    (Some(w), _) => with_weights(model, &w.params, &w.buffers),
+                    (None, Init::Torch) => model,
+                    (None, Init::Glorot) => glorot_uniform(model, self.seeds.init),
                 };
                 let parameters = parameter_count(&model);
                 let (model, curves, diverged_at) = match self.rule {
@@ -331,6 +434,18 @@ impl NetSpec {
             NetSpec::Vgg(s) => Some(s.norm),
             NetSpec::Baseline(_) | NetSpec::Dense(_) => None,
         }
+    }
+
+    /// This network with batch norm's constants set to `settings` (unchanged for the families
+    /// without batch norm).
+    pub fn with_batch_norm(mut self, settings: crate::init::BatchNormSettings) -> NetSpec {
+        match &mut self {
+            NetSpec::Mlp(s) => s.norm = settings,
+            NetSpec::Shallow(s) => s.norm = settings,
+            NetSpec::Vgg(s) => s.norm = settings,
+            NetSpec::Baseline(_) | NetSpec::Dense(_) => {}
+        }
+        self
     }
 
     /// Inputs and classes of this network.
@@ -483,8 +598,22 @@ pub fn train<M: Classifier>(
             order.shuffle(&mut shuffle);
         }
         for (step, idx) in order.chunks(config.batch_size.max(1)).enumerate() {
-            let (x, y) = batch(&data.train, idx, sample_len, &ad);
-            let loss = loss_fn.forward(model.forward(x, Some(&mut dropout)), y);
+            let (logits, y) = match config.ghost_batch {
+                Some(ghost) if ghost < idx.len() => {
+                    // Ghost batch norm: the pieces' logits, each normalized on its own.
+                    let parts: Vec<Tensor<2>> = idx
+                        .chunks(ghost.max(1))
+                        .map(|piece| model.forward(batch(&data.train, piece, sample_len, &ad).0, Some(&mut dropout)))
+                        .collect();
+                    let labels: Vec<i64> = idx.iter().map(|&i| data.train.labels[i] as i64).collect();
+                    (Tensor::cat(parts, 0), Tensor::from_data(TensorData::new(labels, [idx.len()]), &ad))
+                }
+                _ => {
+                    let (x, y) = batch(&data.train, idx, sample_len, &ad);
+                    (model.forward(x, Some(&mut dropout)), y)
+                }
+            };
+            let loss = loss_fn.forward(logits, y);
             let value = loss.clone().into_scalar::<f32>() as f64;
             if !value.is_finite() {
                 let what = "loss".to_string();
@@ -521,10 +650,83 @@ fn evaluate_epoch<M: Classifier>(
     device: &Device,
     epoch: usize,
 ) -> EpochMetrics {
-    let eval = model.valid();
-    let (train_loss, train_acc) = evaluate(&eval, &data.train, data.sample_len(), config.eval_batch, device);
-    let (test_loss, test_acc) = evaluate(&eval, &data.test, data.sample_len(), config.eval_batch, device);
+    let (len, chunk) = (data.sample_len(), config.eval_batch);
+    let ((train_loss, train_acc), (test_loss, test_acc)) = match config.evaluation {
+        BatchNormMode::Running => {
+            let eval = model.valid();
+            (evaluate(&eval, &data.train, len, chunk, device), evaluate(&eval, &data.test, len, chunk, device))
+        }
+        BatchNormMode::Batch => (
+            score(&batch_statistics_logits(model, &data.train, len, chunk, device), &data.train),
+            score(&batch_statistics_logits(model, &data.test, len, chunk, device), &data.test),
+        ),
+    };
     EpochMetrics { epoch, train_loss, train_acc, test_loss, test_acc }
+}
+
+/// The logits of `model` (on the autodiff wrapper of `device`) on every sample of `split`, batch
+/// norm normalizing each consecutive batch of `chunk` samples by that batch's own mean and
+/// biased variance (Keras 1's `BatchNormalization(mode=2)` in evaluation), without dropout. The
+/// forward passes run on untracked weights (no graph is kept), and the running statistics are
+/// left as they were.
+pub fn batch_statistics_logits<M: Classifier>(
+    model: &M,
+    split: &Split,
+    sample_len: usize,
+    chunk: usize,
+    device: &Device,
+) -> Vec<f32> {
+    let saved = weights_of(model);
+    let probe = crate::objective::training_mode(crate::objective::untracked(model.clone()));
+    let ad = device.clone().autodiff();
+    let idx: Vec<usize> = (0..split.len()).collect();
+    let mut out = Vec::with_capacity(split.len());
+    for part in idx.chunks(chunk.max(1)) {
+        let (x, _) = batch(split, part, sample_len, &ad);
+        out.extend(probe.forward(x, None).into_data().try_to_vec::<f32>().expect("f32 logits"));
+    }
+    // The passes queued updates of the running statistics, which every clone shares (Burn's
+    // `RunningState`): apply them, then write the trained values back over them.
+    drop(probe.valid());
+    drop(with_weights(model.clone(), &saved.params, &saved.buffers));
+    out
+}
+
+/// `model` with Keras 1's initialization (Glorot & Bengio 2010, "glorot_uniform"): every dense and
+/// convolution weight U(±√(6/(fan-in + fan-out))), fans counting the kernel's window, every bias
+/// zero; batch norm's scale and shift stay 1 and 0. Drawn from its own stream of `init_seed`.
+pub fn glorot_uniform<M: Classifier>(model: M, init_seed: u64) -> M {
+    use rand::Rng;
+    let mut rng = ChaCha8Rng::seed_from_u64(splitmix64_mix(init_seed ^ 0x6b65_7261_735f_696e));
+    let layout = crate::objective::layout_of(&model);
+    let mut weights = weights_of(&model);
+    let mut at = 0;
+    for info in &layout.params {
+        let len: usize = info.shape.iter().product();
+        let values = &mut weights.params[at..at + len];
+        if info.path.ends_with(".bias") {
+            values.iter_mut().for_each(|v| *v = 0.0);
+        } else if info.path.ends_with("weight") && info.shape.len() >= 2 {
+            let (fan_in, fan_out) = glorot_fans(&info.shape);
+            let bound = (6.0 / (fan_in + fan_out) as f64).sqrt();
+            values.iter_mut().for_each(|v| *v = rng.random_range(-bound..bound) as f32);
+        }
+        at += len;
+    }
+    with_weights(model, &weights.params, &weights.buffers)
+}
+
+/// (fan-in, fan-out) of a weight as Keras 1 counts them: a dense weight `[in, out]` (Burn's
+/// layout); a convolution kernel `[out, in, window…]` times the window's size.
+pub fn glorot_fans(shape: &[usize]) -> (usize, usize) {
+    match shape {
+        [fan_in, fan_out] => (*fan_in, *fan_out),
+        [out, input, window @ ..] => {
+            let field: usize = window.iter().product();
+            (input * field, out * field)
+        }
+        _ => (1, 1),
+    }
 }
 
 /// Mean cross-entropy and accuracy (%) of `model` on `split`, in inference mode: `model` should be

@@ -102,6 +102,9 @@ fn tiny_run(backend: Backend, spec: &NetSpec, epochs: usize) -> Vec<nets::train:
         shuffle: true,
         patience: None,
         adam: Default::default(),
+        init: Default::default(),
+        evaluation: nets::objective::BatchNormMode::Running,
+        ghost_batch: None,
     };
     let device = backend.device().expect("backend compiled in");
     spec.train(&data, &config, RunSeeds { init: 3, order: 4 }, None, &device, &mut |_, _| {}).curves
@@ -191,6 +194,9 @@ fn stopping_rule_ends_training_once_the_loss_stops_improving() {
         shuffle: true,
         patience: Some(3),
         adam: Default::default(),
+        init: Default::default(),
+        evaluation: nets::objective::BatchNormMode::Running,
+        ghost_batch: None,
     };
     let curves = tiny_mlp().train(&data, &config, RunSeeds { init: 3, order: 4 }, None, &flex(), &mut |_, _| {}).curves;
     let last = curves.len() - 1;

@@ -29,6 +29,9 @@ fn trained(spec: &NetSpec, data: &Dataset) -> Trained {
         shuffle: true,
         patience: None,
         adam: Default::default(),
+        init: Default::default(),
+        evaluation: BatchNormMode::Running,
+        ghost_batch: None,
     };
     spec.train(data, &config, RunSeeds { init: 1, order: 2 }, None, &flex(), &mut |_, _| {})
 }
@@ -144,6 +147,9 @@ fn warm_start_resumes_from_the_given_weights() {
         shuffle: true,
         patience: None,
         adam: Default::default(),
+        init: Default::default(),
+        evaluation: BatchNormMode::Running,
+        ghost_batch: None,
     };
     let mut at_start: Option<Weights> = None;
     let warm =
@@ -299,6 +305,9 @@ fn training_with_the_flat_adam_rule_matches_burns_adam() {
         shuffle: true,
         patience: None,
         adam: Default::default(),
+        init: Default::default(),
+        evaluation: BatchNormMode::Running,
+        ghost_batch: None,
     };
     let seeds = RunSeeds { init: 1, order: 2 };
     let burn = spec.train(&data, &config, seeds, None, &flex(), &mut |_, _| {});

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use datasets::Dataset;
-use nets::train::{NetSpec, RunSeeds, TrainConfig};
+use nets::train::{NetSpec, Protocol, RunSeeds, TrainConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{DataDir, DataSpec};
@@ -56,6 +56,12 @@ pub struct Args {
     /// Adam's step size (default: the scale's own, 1e-3 as in the paper's code).
     #[arg(long)]
     pub learning_rate: Option<f64>,
+    /// Initialization and evaluation: `torch` (PyTorch's defaults: U(±1/√fan-in) init, batch norm
+    /// ε 1e-5 and momentum 0.1, evaluation on running statistics) or `keras` (the paper's code:
+    /// Glorot-uniform init, `BatchNormalization(mode=2)` with ε 1e-3 and momentum 0.99, each
+    /// evaluation batch of 5000 normalized by its own statistics).
+    #[arg(long, default_value = "torch", value_parser = ["torch", "keras"])]
+    pub protocol: String,
     /// Folder holding the real datasets, one subfolder each (mnist, cifar-10, cifar-100, timit)
     /// [default: $FLATLAND_DATA, else the platform cache folder]. Paper scale only.
     #[arg(long)]
@@ -207,10 +213,11 @@ pub fn run(args: Args) -> Result<Report> {
 
     let epochs = args.epochs.unwrap_or(spec.epochs);
     let master = args.grid.seed;
+    let protocol = if args.protocol == "keras" { Protocol::Keras } else { Protocol::Torch };
     let mut cells = Vec::new();
     for (name, net, data_spec) in chosen {
         let dataset = crate::data::find(&data, data_spec)?;
-        let mut net = net.clone();
+        let mut net = net.clone().with_batch_norm(protocol.batch_norm());
         // F2's input and classes follow the user's TIMIT features.
         if let NetSpec::Mlp(m) = &mut net
             && *data_spec == DataSpec::Timit
@@ -235,7 +242,8 @@ pub fn run(args: Args) -> Result<Report> {
                     train: TrainConfig {
                         patience: spec.patience,
                         ..TrainConfig::adam(batch_size, epochs, args.learning_rate.unwrap_or(spec.learning_rate))
-                    },
+                    }
+                    .with_protocol(protocol),
                     seed_index,
                     seeds: RunSeeds {
                         init: harness::derive_seed(master, &["keskar", name, "init", &i]),

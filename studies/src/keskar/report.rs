@@ -6,7 +6,8 @@ use std::path::Path;
 
 use anyhow::Result;
 use measure::curvature::{self, TopEigenvalue, Trace};
-use nets::train::EpochMetrics;
+use nets::init::BatchNormSettings;
+use nets::train::{EpochMetrics, Init, Protocol, TrainConfig};
 use serde::Serialize;
 
 use super::figure3::{Figure3, slice_panels};
@@ -168,6 +169,8 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
             ("adam_epsilon", format!("{:e}", train.adam.epsilon)),
             ("bn_epsilon", norm.map_or("–".into(), |n| format!("{:e}", n.epsilon))),
             ("bn_momentum", norm.map_or("–".into(), |n| n.momentum.to_string())),
+            ("protocol", protocol_phrase(train, norm)),
+            ("evaluation", evaluation_phrase(train)),
             ("seed", first.master_seed.to_string()),
             ("backend", first.env.backend.clone()),
             ("code", code),
@@ -1028,4 +1031,29 @@ fn curve_panels(records: &[Record<Cell, Outcome>], nets: &[&str]) -> Vec<Panel> 
             Panel::new(format!("{net} on {data}"), "epoch", "accuracy (%)", series)
         })
         .collect()
+}
+
+/// The initialization and the protocol it belongs to, for Table 2's header.
+fn protocol_phrase(train: &TrainConfig, norm: Option<BatchNormSettings>) -> String {
+    let init = match train.init {
+        Init::Torch => "PyTorch's initialization (weights and biases U(±1/√fan-in))",
+        Init::Glorot => "Keras 1's Glorot-uniform initialization (biases zero)",
+    };
+    match Protocol::of(train, norm) {
+        Some(Protocol::Torch) => format!("{init}: protocol `torch`"),
+        Some(Protocol::Keras) => format!("{init}: protocol `keras` (Keskar et al.'s code)"),
+        None => init.to_string(),
+    }
+}
+
+/// How the accuracies were evaluated.
+fn evaluation_phrase(train: &TrainConfig) -> String {
+    match train.evaluation {
+        BatchNormMode::Running => "evaluation in inference mode (batch norm on its running statistics)".into(),
+        BatchNormMode::Batch => format!(
+            "evaluation as the paper's code does it (`BatchNormalization(mode=2)`): batch norm normalizes each \
+             evaluation batch of {} samples by its own statistics",
+            train.eval_batch
+        ),
+    }
 }
