@@ -601,6 +601,49 @@ fn keskar_under_the_keras_protocol_records_it_and_says_so() {
 }
 
 #[test]
+fn protocol_gap_study_tabulates_every_variant_and_shares_unchanged_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let first = run(&["protocol-gap", "--scale", "smoke", "--seeds", "2", "--out", out]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(text(&first.stderr).contains("predicted at most"), "{}", text(&first.stderr));
+    let csv = fs::read_to_string(dir.path().join("protocol-gap/protocol-gap.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("{name}: {header:?}"));
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    // Two subjects (F1, C1), nine variants each.
+    assert_eq!(rows.len(), 18, "{csv}");
+    let row =
+        |net: &str, variant: &str| rows.iter().find(|r| r[col("net")] == net && r[col("variant")] == variant).unwrap();
+    let value = |r: &Vec<&str>, name: &str| -> f64 { r[col(name)].parse().unwrap() };
+    for net in ["F1", "C1"] {
+        let paper = row(net, "paper");
+        // LB-only changes keep the paper's SB runs: the same SB accuracy.
+        for v in ["lr-linear", "lr-sqrt", "ghost-bn"] {
+            assert_eq!(value(row(net, v), "sb_test_acc"), value(paper, "sb_test_acc"), "{net} {v}");
+        }
+        // Equal updates: LB makes as many steps as SB (smoke: 640 samples, SB 16, LB 160, 2 epochs).
+        let equal = row(net, "equal-updates");
+        assert_eq!((value(equal, "sb_updates"), value(equal, "lb_updates")), (80.0, 80.0), "{net}");
+        assert_eq!(value(row(net, "fixed-short"), "lb_epochs"), 2.0);
+        let gap = value(paper, "gap");
+        assert!(value(paper, "gap_low") <= gap && gap <= value(paper, "gap_high"), "{net}: {paper:?}");
+    }
+    // Runs that several variants share are trained once: per subject and seed, the paper's SB
+    // and LB, four variants with their own SB and LB, four with their own LB only.
+    assert_eq!(study_records(dir.path(), "protocol-gap").len(), 2 * 2 * (2 + 4 * 2 + 4));
+    assert!(dir.path().join("protocol-gap/protocol-gap.png").exists());
+    // A subset of variants runs the paper's protocol too, and reuses its records.
+    let again = run(&["protocol-gap", "--scale", "smoke", "--seeds", "2", "--variants", "ghost-bn", "--out", out]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(study_records(dir.path(), "protocol-gap").len(), 2 * 2 * (2 + 4 * 2 + 4), "no run trained twice");
+    let md = fs::read_to_string(dir.path().join("protocol-gap/protocol-gap.md")).unwrap();
+    assert!(md.contains("| paper |") && md.contains("| ghost-bn |") && !md.contains("| lr-sqrt |"), "{md}");
+    assert_refused(&["protocol-gap", "--variants", "warmup", "--out", out], &["warmup", "ghost-bn"]);
+    assert_refused(&["protocol-gap", "--seeds", "1", "--out", out], &["--seeds 1"]);
+}
+
+#[test]
 fn spin_glass_study_reports_the_spread_per_width() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
@@ -1079,6 +1122,7 @@ fn studies_report_rebuilds_every_committed_table_and_plot_byte_for_byte() {
         ("rescaling", "", &["rescaling"][..]),
         ("spin-glass", "", &["spin-glass"][..]),
         ("spin-glass", "spin-glass-mnist1d", &["spin-glass"][..]),
+        ("protocol-gap", "", &["protocol-gap"][..]),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let mut expected = Vec::new();

@@ -122,6 +122,7 @@ studies! {
     DeepLinear: deep_linear = "deep-linear",
     Rescaling: rescaling,
     SpinGlass: spin_glass = "spin-glass",
+    ProtocolGap: protocol_gap = "protocol-gap",
     Toy: toy,
 }
 

@@ -9,6 +9,7 @@ use std::sync::Once;
 use anyhow::{Result, anyhow};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
 use crate::stats::min_max;
@@ -104,6 +105,108 @@ pub fn histogram_series(label: String, color: RGBColor, values: &[f64], edges: &
     y.push(0.0);
     let n = x.len();
     Series { label, color, dashed: false, x, mean: y, std: vec![0.0; n] }
+}
+
+/// One row of a forest plot: an estimate with its interval.
+pub struct ForestRow {
+    /// The row's label, at the left.
+    pub label: String,
+    /// The estimate (drawn as a dot; NaN: not drawn).
+    pub value: f64,
+    /// The interval's ends (not drawn when not finite).
+    pub low: f64,
+    /// See [`ForestRow::low`].
+    pub high: f64,
+}
+
+/// One panel of a forest plot: rows top to bottom, a vertical line at zero.
+pub struct Forest {
+    /// Title above the panel.
+    pub title: String,
+    /// x-axis label, with unit.
+    pub x_label: String,
+    /// The rows, first at the top.
+    pub rows: Vec<ForestRow>,
+}
+
+/// Draws forest plots side by side into `<stem>.png` and `<stem>.svg`.
+pub fn write_forests(stem: &Path, panels: &[Forest]) -> Result<()> {
+    REGISTER.call_once(|| {
+        let _ = register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+    let rows = panels.iter().map(|p| p.rows.len()).max().unwrap_or(1);
+    let size = ((760 * panels.len().max(1)) as u32, (120 + 34 * rows) as u32);
+    let png = stem.with_extension("png");
+    let svg = stem.with_extension("svg");
+    {
+        let root = BitMapBackend::new(&png, size).into_drawing_area();
+        draw_forests(&root, panels)?;
+        root.present().map_err(|e| anyhow!("writing {}: {e}", png.display()))?;
+    }
+    let root = SVGBackend::new(&svg, size).into_drawing_area();
+    draw_forests(&root, panels)?;
+    root.present().map_err(|e| anyhow!("writing {}: {e}", svg.display()))?;
+    Ok(())
+}
+
+fn draw_forests<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[Forest]) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+    let areas = root.split_evenly((1, panels.len().max(1)));
+    for (area, panel) in areas.iter().zip(panels) {
+        draw_forest(area, panel).map_err(|e| anyhow!("drawing panel {}: {e}", panel.title))?;
+    }
+    Ok(())
+}
+
+fn draw_forest<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    panel: &Forest,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let n = panel.rows.len().max(1);
+    let ends = panel.rows.iter().flat_map(|r| [r.value, r.low, r.high]).chain([0.0]).filter(|v| v.is_finite());
+    let (lo, hi) = finite_range(min_max(ends));
+    let pad = (hi - lo) * 0.08;
+    // Row i sits at y = n − i, so the first row is at the top.
+    let labels: Vec<String> = panel.rows.iter().map(|r| r.label.clone()).collect();
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(170)
+        .build_cartesian_2d((lo - pad)..(hi + pad), 0.5..(n as f64 + 0.5))?;
+    chart
+        .configure_mesh()
+        .x_desc(&panel.x_label)
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 15))
+        .light_line_style(WHITE.mix(0.0))
+        .y_labels(0)
+        .x_label_formatter(&|v| tick(*v))
+        .draw()?;
+    // The row labels, right-aligned left of the axis (plotters places numeric ticks only).
+    let (base_x, base_y) = area.get_base_pixel();
+    let style = TextStyle::from(("sans-serif", 14).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
+    for (i, label) in labels.iter().enumerate() {
+        let (px, py) = chart.backend_coord(&(lo - pad, (n - i) as f64));
+        area.draw(&Text::new(label.clone(), (px - base_x - 8, py - base_y), style.clone()))?;
+    }
+    chart.draw_series(std::iter::once(PathElement::new(vec![(0.0, 0.5), (0.0, n as f64 + 0.5)], BLACK.mix(0.5))))?;
+    for (i, row) in panel.rows.iter().enumerate() {
+        let y = (n - i) as f64;
+        if row.low.is_finite() && row.high.is_finite() {
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(row.low, y), (row.high, y)],
+                PALETTE[0].stroke_width(2),
+            )))?;
+        }
+        if row.value.is_finite() {
+            chart.draw_series(std::iter::once(Circle::new((row.value, y), 4, PALETTE[0].filled())))?;
+        }
+    }
+    Ok(())
 }
 
 /// Draws `panels` side by side into `<stem>.png` and `<stem>.svg`.
