@@ -623,6 +623,12 @@ fn protocol_gap_study_tabulates_every_variant_and_shares_unchanged_runs() {
             assert_eq!(value(row(net, v), "sb_test_acc"), value(paper, "sb_test_acc"), "{net} {v}");
         }
         // Equal updates: LB makes as many steps as SB (smoke: 640 samples, SB 16, LB 160, 2 epochs).
+        // The running-statistics variant is the paper's runs evaluated otherwise: same epochs.
+        let running = row(net, "running-statistics");
+        assert_eq!(
+            (value(running, "sb_epochs"), value(running, "lb_epochs")),
+            (value(paper, "sb_epochs"), value(paper, "lb_epochs"))
+        );
         let equal = row(net, "equal-updates");
         assert_eq!((value(equal, "sb_updates"), value(equal, "lb_updates")), (80.0, 80.0), "{net}");
         assert_eq!(value(row(net, "fixed-short"), "lb_epochs"), 2.0);
@@ -630,13 +636,14 @@ fn protocol_gap_study_tabulates_every_variant_and_shares_unchanged_runs() {
         assert!(value(paper, "gap_low") <= gap && gap <= value(paper, "gap_high"), "{net}: {paper:?}");
     }
     // Runs that several variants share are trained once: per subject and seed, the paper's SB
-    // and LB, four variants with their own SB and LB, four with their own LB only.
-    assert_eq!(study_records(dir.path(), "protocol-gap").len(), 2 * 2 * (2 + 4 * 2 + 4));
+    // and LB (also the running-statistics variant's), three variants with their own SB and LB,
+    // four with their own LB only.
+    assert_eq!(study_records(dir.path(), "protocol-gap").len(), 2 * 2 * (2 + 3 * 2 + 4));
     assert!(dir.path().join("protocol-gap/protocol-gap.png").exists());
     // A subset of variants runs the paper's protocol too, and reuses its records.
     let again = run(&["protocol-gap", "--scale", "smoke", "--seeds", "2", "--variants", "ghost-bn", "--out", out]);
     assert!(again.status.success(), "{}", text(&again.stderr));
-    assert_eq!(study_records(dir.path(), "protocol-gap").len(), 2 * 2 * (2 + 4 * 2 + 4), "no run trained twice");
+    assert_eq!(study_records(dir.path(), "protocol-gap").len(), 2 * 2 * (2 + 3 * 2 + 4), "no run trained twice");
     let md = fs::read_to_string(dir.path().join("protocol-gap/protocol-gap.md")).unwrap();
     assert!(md.contains("| paper |") && md.contains("| ghost-bn |") && !md.contains("| lr-sqrt |"), "{md}");
     assert_refused(&["protocol-gap", "--variants", "warmup", "--out", out], &["warmup", "ghost-bn"]);

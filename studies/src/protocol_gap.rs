@@ -8,7 +8,9 @@
 //! 0.99, Adam with Keras' defaults, and the text's stopping rule: until the training loss stops
 //! improving (here: no new minimum for 5 epochs, at most 100). Each variant changes one thing:
 //!
-//! - batch norm evaluated on its running statistics (PyTorch's inference mode);
+//! - batch norm evaluated on its running statistics (PyTorch's inference mode): the paper
+//!   protocol's own runs, evaluated at the end on running statistics as well, so that the
+//!   training (and the stopping rule, which reads the training loss as evaluated) is the same;
 //! - PyTorch's initialization;
 //! - the stopping rule: a fixed 20 epochs (the code's `nb_epoch`), a fixed 100, or LB trained
 //!   for as many updates as SB makes in 20 epochs (Hoffer et al. 2017's "regime adaptation");
@@ -33,7 +35,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use datasets::Dataset;
 use nets::objective::BatchNormMode;
-use nets::train::{Init, NetSpec, Protocol, RunSeeds, TrainConfig, Trained as Outcome};
+use nets::train::{EpochMetrics, Init, NetSpec, Protocol, RunSeeds, TrainConfig, Trained};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{DataDir, DataSpec};
@@ -135,7 +137,8 @@ impl Variant {
         let ratio = lb as f64 / sb as f64;
         match self {
             Variant::Paper => (sb_paper.clone(), lb_paper.clone()),
-            Variant::RunningStatistics => both(&|c| TrainConfig { evaluation: BatchNormMode::Running, ..c.clone() }),
+            // The paper's runs themselves, also evaluated on running statistics (`Outcome`).
+            Variant::RunningStatistics => (sb_paper.clone(), lb_paper.clone()),
             Variant::TorchInit => both(&|c| TrainConfig { init: Init::Torch, ..c.clone() }),
             Variant::FixedShort => both(&|c| fixed(c, SHORT[i])),
             Variant::FixedLong => both(&|c| fixed(c, LONG[i])),
@@ -163,7 +166,7 @@ impl Variant {
             Variant::FixedShort => format!("stopping: a fixed {short} epochs"),
             Variant::FixedLong => format!("stopping: a fixed {long} epochs"),
             Variant::EqualUpdates => format!("stopping: LB as many updates as SB in {short} epochs"),
-            Variant::LrLinear => "LB learning rate × B_LB/B_SB".into(),
+            Variant::LrLinear => "LB learning rate × B_LB/B_SB (Goyal's SGD rule; with Adam)".into(),
             Variant::LrSqrt => "LB learning rate × √(B_LB/B_SB)".into(),
             Variant::GhostBn => format!("LB ghost batch norm over {GHOST} samples"),
         }
@@ -195,6 +198,30 @@ pub struct Cell {
     pub train_samples: usize,
 }
 
+/// What one run gave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The run, evaluated every epoch as its config says.
+    pub trained: Trained,
+    /// For a run evaluated on batch statistics: its final weights evaluated on batch norm's
+    /// running statistics instead (inference mode), the running-statistics variant's numbers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_statistics: Option<EpochMetrics>,
+}
+
+impl Outcome {
+    /// The last epoch's metrics under `variant`'s evaluation (`None` for a diverged run).
+    fn last(&self, variant: Variant) -> Option<EpochMetrics> {
+        if !self.trained.finished() {
+            return None;
+        }
+        match variant {
+            Variant::RunningStatistics => self.running_statistics.clone(),
+            _ => self.trained.curves.last().cloned(),
+        }
+    }
+}
+
 struct ProtocolGap {
     cells: Vec<Cell>,
     data: Vec<(DataSpec, Dataset)>,
@@ -217,10 +244,22 @@ impl Study for ProtocolGap {
     fn run_cell(&self, cell: &Cell, progress: &CellProgress) -> Result<Outcome> {
         let data = crate::data::find(&self.data, &cell.data)?;
         let cap = cell.train.epochs;
-        Ok(cell.spec.train(data, &cell.train, cell.seeds, None, &self.device, &mut |m, _| {
+        let trained = cell.spec.train(data, &cell.train, cell.seeds, None, &self.device, &mut |m, _| {
             let msg = format!("epoch {:>3}/{cap}  train loss {:.4}  test {:5.1}%", m.epoch, m.train_loss, m.test_acc);
             if m.epoch % 20 == 0 { progress.log(&msg) } else { progress.message(&msg) }
-        }))
+        });
+        let running_statistics = match trained.curves.last() {
+            Some(last) if trained.finished() && cell.train.evaluation == BatchNormMode::Batch => {
+                let w = &trained.weights;
+                let mut eval = cell.spec.training_loss(w, data, cell.train.eval_batch, BatchNormMode::Running, &self.device);
+                let params = w.params_f64();
+                let (train_loss, train_acc) = eval.evaluate(&params, &w.buffers, &data.train);
+                let (test_loss, test_acc) = eval.evaluate(&params, &w.buffers, &data.test);
+                Some(EpochMetrics { epoch: last.epoch, train_loss, train_acc, test_loss, test_acc })
+            }
+            _ => None,
+        };
+        Ok(Outcome { trained, running_statistics })
     }
 
     fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
@@ -320,7 +359,7 @@ pub fn run(args: Args) -> Result<Report> {
         }
     }
     cells.retain(|c| chosen.iter().any(|v| c.variants.iter().any(|n| n == v.name())));
-    print_prediction(&cells, &data, &device);
+    print_prediction(&cells, &data, &device, jobs)?;
     let mut env = crate::env::Env::capture(backend, &device, jobs);
     for (spec, d) in &data {
         env = env.with_data(spec.name(), d);
@@ -329,34 +368,34 @@ pub fn run(args: Args) -> Result<Report> {
     harness::execute(&ProtocolGap { cells, data, device }, &opts)
 }
 
-/// Prints the grid's predicted time, at most (every run to its epoch cap): the samples it trains,
-/// at the training throughput timed here for each network and batch, over the jobs. Evaluation
-/// passes and the stopping rule are not counted; the first makes it longer (by about a third),
-/// the second shorter.
-fn print_prediction(cells: &[Cell], data: &[(DataSpec, Dataset)], device: &nets::Device) {
+/// Prints the grid's predicted time, at most (every run to its epoch cap): per run, its epochs of
+/// training at the throughput timed here on one thread for its network and batch (a cell of the
+/// grid runs on about one thread), plus each epoch's evaluation of the train and test sets
+/// (counted as forward passes, a third of a training step's cost per sample); the runs over the
+/// jobs. The stopping rule makes it shorter.
+fn print_prediction(cells: &[Cell], data: &[(DataSpec, Dataset)], device: &nets::Device, jobs: usize) -> Result<()> {
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     let mut timed: Vec<(NetSpec, usize, f64)> = Vec::new();
     let mut seconds = 0.0;
     for c in cells {
         let rate = match timed.iter().find(|(s, b, _)| *s == c.spec && *b == c.train.batch_size) {
             Some((.., r)) => *r,
             None => {
-                let mut timer = nets::train::step_timer(&c.spec, c.train.batch_size, 2, device);
-                let r = timer(3);
+                let r = one.install(|| nets::train::step_timer(&c.spec, c.train.batch_size, 2, device)(3));
                 timed.push((c.spec.clone(), c.train.batch_size, r));
                 r
             }
         };
-        let n = crate::data::find(data, &c.data).map_or(0, |d| d.train.len());
-        seconds += (c.train.epochs * n) as f64 / rate;
+        let (n, n_test) = crate::data::find(data, &c.data).map_or((0, 0), |d| (d.train.len(), d.test.len()));
+        seconds += c.train.epochs as f64 * (n as f64 + (n + n_test) as f64 / 3.0) / rate;
     }
-    let jobs = rayon::current_num_threads().max(1) as f64;
     eprintln!(
-        "protocol-gap: {} runs; predicted at most {:.0} min of training on {} cores (every run to its cap; timed throughput {})",
+        "protocol-gap: {} runs; predicted at most {:.0} min on {jobs} jobs (every run to its cap; timed on one thread: {})",
         cells.len(),
-        seconds / 60.0 / jobs,
-        jobs,
+        seconds / 60.0 / jobs as f64,
         timed.iter().map(|(_, b, r)| format!("{r:.0} samples/s at batch {b}")).collect::<Vec<_>>().join(", ")
     );
+    Ok(())
 }
 
 /// A row of `protocol-gap.csv`: one variant of one subject.
@@ -429,11 +468,10 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
             }
             let finished = |runs: &[&Record<Cell, Outcome>]| -> Vec<(f64, f64, f64)> {
                 runs.iter()
-                    .filter(|r| r.outcome.finished())
-                    .map(|r| {
-                        let last = r.outcome.curves.last().expect("epoch 0 is always evaluated");
+                    .filter_map(|r| {
+                        let last = r.outcome.last(variant)?;
                         let steps = (last.epoch * r.config.train_samples.div_ceil(r.config.train.batch_size)) as f64;
-                        (last.test_acc, last.epoch as f64, steps)
+                        Some((last.test_acc, last.epoch as f64, steps))
                     })
                     .collect()
             };
@@ -485,9 +523,9 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
         md.push('\n');
         forests.push(Forest { title: format!("{net} on {data}"), x_label: "gap SB − LB, test accuracy points (95 % CI)".into(), rows });
     }
-    let diverged: usize = csv.iter().map(|r| r.diverged).sum();
+    let diverged = records.iter().filter(|r| !r.outcome.trained.finished()).count();
     if diverged > 0 {
-        writeln!(md, "{diverged} runs diverged (column *diverged*); they are left out of the means.\n")?;
+        writeln!(md, "{diverged} runs diverged (column *diverged*, where a run that several variants share counts in each); they are left out of the means.\n")?;
     }
     std::fs::create_dir_all(dir)?;
     plot::write_forests(&dir.join("protocol-gap"), &forests)?;

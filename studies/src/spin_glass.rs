@@ -260,7 +260,8 @@ fn bootstrap_ci(v: &[f64], statistic: fn(&[f64]) -> f64, seed: u64) -> (f64, f64
     (quantile(&stats, 0.025), quantile(&stats, 0.975))
 }
 
-/// Pearson's r of paired samples and its 95 % interval by Fisher's z (NaN bounds for n ≤ 3).
+/// Pearson's r of paired samples and its 95 % interval by Fisher's z (the whole [−1, 1] for
+/// n = 3, NaN for fewer).
 fn pearson(x: &[f64], y: &[f64]) -> (f64, f64, f64) {
     let (mx, my) = (mean(x), mean(y));
     let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
@@ -346,7 +347,7 @@ fn summarize(width: usize, runs: &[&Record<Cell, Outcome>]) -> WidthSummary {
         test_loss_mean: mean(&test),
         test_loss_min: min_max(test.iter().copied()).0,
         test_loss_max: min_max(test.iter().copied()).1,
-        test_loss_std: std(&test),
+        test_loss_std: if test.len() >= 2 { std(&test) } else { f64::NAN },
         test_loss_std_low: std_low,
         test_loss_std_high: std_high,
         test_loss_iqr: if test.is_empty() { f64::NAN } else { iqr(&test) },
@@ -418,28 +419,26 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
     );
     for s in &summaries {
         let r = &s.row;
+        // A width whose runs all diverged has no statistics: dashes, not NaN or ±∞.
+        let f = |v: f64, digits: usize| if v.is_finite() { format!("{v:.digits$}") } else { "–".into() };
+        let ci = |v: f64, lo: f64, hi: f64, d: usize| format!("{} [{}, {}]", f(v, d), f(lo, d), f(hi, d));
+        let drop = r.last_quarter_train_loss_drop;
         writeln!(
             md,
-            "| {} | {} | {} | {} | {:.4} | {:.4} | {:.4} – {:.4} | {:.4} [{:.4}, {:.4}] | {:.4} [{:.4}, {:.4}] | {:.2} [{:.2}, {:.2}] | {:.2} | {:.1e} |",
+            "| {} | {} | {} | {} | {} | {} | {} – {} | {} | {} | {} | {} | {} |",
             r.width,
             r.parameters,
             r.runs,
             r.diverged,
-            r.train_loss_mean,
-            r.test_loss_mean,
-            r.test_loss_min,
-            r.test_loss_max,
-            r.test_loss_std,
-            r.test_loss_std_low,
-            r.test_loss_std_high,
-            r.test_loss_iqr,
-            r.test_loss_iqr_low,
-            r.test_loss_iqr_high,
-            r.train_test_pearson,
-            r.train_test_pearson_low,
-            r.train_test_pearson_high,
-            r.test_acc_mean,
-            r.last_quarter_train_loss_drop,
+            f(r.train_loss_mean, 4),
+            f(r.test_loss_mean, 4),
+            f(r.test_loss_min, 4),
+            f(r.test_loss_max, 4),
+            ci(r.test_loss_std, r.test_loss_std_low, r.test_loss_std_high, 4),
+            ci(r.test_loss_iqr, r.test_loss_iqr_low, r.test_loss_iqr_high, 4),
+            ci(r.train_test_pearson, r.train_test_pearson_low, r.train_test_pearson_high, 2),
+            f(r.test_acc_mean, 2),
+            if drop.is_finite() { format!("{drop:.1e}") } else { "–".into() },
         )?;
     }
     let (first, last) = (&summaries[0].row, &summaries[summaries.len() - 1].row);

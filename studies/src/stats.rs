@@ -85,7 +85,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn welch_difference_matches_scipy() {
+    fn welch_difference_matches_an_independent_computation() {
         // Welch's test of [1, 2, 3, 4] against [2, 4, 6, 8, 10] (computed independently, by
         // numerical integration of Student's t): t = −2.2514, df = 5.5208, p = 0.0691,
         // t₀.₉₇₅(5.5208) = 2.4993 and the standard error 1.5546, so the interval of −3.5 is

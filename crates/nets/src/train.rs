@@ -676,6 +676,9 @@ pub fn batch_statistics_logits<M: Classifier>(
     chunk: usize,
     device: &Device,
 ) -> Vec<f32> {
+    // Training's last step left its running-statistics update queued (Burn's `RunningState`
+    // applies it at the next read): apply it first, so that it is part of what is restored.
+    drop(model.valid());
     let saved = weights_of(model);
     let probe = crate::objective::training_mode(crate::objective::untracked(model.clone()));
     let ad = device.clone().autodiff();
