@@ -8,7 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
-use datasets::{Dataset, cifar, idx, mnist1d, optdigits, timit};
+use datasets::{Dataset, cifar, idx, mnist1d, npy, optdigits, timit};
+use nets::train::NetSpec;
 use serde::{Deserialize, Serialize};
 
 /// The data a cell trains on.
@@ -22,8 +23,10 @@ pub enum DataSpec {
         /// Test samples.
         test: usize,
         /// Generator seed (42 is the reference default).
-        seed: u64,
+        seed: u32,
     },
+    /// Upstream MNIST-1D's frozen split (`.npy` files in `<data dir>/mnist1d`).
+    Mnist1dFrozen,
     /// MNIST (IDX files in `<data dir>/mnist`).
     Mnist,
     /// Fashion-MNIST (IDX files in `<data dir>/fashion-mnist`).
@@ -36,6 +39,43 @@ pub enum DataSpec {
     Optdigits,
     /// User-supplied TIMIT-style frame features (`<data dir>/timit`).
     Timit,
+    /// A user's own data: `x_train.npy`, `y_train.npy`, `x_test.npy`, `y_test.npy` in `dir`.
+    Npy {
+        /// The folder, as given on the command line.
+        dir: PathBuf,
+    },
+}
+
+/// The names `--data` accepts.
+pub const DATA_NAMES: &str =
+    "mnist1d, mnist1d-frozen, mnist, fashion-mnist, cifar-10, cifar-100, optdigits, timit, npy:DIR";
+
+/// Parses a `--data` value; `mnist1d` keeps the sizes of `generated` (the scale's own MNIST-1D).
+pub fn parse_data(value: &str, generated: &DataSpec) -> Result<DataSpec> {
+    let spec = match value {
+        "mnist1d" => match generated {
+            DataSpec::Mnist1d { .. } => generated.clone(),
+            _ => DataSpec::Mnist1d { train: 4000, test: 1000, seed: 42 },
+        },
+        "mnist1d-frozen" => DataSpec::Mnist1dFrozen,
+        "mnist" => DataSpec::Mnist,
+        "fashion-mnist" => DataSpec::FashionMnist,
+        "cifar-10" => DataSpec::Cifar10,
+        "cifar-100" => DataSpec::Cifar100,
+        "optdigits" => DataSpec::Optdigits,
+        "timit" => DataSpec::Timit,
+        other => match other.strip_prefix("npy:") {
+            Some(dir) if !dir.is_empty() => DataSpec::Npy { dir: PathBuf::from(dir) },
+            _ => crate::usage!("--data {other}: unknown dataset; accepted: {DATA_NAMES}"),
+        },
+    };
+    Ok(spec)
+}
+
+/// Checks a `--data` value at parse time (clap's `value_parser`), so a typo exits 2 before
+/// anything runs.
+pub fn data_name(value: &str) -> std::result::Result<String, String> {
+    parse_data(value, &DataSpec::Mnist).map(|_| value.to_string()).map_err(|e| format!("{e}"))
 }
 
 /// Where file datasets are looked for, and why there.
@@ -66,19 +106,67 @@ impl DataSpec {
     pub fn name(&self) -> &'static str {
         match self {
             DataSpec::Mnist1d { .. } => "mnist1d",
+            DataSpec::Mnist1dFrozen => "mnist1d-frozen",
             DataSpec::Mnist => "mnist",
             DataSpec::FashionMnist => "fashion-mnist",
             DataSpec::Cifar10 => "cifar-10",
             DataSpec::Cifar100 => "cifar-100",
             DataSpec::Optdigits => "optdigits",
             DataSpec::Timit => "timit",
+            DataSpec::Npy { .. } => "npy",
         }
+    }
+
+    /// The folder the dataset is read from.
+    pub fn folder(&self, dir: &DataDir) -> PathBuf {
+        match self {
+            DataSpec::Npy { dir } => dir.clone(),
+            // Upstream's frozen split lives where a user keeps MNIST-1D files.
+            DataSpec::Mnist1dFrozen => dir.path.join("mnist1d"),
+            _ => dir.path.join(self.name()),
+        }
+    }
+
+    /// Whether a sample has a spatial layout a convolution can slide over: images, and 1-D
+    /// signals (MNIST-1D, a user's arrays); TIMIT's stacked frame features have none.
+    pub fn is_spatial(&self) -> bool {
+        !matches!(self, DataSpec::Timit)
+    }
+
+    /// SHA-256 of every file the dataset was read from, as ("<dataset>/<file>", hex), for the
+    /// records (generated data: none). Hidden files and `SHA256SUMS` are not data.
+    pub fn file_digests(&self, dir: &DataDir) -> Result<Vec<(String, String)>> {
+        let folder = self.folder(dir);
+        let mut names: Vec<String> = match self {
+            DataSpec::Mnist1d { .. } => return Ok(Vec::new()),
+            DataSpec::Mnist1dFrozen => mnist1d::FROZEN_FILES.iter().map(|s| s.to_string()).collect(),
+            DataSpec::Npy { .. } => npy::USER_FILES.iter().map(|s| s.to_string()).collect(),
+            _ => std::fs::read_dir(&folder)
+                .with_context(|| format!("listing {}", folder.display()))?
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_file())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| !n.starts_with('.') && n != datasets::catalog::SUMS_FILE)
+                .collect(),
+        };
+        names.sort();
+        names
+            .into_iter()
+            .map(|n| {
+                let hash = datasets::catalog::content_sha256(&folder.join(&n)).map_err(|e| anyhow!("{e}"))?;
+                Ok((format!("{}/{n}", self.name()), hash))
+            })
+            .collect()
     }
 
     /// The files a user puts in the dataset's folder.
     fn expected_files(&self) -> &'static str {
         match self {
             DataSpec::Mnist1d { .. } => "none (generated)",
+            DataSpec::Mnist1dFrozen => {
+                "x.npy, y.npy, x_test.npy, y_test.npy (upstream's mnist1d_data.pkl converted with np.save; see README)"
+            }
+            DataSpec::Npy { .. } => "x_train.npy, y_train.npy, x_test.npy, y_test.npy",
             DataSpec::Mnist | DataSpec::FashionMnist => {
                 "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz (or uncompressed)"
             }
@@ -97,9 +185,11 @@ impl DataSpec {
         if let DataSpec::Mnist1d { train, test, seed } = *self {
             return Ok(mnist1d::generate(&mnist1d::Config { train, test, seed, ..Default::default() }));
         }
-        let folder = dir.path.join(self.name());
+        let folder = self.folder(dir);
         let loaded = match self {
             DataSpec::Mnist1d { .. } => unreachable!("generated above"),
+            DataSpec::Mnist1dFrozen => mnist1d::load_frozen(&folder),
+            DataSpec::Npy { .. } => npy::load_dataset(&folder),
             DataSpec::Mnist => idx::load(&folder, "mnist", &idx::MNIST_CLASSES),
             DataSpec::FashionMnist => idx::load(&folder, "fashion-mnist", &idx::FASHION_CLASSES),
             DataSpec::Cifar10 => cifar::load_cifar10(&folder),
@@ -113,6 +203,7 @@ impl DataSpec {
                     format!("Fetch it with: studies data fetch {} --data-dir {}", self.name(), dir.path.display())
                 }
                 Some(_) => format!("Fetch it with: studies data fetch {}", self.name()),
+                None if matches!(self, DataSpec::Npy { .. }) => format!("The folder holds {}", self.expected_files()),
                 None => format!("Put the files there by hand: {}", self.expected_files()),
             };
             anyhow!(
@@ -150,4 +241,40 @@ pub fn find<'a>(data: &'a [(DataSpec, Dataset)], spec: &DataSpec) -> Result<&'a 
         .find(|(d, _)| d == spec)
         .map(|(_, d)| d)
         .with_context(|| format!("dataset {} is not loaded", spec.name()))
+}
+
+/// A study's network: its name (F1, C1, …), shape and data.
+pub type NamedNet = (String, NetSpec, DataSpec);
+
+/// A dataset with the spec it was loaded from.
+pub type Loaded = (DataSpec, Dataset);
+
+/// The networks a study trains, on `--data` when it is given (else each on its own data), each
+/// network's shape adapted to its data ([`NetSpec::adapted`]: unchanged on the data it was
+/// defined for); every dataset loaded, and every mismatch named, before any training.
+pub fn on_data(nets: Vec<NamedNet>, data: Option<&str>, dir: &DataDir) -> Result<(Vec<NamedNet>, Vec<Loaded>)> {
+    let nets: Vec<NamedNet> = match data {
+        Some(value) => {
+            let generated = nets.first().map(|(_, _, d)| d.clone()).unwrap_or(DataSpec::Mnist);
+            let spec = parse_data(value, &generated)?;
+            nets.into_iter().map(|(name, net, _)| (name, net, spec.clone())).collect()
+        }
+        None => nets,
+    };
+    let specs: Vec<DataSpec> = nets.iter().map(|(_, _, d)| d.clone()).collect();
+    let loaded = load_all(&specs, dir)?;
+    let flag = data.map_or(String::new(), |v| format!("--data {v}: "));
+    let mut adapted = Vec::new();
+    let mut problems = Vec::new();
+    for (name, net, spec) in nets {
+        let d = find(&loaded, &spec)?;
+        match net.adapted(&d.sample_shape, d.classes, spec.is_spatial()) {
+            Ok(net) => adapted.push((name, net, spec)),
+            Err(e) => problems.push(format!("{flag}network {name} on {}: {e}", spec.name())),
+        }
+    }
+    if !problems.is_empty() {
+        crate::usage!("{}", problems.join("\n"));
+    }
+    Ok((adapted, loaded))
 }

@@ -1,15 +1,17 @@
 //! `studies data list|verify|fetch`: the real datasets in the data folder.
 //!
-//! A download goes to a temporary name in the dataset's folder, is verified (SHA-256 of the
-//! decompressed contents), and only then renamed: a partial or corrupted download is never taken
-//! for a complete one. Mirrors are tried in order.
+//! A download goes to a temporary name in the dataset's folder, is verified (the published MD5
+//! where there is one, and the SHA-256 of the decompressed contents), and only then renamed: a
+//! partial or corrupted download is never taken for a complete one. Mirrors are tried in order.
+//! A dataset that comes as an archive (CIFAR) is downloaded, verified, unpacked member by member
+//! ([`datasets::archive`]), and the SHA-256 of each extracted file recorded in `SHA256SUMS`.
 
 use std::fs;
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
-use datasets::catalog::{self, CATALOG, Entry, FileState, RemoteFile};
+use datasets::catalog::{self, Archive, CATALOG, Entry, FileState, RemoteFile};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::data::DataDir;
@@ -32,12 +34,12 @@ pub enum Command {
     List,
     /// Check the SHA-256 of every present file (of one dataset, or all).
     Verify {
-        /// Dataset name (mnist, optdigits); all when omitted.
+        /// Dataset name (mnist, fashion-mnist, cifar-10, cifar-100, optdigits); all when omitted.
         name: Option<String>,
     },
     /// Download a dataset into the data folder, verifying every file.
     Fetch {
-        /// Dataset name (mnist, optdigits).
+        /// Dataset name (mnist, fashion-mnist, cifar-10, cifar-100, optdigits).
         name: String,
     },
 }
@@ -59,8 +61,12 @@ pub fn run(args: Args) -> Result<()> {
                 let states: Vec<FileState> =
                     e.files.iter().map(|f| catalog::check(&dir.path.join(e.name), f)).collect();
                 let verified = states.iter().filter(|s| matches!(s, FileState::Verified(_))).count();
+                let unverified = states.iter().filter(|s| matches!(s, FileState::Unverified(_))).count();
                 let status = match verified {
                     n if n == e.files.len() => "present, verified".to_string(),
+                    n if n + unverified == e.files.len() => format!(
+                        "present, {unverified} file(s) unverified: no published checksum (fetch verifies them through the archive)"
+                    ),
                     0 if states.iter().all(|s| *s == FileState::Missing) => {
                         format!("absent (studies data fetch {})", e.name)
                     }
@@ -70,7 +76,7 @@ pub fn run(args: Args) -> Result<()> {
                         e.name
                     ),
                 };
-                println!("{:<10} {:<60} {status}", e.name, dir.path.join(e.name).display());
+                println!("{:<14} {:<60} {status}", e.name, dir.path.join(e.name).display());
             }
             Ok(())
         }
@@ -84,6 +90,9 @@ pub fn run(args: Args) -> Result<()> {
                 for f in e.files {
                     match catalog::check(&dir.path.join(e.name), f) {
                         FileState::Verified(p) => println!("ok       {}", p.display()),
+                        FileState::Unverified(p) => {
+                            println!("unknown  {} (no published checksum, not fetched by flatland)", p.display())
+                        }
                         FileState::Missing => println!("missing  {}", dir.path.join(e.name).join(f.name).display()),
                         FileState::Corrupt { path, expected, actual } => {
                             println!("CORRUPT  {}", path.display());
@@ -104,10 +113,19 @@ pub fn run(args: Args) -> Result<()> {
             let e = lookup(&name)?;
             let folder = dir.path.join(e.name);
             fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
-            for f in e.files {
-                match catalog::check(&folder, f) {
-                    FileState::Verified(p) => eprintln!("{} already present and verified", p.display()),
-                    _ => fetch_file(e, f, &folder)?,
+            let states: Vec<FileState> = e.files.iter().map(|f| catalog::check(&folder, f)).collect();
+            match &e.archive {
+                Some(_) if states.iter().all(|s| matches!(s, FileState::Verified(_))) => {
+                    eprintln!("{} already present and verified", folder.display())
+                }
+                Some(archive) => fetch_archive(archive, e.files, &mirrors(e), &folder)?,
+                None => {
+                    for (f, state) in e.files.iter().zip(states) {
+                        match state {
+                            FileState::Verified(p) => eprintln!("{} already present and verified", p.display()),
+                            _ => fetch_file(f, &mirrors(e), &folder)?,
+                        }
+                    }
                 }
             }
             eprintln!("{} is in {} ({})", e.name, folder.display(), e.license);
@@ -125,18 +143,30 @@ fn mirrors(e: &Entry) -> Vec<String> {
     }
 }
 
-fn fetch_file(e: &Entry, f: &RemoteFile, folder: &Path) -> Result<()> {
+/// Checks the MD5 of `path` as stored against a published one.
+fn check_md5(path: &Path, expected: Option<&str>) -> Result<()> {
+    if let Some(expected) = expected {
+        let actual = catalog::file_md5(path).map_err(|e| anyhow!("{e}"))?;
+        if actual != expected {
+            bail!("MD5 is {actual}, expected the published {expected}");
+        }
+    }
+    Ok(())
+}
+
+fn fetch_file(f: &RemoteFile, mirrors: &[String], folder: &Path) -> Result<()> {
     let target = folder.join(f.name);
     let part = folder.join(format!(".{}.part-{}", f.name, std::process::id()));
     let mut failures = Vec::new();
-    for base in mirrors(e) {
+    for base in mirrors {
         let url = format!("{base}{}", f.name);
-        match download(&url, &part).and_then(|_| {
+        match download(&url, &part).and_then(|_| check_md5(&part, f.md5)).and_then(|_| {
             let actual = catalog::content_sha256(&part).map_err(|e| anyhow!("{e}"))?;
-            if actual == f.sha256 {
-                Ok(())
-            } else {
-                Err(anyhow!("SHA-256 of the contents is {actual}, expected {}", f.sha256))
+            match f.sha256 {
+                Some(expected) if actual != expected => {
+                    Err(anyhow!("SHA-256 of the contents is {actual}, expected {expected}"))
+                }
+                _ => Ok(()),
             }
         }) {
             Ok(()) => {
@@ -153,6 +183,56 @@ fn fetch_file(e: &Entry, f: &RemoteFile, folder: &Path) -> Result<()> {
         }
     }
     bail!("could not fetch {} from any mirror:\n{}", f.name, failures.join("\n"))
+}
+
+/// Downloads `archive` from the first mirror that serves it intact (its MD5, and SHA-256 where
+/// known), extracts `files` from it, checks the members' published MD5s, and records the
+/// SHA-256 of each in `SHA256SUMS`. The archive itself is not kept.
+fn fetch_archive(archive: &Archive, files: &[RemoteFile], mirrors: &[String], folder: &Path) -> Result<()> {
+    let part = folder.join(format!(".{}.part-{}", archive.name, std::process::id()));
+    let mut failures = Vec::new();
+    for base in mirrors {
+        let url = format!("{base}{}", archive.name);
+        let fetched =
+            download(&url, &part).and_then(|_| check_md5(&part, Some(archive.md5))).and_then(|_| {
+                match archive.sha256 {
+                    Some(expected) => {
+                        let actual = catalog::content_sha256(&part).map_err(|e| anyhow!("{e}"))?;
+                        if actual != expected {
+                            bail!("SHA-256 is {actual}, expected {expected}");
+                        }
+                        Ok(())
+                    }
+                    None => Ok(()),
+                }
+            });
+        if let Err(err) = fetched {
+            fs::remove_file(&part).ok();
+            eprintln!("{url}: {err:#}");
+            failures.push(format!("{url}: {err:#}"));
+            continue;
+        }
+        let unpacked = datasets::archive::unpack(&part, archive, folder);
+        fs::remove_file(&part).ok();
+        let extracted = unpacked.map_err(|e| anyhow!("{url}: {e}"))?;
+        for f in files {
+            let got =
+                extracted.iter().find(|x| x.name == f.name).with_context(|| format!("{} not extracted", f.name))?;
+            if let Some(expected) = f.md5
+                && got.md5 != expected
+            {
+                for x in &extracted {
+                    fs::remove_file(folder.join(&x.name)).ok();
+                }
+                bail!("{}: MD5 of the extracted file is {}, expected {expected}; nothing was kept", f.name, got.md5);
+            }
+        }
+        let sums: String = extracted.iter().map(|x| format!("{}  {}\n", x.sha256, x.name)).collect();
+        crate::harness::write_atomic(&folder.join(catalog::SUMS_FILE), sums.as_bytes())?;
+        eprintln!("{} verified ({} files extracted from {})", folder.display(), extracted.len(), archive.name);
+        return Ok(());
+    }
+    bail!("could not fetch {} from any mirror:\n{}", archive.name, failures.join("\n"))
 }
 
 fn download(url: &str, to: &Path) -> Result<()> {
@@ -185,4 +265,144 @@ fn download(url: &str, to: &Path) -> Result<()> {
         bail!("download stopped after {total} of {len} bytes");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A loopback HTTP server answering `max` requests: `/<name>` serves `files[name]`, else 404.
+    fn serve(files: Vec<(String, Vec<u8>)>, max: usize) -> String {
+        use std::io::{BufRead, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(max) {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                reader.read_line(&mut request).unwrap();
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).unwrap() == 0 || header == "\r\n" {
+                        break;
+                    }
+                }
+                let path = request.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
+                let _ = match files.iter().find(|(n, _)| *n == path) {
+                    Some((_, b)) => stream
+                        .write_all(
+                            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len())
+                                .as_bytes(),
+                        )
+                        .and_then(|_| stream.write_all(b)),
+                    None => {
+                        stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    }
+                };
+            }
+        });
+        format!("http://{addr}/")
+    }
+
+    fn tar_gz(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+        for (path, bytes) in members {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+            header.set_cksum();
+            builder.append(&header, *bytes).unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap()
+    }
+
+    fn md5_of(bytes: &[u8]) -> &'static str {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("f"), bytes).unwrap();
+        Box::leak(catalog::file_md5(&dir.path().join("f")).unwrap().into_boxed_str())
+    }
+
+    const FILES: &[RemoteFile] = &[
+        RemoteFile { name: "train.bin", sha256: None, md5: None },
+        RemoteFile { name: "test.bin", sha256: None, md5: None },
+    ];
+    const MEMBERS: &[(&str, &str)] = &[("toy/train.bin", "train.bin"), ("toy/test.bin", "test.bin")];
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut n: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn an_archive_is_verified_unpacked_and_its_files_recorded() {
+        let good = tar_gz(&[("toy/train.bin", b"0123"), ("toy/readme.html", b"-"), ("toy/test.bin", b"45")]);
+        let archive = Archive { name: "toy.tar.gz", md5: md5_of(&good), sha256: None, members: MEMBERS };
+        // The first mirror serves a corrupt copy (refused by its MD5), the second the archive.
+        let mut corrupt = good.clone();
+        corrupt[40] ^= 1;
+        let first = serve(vec![("toy.tar.gz".into(), corrupt)], 1);
+        let second = serve(vec![("toy.tar.gz".into(), good)], 1);
+        let dir = tempfile::tempdir().unwrap();
+        fetch_archive(&archive, FILES, &[first, second], dir.path()).unwrap();
+        assert_eq!(names(dir.path()), ["SHA256SUMS", "test.bin", "train.bin"], "no archive or partial file left");
+        assert_eq!(fs::read(dir.path().join("train.bin")).unwrap(), b"0123");
+        // Later verification uses the recorded SHA-256: a changed file is caught.
+        assert!(matches!(catalog::check(dir.path(), &FILES[0]), FileState::Verified(_)));
+        fs::write(dir.path().join("train.bin"), b"0124").unwrap();
+        assert!(matches!(catalog::check(dir.path(), &FILES[0]), FileState::Corrupt { .. }));
+        fs::remove_file(dir.path().join("SHA256SUMS")).unwrap();
+        assert!(matches!(catalog::check(dir.path(), &FILES[0]), FileState::Unverified(_)));
+    }
+
+    #[test]
+    fn a_corrupt_or_hostile_archive_is_refused_leaving_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        // Corrupt: no mirror serves bytes of the published MD5.
+        let good = tar_gz(&[("toy/train.bin", b"0123"), ("toy/test.bin", b"45")]);
+        let archive = Archive { name: "toy.tar.gz", md5: md5_of(&good), sha256: None, members: MEMBERS };
+        let base = serve(vec![("toy.tar.gz".into(), good[..good.len() / 2].to_vec())], 1);
+        let err = fetch_archive(&archive, FILES, &[base], dir.path()).unwrap_err();
+        assert!(format!("{err:#}").contains("MD5 is"), "{err:#}");
+        assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+        // Hostile: the MD5 matches (the authors' archive would say so), but a member leaves the folder.
+        let evil = tar_gz(&[("toy/train.bin", b"0123"), ("../x", b"evil"), ("toy/test.bin", b"45")]);
+        let archive = Archive { name: "toy.tar.gz", md5: md5_of(&evil), sha256: None, members: MEMBERS };
+        let base = serve(vec![("toy.tar.gz".into(), evil)], 1);
+        let err = fetch_archive(&archive, FILES, &[base], dir.path()).unwrap_err();
+        assert!(format!("{err:#}").contains("unexpected member '../x'"), "{err:#}");
+        assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+        // A member with the wrong published MD5: nothing is kept.
+        let files =
+            [RemoteFile { name: "train.bin", sha256: None, md5: Some("00000000000000000000000000000000") }, FILES[1]];
+        let good = tar_gz(&[("toy/train.bin", b"0123"), ("toy/test.bin", b"45")]);
+        let archive = Archive { name: "toy.tar.gz", md5: md5_of(&good), sha256: None, members: MEMBERS };
+        let base = serve(vec![("toy.tar.gz".into(), good)], 1);
+        let err = fetch_archive(&archive, &files, &[base], dir.path()).unwrap_err();
+        assert!(format!("{err:#}").contains("MD5 of the extracted file"), "{err:#}");
+        assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+    }
+
+    #[test]
+    fn a_gz_file_must_match_its_published_md5_and_its_contents_sha256() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(b"abc").unwrap();
+        let gz = gz.finish().unwrap();
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let dir = tempfile::tempdir().unwrap();
+        // Same contents, recompressed: the SHA-256 of the contents matches, the published MD5 does not.
+        let mut other = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        other.write_all(b"abc").unwrap();
+        let other = other.finish().unwrap();
+        let f = RemoteFile { name: "a.gz", sha256: Some(abc), md5: Some(md5_of(&gz)) };
+        let first = serve(vec![("a.gz".into(), other)], 1);
+        let second = serve(vec![("a.gz".into(), gz)], 1);
+        fetch_file(&f, &[first.clone(), second], dir.path()).unwrap();
+        assert_eq!(names(dir.path()), ["a.gz"]);
+        assert!(matches!(catalog::check(dir.path(), &f), FileState::Verified(_)));
+    }
 }

@@ -106,6 +106,9 @@ pub struct Env {
     /// SHA-256 of the data the study read, by dataset name (generated data: of its features
     /// and labels as stored in memory).
     pub data: Vec<(String, String)>,
+    /// SHA-256 of each file the data was read from, as ("<dataset>/<file>", hex).
+    #[serde(default)]
+    pub data_files: Vec<(String, String)>,
 }
 
 impl Env {
@@ -120,6 +123,7 @@ impl Env {
             machine: Machine::capture(),
             jobs,
             data: Vec::new(),
+            data_files: Vec::new(),
         }
     }
 
@@ -134,7 +138,25 @@ impl Env {
             machine: Machine::capture(),
             jobs,
             data: Vec::new(),
+            data_files: Vec::new(),
         }
+    }
+
+    /// Adds the checksums of each loaded dataset and of the files it was read from.
+    pub fn with_datasets(
+        mut self,
+        data: &[(crate::data::DataSpec, datasets::Dataset)],
+        dir: &crate::data::DataDir,
+    ) -> anyhow::Result<Env> {
+        for (spec, d) in data {
+            self = self.with_data(spec.name(), d);
+            for digest in spec.file_digests(dir)? {
+                if !self.data_files.contains(&digest) {
+                    self.data_files.push(digest);
+                }
+            }
+        }
+        Ok(self)
     }
 
     /// Adds the checksum of a dataset the study uses.
@@ -169,6 +191,7 @@ impl Env {
             machine: Machine { cpu: "test".into(), simd: vec![], caches: vec![], cores: 1, kernels: vec![] },
             jobs: 1,
             data: vec![],
+            data_files: vec![],
         }
     }
 }

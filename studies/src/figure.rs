@@ -26,8 +26,11 @@ pub struct FigureArgs {
     /// Seeds per point [default: the figure's own].
     #[arg(long)]
     pub seeds: Option<usize>,
-    /// Folder holding real datasets (studies that can use them) [default: $FLATLAND_DATA, else
-    /// the platform cache folder].
+    /// Train on this data instead of the scale's own (networks adapt to its shape): mnist1d,
+    /// mnist1d-frozen, mnist, fashion-mnist, cifar-10, cifar-100, optdigits, timit, npy:DIR.
+    #[arg(long, value_parser = crate::data::data_name)]
+    pub data: Option<String>,
+    /// Folder holding real datasets [default: $FLATLAND_DATA, else the platform cache folder].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     #[command(flatten)]
@@ -78,12 +81,9 @@ impl FigureSetup {
             usage!("--seeds 0: at least one seed is needed (accepted: 1 or more)");
         }
         let (backend, device, jobs) = args.grid.validate()?;
-        let specs: Vec<DataSpec> = nets.iter().map(|(_, _, d)| d.clone()).collect();
-        let data = crate::data::load_all(&specs, &DataDir::resolve(args.data_dir.as_deref()))?;
-        let mut env = crate::env::Env::capture(backend, &device, jobs);
-        for (spec, d) in &data {
-            env = env.with_data(spec.name(), d);
-        }
+        let dir = DataDir::resolve(args.data_dir.as_deref());
+        let (nets, data) = crate::data::on_data(nets, args.data.as_deref(), &dir)?;
+        let env = crate::env::Env::capture(backend, &device, jobs).with_datasets(&data, &dir)?;
         let opts = args.grid.options(jobs, env)?;
         Ok(FigureSetup { nets, data, scale, seeds, device, opts })
     }

@@ -9,6 +9,7 @@ mod figure;
 mod harness;
 mod measurement;
 mod plot;
+mod predict;
 mod scale;
 mod stats;
 

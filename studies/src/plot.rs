@@ -303,10 +303,15 @@ fn draw_panel<DB: DrawingBackend>(
         .y_labels(if panel.log_y { 2 * ((y1 - y0).ceil() as usize + 1) } else { 10 })
         .x_label_formatter(&|v| match panel.symlog_x {
             Some(c) => symlog_tick(*v, c),
+            None if panel.log_x && x1 - x0 < 2.0 => log_tick_fine(*v),
             None if panel.log_x => log_tick(*v),
             None => tick(*v),
         })
-        .y_label_formatter(&|v| if panel.log_y { log_tick(*v) } else { tick(*v) })
+        .y_label_formatter(&|v| match panel.log_y {
+            true if y1 - y0 < 2.0 => log_tick_fine(*v),
+            true => log_tick(*v),
+            false => tick(*v),
+        })
         .draw()?;
     for s in series {
         let upper = s.x.iter().zip(s.mean.iter().zip(&s.std)).map(|(&x, (m, d))| (x, m + d));
@@ -660,10 +665,25 @@ fn symlog_tick(v: f64, c: f64) -> String {
 
 /// A tick label without trailing zeros: "40", "0.5", "97.25".
 fn tick(v: f64) -> String {
-    let s = format!("{v:.2}");
+    // Two decimals from 0.1 up; below, enough for two significant digits, so that ticks of a
+    // small range (0.004, 0.006, …) stay apart. Rounding noise around zero is "0".
+    if v.abs() < 1e-12 {
+        return "0".into();
+    }
+    let decimals = if v.abs() >= 0.1 { 2 } else { (1 - v.abs().log10().floor() as i64) as usize };
+    let s = format!("{v:.decimals$}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
-    // A value that rounds to zero from below is "0", not "-0".
     if s == "-0" { "0".into() } else { s.to_string() }
+}
+
+/// The tick label of log₁₀ value `v` on an axis spanning under two decades, where powers of ten
+/// alone would leave one label or none: 10^v to two significant digits (within 1 % of the
+/// tick's value, a shift the eye cannot see on a log axis).
+fn log_tick_fine(v: f64) -> String {
+    let x = 10f64.powf(v);
+    let unit = 10f64.powi(x.log10().floor() as i32 - 1);
+    let rounded = (x / unit).round() * unit;
+    if rounded >= 10.0 { format!("{rounded:.0}") } else { tick(rounded) }
 }
 
 /// `(lo, hi)` as an axis range: (0, 1) when there was no finite value, widened around a single
@@ -680,7 +700,7 @@ fn finite_range((lo, hi): (f64, f64)) -> (f64, f64) {
 
 #[cfg(test)]
 mod tests {
-    use super::{inverse_symlog, log_tick, symlog, symlog_tick, tick};
+    use super::{inverse_symlog, log_tick, log_tick_fine, symlog, symlog_tick, tick};
 
     #[test]
     fn log_ticks_label_powers_of_ten_only() {
@@ -708,7 +728,13 @@ mod tests {
 
     #[test]
     fn tick_labels_drop_trailing_zeros() {
-        assert_eq!(tick(-0.001), "0");
+        assert_eq!(tick(-1e-17), "0");
+        assert_eq!(tick(0.0035), "0.0035");
+        assert_eq!(tick(0.004), "0.004");
+        assert_eq!(tick(-0.05), "-0.05");
+        assert_eq!(log_tick_fine(1.6), "40");
+        assert_eq!(log_tick_fine(2.4), "250");
+        assert_eq!(log_tick_fine(-0.3), "0.5");
         assert_eq!(tick(40.0), "40");
         assert_eq!(tick(0.5), "0.5");
         assert_eq!(tick(97.25), "97.25");

@@ -26,7 +26,7 @@
 //! generated MNIST-1D (SB 32, LB 512), 5 seeds; at paper scale, F1 on MNIST at the paper's shape
 //! and batches (256 and 10 % of the training set, 6000), 3 seeds.
 //!
-//! Command: `cargo run --release -p studies -- protocol-gap` (about 40 minutes on 2 cores; it
+//! Command: `cargo run --release -p studies -- protocol-gap` (about 30 minutes on 2 cores; it
 //! prints its prediction first).
 
 use std::fmt::Write as _;
@@ -64,7 +64,13 @@ pub struct Args {
     /// fixed-short, fixed-long, equal-updates, lr-linear, lr-sqrt, ghost-bn).
     #[arg(long, value_delimiter = ',')]
     pub variants: Option<Vec<String>>,
-    /// Folder holding MNIST (paper scale) [default: $FLATLAND_DATA, else the cache folder].
+    /// Train the subjects on this data instead of the scale's own (networks adapt to its shape;
+    /// LB stays 10 % of the training set at paper scale): mnist1d, mnist1d-frozen, mnist,
+    /// fashion-mnist, cifar-10, cifar-100, optdigits, timit, npy:DIR.
+    #[arg(long, value_parser = crate::data::data_name)]
+    pub data: Option<String>,
+    /// Folder holding real datasets (MNIST at paper scale) [default: $FLATLAND_DATA, else the
+    /// cache folder].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     #[command(flatten)]
@@ -316,8 +322,11 @@ pub fn run(args: Args) -> Result<Report> {
     };
     let (backend, device, jobs) = args.grid.validate()?;
     let subjects = subjects(args.scale);
-    let specs: Vec<DataSpec> = subjects.iter().map(|s| s.2.clone()).collect();
-    let data = crate::data::load_all(&specs, &DataDir::resolve(args.data_dir.as_deref()))?;
+    let dir = DataDir::resolve(args.data_dir.as_deref());
+    let nets: Vec<(String, NetSpec, DataSpec)> = subjects.iter().map(|s| (s.0.clone(), s.1.clone(), s.2.clone())).collect();
+    let (nets, data) = crate::data::on_data(nets, args.data.as_deref(), &dir)?;
+    let subjects: Vec<(String, NetSpec, DataSpec, usize, Option<usize>)> =
+        nets.into_iter().zip(&subjects).map(|((n, net, d), s)| (n, net, d, s.3, s.4)).collect();
     let master = args.grid.seed;
     let mut cells: Vec<Cell> = Vec::new();
     for (net, spec, data_spec, sb, lb) in &subjects {
@@ -359,43 +368,12 @@ pub fn run(args: Args) -> Result<Report> {
         }
     }
     cells.retain(|c| chosen.iter().any(|v| c.variants.iter().any(|n| n == v.name())));
-    print_prediction(&cells, &data, &device, jobs)?;
-    let mut env = crate::env::Env::capture(backend, &device, jobs);
-    for (spec, d) in &data {
-        env = env.with_data(spec.name(), d);
-    }
+    let runs: Vec<crate::predict::Run<'_>> =
+        cells.iter().map(|c| crate::predict::Run::of(&c.spec, &c.train, &c.data, &data)).collect::<Result<_>>()?;
+    crate::predict::print("protocol-gap", &runs, "every run to its cap", &device, jobs)?;
+    let env = crate::env::Env::capture(backend, &device, jobs).with_datasets(&data, &dir)?;
     let opts = args.grid.options(jobs, env)?;
     harness::execute(&ProtocolGap { cells, data, device }, &opts)
-}
-
-/// Prints the grid's predicted time, at most (every run to its epoch cap): per run, its epochs of
-/// training at the throughput timed here on one thread for its network and batch (a cell of the
-/// grid runs on about one thread), plus each epoch's evaluation of the train and test sets
-/// (counted as forward passes, a third of a training step's cost per sample); the runs over the
-/// jobs. The stopping rule makes it shorter.
-fn print_prediction(cells: &[Cell], data: &[(DataSpec, Dataset)], device: &nets::Device, jobs: usize) -> Result<()> {
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-    let mut timed: Vec<(NetSpec, usize, f64)> = Vec::new();
-    let mut seconds = 0.0;
-    for c in cells {
-        let rate = match timed.iter().find(|(s, b, _)| *s == c.spec && *b == c.train.batch_size) {
-            Some((.., r)) => *r,
-            None => {
-                let r = one.install(|| nets::train::step_timer(&c.spec, c.train.batch_size, 2, device)(3));
-                timed.push((c.spec.clone(), c.train.batch_size, r));
-                r
-            }
-        };
-        let (n, n_test) = crate::data::find(data, &c.data).map_or((0, 0), |d| (d.train.len(), d.test.len()));
-        seconds += c.train.epochs as f64 * (n as f64 + (n + n_test) as f64 / 3.0) / rate;
-    }
-    eprintln!(
-        "protocol-gap: {} runs; predicted at most {:.0} min on {jobs} jobs (every run to its cap; timed on one thread: {})",
-        cells.len(),
-        seconds / 60.0 / jobs as f64,
-        timed.iter().map(|(_, b, r)| format!("{r:.0} samples/s at batch {b}")).collect::<Vec<_>>().join(", ")
-    );
-    Ok(())
 }
 
 /// A row of `protocol-gap.csv`: one variant of one subject.

@@ -6,7 +6,8 @@
 //! Escape: |y| ≥ ½ (halfway to a minimum) within the step budget.
 //!
 //! The network counterpart ([`Plateau`]) starts the MNIST-1D baseline MLP at a strict saddle of
-//! its training loss and compares full-batch GD with minibatch SGD at the same step size.
+//! its training loss and compares full-batch GD with minibatch SGD at the same step size
+//! (`--data` runs it on other data, the MLP taking the flattened sample).
 //!
 //! Command: `cargo run --release -p studies -- saddle` (about 30 s on 2 cores: 1000 runs per
 //! noise level, then 3 seeds × 3 batch sizes × 1000 steps of the network).
@@ -15,7 +16,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Result;
-use datasets::{Dataset, Split, mnist1d};
+use datasets::{Dataset, Split};
 use measure::Objective;
 use nets::Device;
 use nets::baselines::BaselineSpec;
@@ -27,6 +28,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::data::DataSpec;
 use crate::harness::{self, CellProgress, GridArgs, Record, Report, Study, fill};
 use crate::plot::{self, PALETTE, Panel, Series};
 use crate::stats::{mean, std};
@@ -48,6 +50,14 @@ pub struct Args {
     /// Seeds of the network runs.
     #[arg(long, default_value_t = 3)]
     pub net_seeds: usize,
+    /// Data of the network runs (their first 4000 training samples; the MLP adapts to its
+    /// shape): mnist1d (default), mnist1d-frozen, mnist, fashion-mnist, cifar-10, cifar-100,
+    /// optdigits, timit, npy:DIR.
+    #[arg(long, value_parser = crate::data::data_name)]
+    pub data: Option<String>,
+    /// Folder holding real datasets [default: $FLATLAND_DATA, else the platform cache folder].
+    #[arg(long)]
+    pub data_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub grid: GridArgs,
 }
@@ -201,8 +211,15 @@ pub fn run(args: Args) -> Result<Report> {
             seed: harness::derive_seed(master, &["saddle", &sigma.to_string()]),
         });
     }
-    let data = mnist1d::generate(&mnist1d::Config { train: NET_TRAIN, ..Default::default() });
-    let env = crate::env::Env::capture(backend, &device, jobs).with_data("mnist1d (saddle-network)", &data);
+    let dir = crate::data::DataDir::resolve(args.data_dir.as_deref());
+    let generated = DataSpec::Mnist1d { train: NET_TRAIN, test: 1000, seed: 42 };
+    let nets = vec![("MLP".to_string(), NetSpec::Baseline(BaselineSpec::MLP), generated)];
+    let (mut nets, mut loaded) = crate::data::on_data(nets, args.data.as_deref(), &dir)?;
+    let (_, spec, data_spec) = nets.remove(0);
+    let mut data = loaded.remove(0).1;
+    data.keep_train(NET_TRAIN);
+    let env = crate::env::Env::capture(backend, &device, jobs).with_data(&format!("{} (saddle-network)", data_spec.name()), &data);
+    let env = crate::env::Env { data_files: data_spec.file_digests(&dir)?, ..env };
     let opts = args.grid.options(jobs, env)?;
     let mut report = harness::execute(&Saddle { cells }, &opts)?;
     if args.net_steps == 0 {
@@ -213,7 +230,9 @@ pub fn run(args: Args) -> Result<Report> {
         let seed = harness::derive_seed(master, &["saddle-network", &s.to_string()]);
         for batch in NET_BATCHES {
             cells.push(NetCell {
-                batch: if batch == 0 { NET_TRAIN } else { batch },
+                spec: spec.clone(),
+                data: data_spec.clone(),
+                batch: if batch == 0 { data.train.len() } else { batch },
                 lr: NET_LR,
                 steps: args.net_steps,
                 seed,
@@ -359,6 +378,10 @@ struct Plateau {
 /// One network run: a batch size (the training-set size is full-batch GD) and a seed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NetCell {
+    /// The network (the MNIST-1D baseline MLP, adapted to the data's shape).
+    pub spec: NetSpec,
+    /// Its data (the first 4000 training samples).
+    pub data: DataSpec,
     /// Samples per step; the training-set size makes it full-batch GD.
     pub batch: usize,
     /// Step size (the same for every batch size).
@@ -397,7 +420,7 @@ const NET_BATCHES: [usize; 3] = [0, 250, 32];
 /// Step size of the network runs.
 const NET_LR: f64 = 0.1;
 
-/// Training samples of the network runs (MNIST-1D, reference generator).
+/// Training samples of the network runs (the first this many of the data).
 const NET_TRAIN: usize = 4000;
 
 /// The saddle start of [`Plateau`] for `spec`'s layout: weight matrices zero, hidden biases
@@ -440,9 +463,9 @@ impl Study for Plateau {
     }
 
     fn run_cell(&self, cell: &NetCell, progress: &CellProgress) -> Result<NetOutcome> {
-        let spec = NetSpec::Baseline(BaselineSpec::Mlp);
+        let spec = &cell.spec;
         let data = &self.data;
-        let start = plateau_start(&spec, data, cell.seed, &self.device)?;
+        let start = plateau_start(spec, data, cell.seed, &self.device)?;
         let n = data.train.len();
         let mut full = spec.training_loss(&start, data, n, BatchNormMode::Running, &self.device);
         let mut theta = start.params_f64();
@@ -519,7 +542,16 @@ fn report_network(records: &[Record<NetCell, NetOutcome>], dir: &Path) -> Result
     let intro = fill(
         include_str!("text/saddle-network.md"),
         &[
-            ("train", NET_TRAIN.to_string()),
+            ("train", full.to_string()),
+            ("data", c.data.name().to_string()),
+            ("input", match &c.spec {
+                NetSpec::Baseline(b) => b.input.to_string(),
+                _ => "?".into(),
+            }),
+            ("classes", match &c.spec {
+                NetSpec::Baseline(b) => b.classes.to_string(),
+                _ => "?".into(),
+            }),
             ("entropy", format!("{:.4}", o.plateau_loss)),
             ("lr", c.lr.to_string()),
             ("steps", c.steps.to_string()),

@@ -18,7 +18,7 @@
 //! A fixed epoch budget does not reach an exact critical point: each width's last-quarter change
 //! of the training loss is reported beside its spread, so a reader sees how settled the runs are.
 //!
-//! Command: `cargo run --release -p studies -- spin-glass` (about eight minutes on 2 cores).
+//! Command: `cargo run --release -p studies -- spin-glass` (about five minutes on 2 cores).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -42,15 +42,9 @@ use crate::usage;
 pub const ABOUT: &str =
     "Choromanska et al. 2015: test losses of one-hidden-layer ReLU nets from many inits, their spread against width";
 
-/// Which data the study trains on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Data {
-    /// MNIST at 10 × 10 if it is in the data folder, else generated MNIST-1D.
-    Auto,
-    /// MNIST area-averaged to 10 × 10 (`studies data fetch mnist`).
-    Mnist,
-    /// Generated MNIST-1D (40-point signals).
-    Mnist1d,
+/// `--data auto` or a dataset name.
+fn data_choice(value: &str) -> std::result::Result<String, String> {
+    if value == "auto" { Ok(value.into()) } else { crate::data::data_name(value) }
 }
 
 /// Arguments of `studies spin-glass`.
@@ -63,9 +57,12 @@ pub struct Args {
     /// Runs per width, replacing the scale's.
     #[arg(long)]
     pub runs: Option<usize>,
-    /// Training data.
-    #[arg(long, value_enum, default_value_t = Data::Auto)]
-    pub data: Data,
+    /// Training data: auto (MNIST at 10 × 10 if it is in the data folder, else generated
+    /// MNIST-1D), or mnist1d, mnist1d-frozen, mnist, fashion-mnist, cifar-10, cifar-100,
+    /// optdigits, timit, npy:DIR. One-channel images of at least 10 × 10 are area-averaged to
+    /// 10 × 10; other data enters as it is, flattened.
+    #[arg(long, default_value = "auto", value_parser = data_choice)]
+    pub data: String,
     /// Folder holding the datasets (default: $FLATLAND_DATA, else the cache folder).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -155,34 +152,36 @@ pub fn report_saved(out: &Path) -> Result<Report> {
     harness::report_saved::<SpinGlass>(out)
 }
 
-/// The data: MNIST area-averaged to 10 × 10 (its first `subset` training images), or generated
-/// MNIST-1D; with `Auto`, MNIST when it loads from the data folder.
-fn load_data(choice: Data, dir: &DataDir, subset: Option<usize>) -> Result<(DataSpec, Option<usize>, Option<usize>, Dataset)> {
+/// The data: `auto` is MNIST when it loads from the data folder, else generated MNIST-1D. Real
+/// data keeps its first `subset` training samples; one-channel images of at least 10 × 10 are
+/// area-averaged to 10 × 10 (the side, returned).
+fn load_data(choice: &str, dir: &DataDir, subset: Option<usize>) -> Result<(DataSpec, Option<usize>, Option<usize>, Dataset)> {
     let mnist1d = DataSpec::Mnist1d { train: 4000, test: 1000, seed: 42 };
-    let mnist = match choice {
-        Data::Mnist1d => None,
-        Data::Mnist => Some(crate::data::load_all(&[DataSpec::Mnist], dir)?.remove(0).1),
-        Data::Auto => match DataSpec::Mnist.load(dir) {
-            Ok(d) => Some(d),
+    let (spec, mut data) = match choice {
+        "auto" => match DataSpec::Mnist.load(dir) {
+            Ok(d) => (DataSpec::Mnist, d),
             Err(e) => {
                 eprintln!("spin-glass: MNIST is not available, so the study runs on generated MNIST-1D ({e:#})");
-                None
+                (mnist1d.clone(), mnist1d.load(dir)?)
             }
         },
+        other => {
+            let spec = crate::data::parse_data(other, &mnist1d)?;
+            let data = crate::data::load_all(std::slice::from_ref(&spec), dir)?.remove(0).1;
+            (spec, data)
+        }
     };
-    let Some(mut mnist) = mnist else {
-        let data = mnist1d.load(dir)?;
-        return Ok((mnist1d, None, None, data));
-    };
-    let keep = subset.map(|n| n.min(mnist.train.len()));
-    if let Some(keep) = keep {
-        mnist.train.features.truncate(keep * mnist.sample_len());
-        mnist.train.labels.truncate(keep);
+    if matches!(spec, DataSpec::Mnist1d { .. }) {
+        return Ok((spec, None, None, data));
     }
-    let Some(small) = datasets::resize::downsample(&mnist, SIDE, SIDE) else {
-        usage!("MNIST's images of shape {:?} cannot be area-averaged to {SIDE}×{SIDE}", mnist.sample_shape)
-    };
-    Ok((DataSpec::Mnist, Some(SIDE), keep, small))
+    let keep = subset.map(|n| data.keep_train(n));
+    match data.sample_shape.as_slice() {
+        &[1, h, w] if h >= SIDE && w >= SIDE => match datasets::resize::downsample(&data, SIDE, SIDE) {
+            Some(small) => Ok((spec, Some(SIDE), keep, small)),
+            None => usage!("images of shape {:?} cannot be area-averaged to {SIDE}×{SIDE}", data.sample_shape),
+        },
+        _ => Ok((spec, None, keep, data)),
+    }
 }
 
 /// Builds the grid, runs it, reports.
@@ -200,7 +199,7 @@ pub fn run(args: Args) -> Result<Report> {
     let epochs = if args.scale == Scale::Smoke { SMOKE_EPOCHS } else { EPOCHS };
     let subset = (args.scale != Scale::Paper).then_some(MNIST_TRAIN);
     let dir = DataDir::resolve(args.data_dir.as_deref());
-    let (data_spec, side, train_subset, data) = load_data(args.data, &dir, subset)?;
+    let (data_spec, side, train_subset, data) = load_data(&args.data, &dir, subset)?;
     let master = args.grid.seed;
     let rule = optim::Rule::Gd { lr: LEARNING_RATE };
     let train = TrainConfig::adam(BATCH, epochs, LEARNING_RATE);
@@ -226,6 +225,7 @@ pub fn run(args: Args) -> Result<Report> {
         }
     }
     let env = crate::env::Env::capture(backend, &device, jobs).with_data(&data.name, &data);
+    let env = crate::env::Env { data_files: data_spec.file_digests(&dir)?, ..env };
     let opts = args.grid.options(jobs, env)?;
     harness::execute(&SpinGlass { cells, data, device }, &opts)
 }

@@ -1,17 +1,21 @@
 //! In-memory classification datasets, free of any deep-learning framework.
 //!
-//! Every data source (the generated MNIST-1D; MNIST and Fashion-MNIST, CIFAR-10/100, UCI optdigits
-//! and user-supplied TIMIT-style features from files) produces one
+//! Every data source (the generated MNIST-1D and upstream's frozen split; MNIST and Fashion-MNIST,
+//! CIFAR-10/100, UCI optdigits, user-supplied TIMIT-style features and a user's `.npy` files)
+//! produces one
 //! [`Dataset`]: a train and a test [`Split`] of f32 features with `u32` labels and the
 //! per-sample shape, so networks and studies see a single type.
 #![warn(missing_docs)]
 
+pub mod archive;
 pub mod catalog;
 pub mod cifar;
 pub mod error;
 pub mod idx;
 mod input;
 pub mod mnist1d;
+pub mod npy;
+pub mod numpy_random;
 pub mod optdigits;
 pub mod resize;
 pub mod timit;
@@ -71,5 +75,13 @@ impl Dataset {
     /// Features per sample (the product of `sample_shape`).
     pub fn sample_len(&self) -> usize {
         self.sample_shape.iter().product()
+    }
+
+    /// Keeps the first `n` training samples (all, if there are fewer); returns how many remain.
+    pub fn keep_train(&mut self, n: usize) -> usize {
+        let keep = n.min(self.train.len());
+        self.train.features.truncate(keep * self.sample_len());
+        self.train.labels.truncate(keep);
+        keep
     }
 }

@@ -1,15 +1,17 @@
 //! The MNIST-1D generator (Greydanus & Kobak, "Scaling down deep learning with MNIST-1D", 2020/2024).
 //!
 //! Ten 12-point templates are padded, stretched, shifted, filled with correlated noise, perturbed
-//! with i.i.d. noise, sheared and resampled to 40 points. The steps, their order and the defaults
-//! follow the paper's reference generator; randomness comes from a seeded ChaCha generator, so
-//! agreement with the published pickle is statistical, not bitwise.
+//! with i.i.d. noise, sheared and resampled to 40 points. The steps, their order, the defaults,
+//! the random draws (NumPy's legacy `RandomState`, [`crate::numpy_random`]) and the rounding of
+//! each step follow upstream's generator, so `generate(&Config::default())` reproduces the frozen
+//! reference split (`mnist1d_data.pkl`) value for value (a test checks the standardized signals
+//! against the split to 1e-12, and the labels exactly). The frozen arrays are standardized:
+//! they equal upstream's raw signals after `(xs − mean) / std`, to 2e-16.
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use rand_distr::StandardNormal;
+use std::path::Path;
 
-use crate::{Dataset, Split};
+use crate::numpy_random::RandomState;
+use crate::{DataError, Dataset, Split};
 
 /// The ten digit templates, 12 points each, before normalization.
 pub const TEMPLATES: [[f64; 12]; 10] = [
@@ -32,8 +34,8 @@ pub struct Config {
     pub train: usize,
     /// Test samples.
     pub test: usize,
-    /// Seed of the generator.
-    pub seed: u64,
+    /// Seed of the generator (`np.random.seed`).
+    pub seed: u32,
     /// Smallest number of zeros appended to a template (36).
     pub min_padding: usize,
     /// Largest number of zeros appended to a template (60).
@@ -80,9 +82,14 @@ impl Default for Config {
 /// divided by 6.
 pub fn template(digit: usize) -> [f64; 12] {
     let t = TEMPLATES[digit];
-    let mean = t.iter().sum::<f64>() / 12.0;
-    let std = (t.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 12.0).sqrt();
-    let z: Vec<f64> = t.iter().map(|v| (v - mean) / std).collect();
+    // As upstream: centre, then divide by the std of the centred values (`x.std()` takes their
+    // mean again), then start at 0 and divide by 6.
+    let mean = numpy_sum(&t) / 12.0;
+    let centred: Vec<f64> = t.iter().map(|v| v - mean).collect();
+    let again = numpy_sum(&centred) / 12.0;
+    let deviations: Vec<f64> = centred.iter().map(|v| (v - again).powi(2)).collect();
+    let std = (numpy_sum(&deviations) / 12.0).sqrt();
+    let z: Vec<f64> = centred.iter().map(|v| v / std).collect();
     let mut out = [0.0; 12];
     for (o, v) in out.iter_mut().zip(&z) {
         *o = (v - z[0]) / 6.0;
@@ -90,78 +97,135 @@ pub fn template(digit: usize) -> [f64; 12] {
     out
 }
 
+/// Sum of `a` as NumPy computes it (`pairwise_sum`: eight accumulators in blocks of up to 128,
+/// halves above), so that means, deviations and kernel weights round as upstream's do.
+pub fn numpy_sum(a: &[f64]) -> f64 {
+    let n = a.len();
+    if n < 8 {
+        a.iter().fold(0.0, |s, v| s + v)
+    } else if n <= 128 {
+        let mut r = [0.0; 8];
+        r.copy_from_slice(&a[..8]);
+        let blocks = n - n % 8;
+        for chunk in a[8..blocks].chunks_exact(8) {
+            for (acc, v) in r.iter_mut().zip(chunk) {
+                *acc += v;
+            }
+        }
+        let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for v in &a[blocks..] {
+            res += v;
+        }
+        res
+    } else {
+        let mut half = n / 2;
+        half -= half % 8;
+        numpy_sum(&a[..half]) + numpy_sum(&a[half..])
+    }
+}
+
+/// `np.linspace(start, stop, n)`: `k · step + start`, the last point exactly `stop`.
+fn linspace(start: f64, stop: f64, n: usize) -> Vec<f64> {
+    let step = (stop - start) / (n.max(2) - 1) as f64;
+    let mut v: Vec<f64> = (0..n).map(|k| k as f64 * step + start).collect();
+    if let Some(last) = v.last_mut()
+        && n > 1
+    {
+        *last = stop;
+    }
+    v
+}
+
 /// Linear interpolation of `x` (taken on evenly spaced positions over [0, 1]) at `len` evenly
-/// spaced positions over [0, 1].
+/// spaced positions over [0, 1], rounding as `np.interp` does (what SciPy's linear `interp1d`
+/// delegates to): a position on a knot takes the knot's value, any other
+/// `slope · (t − tⱼ) + xⱼ`.
 pub fn resample(x: &[f64], len: usize) -> Vec<f64> {
-    let n = x.len();
-    (0..len)
-        .map(|i| {
-            let pos = if len == 1 { 0.0 } else { i as f64 / (len - 1) as f64 * (n - 1) as f64 };
-            let lo = (pos.floor() as usize).min(n - 1);
-            let hi = (lo + 1).min(n - 1);
-            let w = pos - lo as f64;
-            x[lo] * (1.0 - w) + x[hi] * w
+    let knots = linspace(0.0, 1.0, x.len());
+    linspace(0.0, 1.0, len)
+        .into_iter()
+        .map(|t| {
+            // j: the last knot ≤ t.
+            let j = knots.partition_point(|&k| k <= t).saturating_sub(1);
+            if j + 1 >= knots.len() || knots[j] == t {
+                x[j]
+            } else {
+                let slope = (x[j + 1] - x[j]) / (knots[j + 1] - knots[j]);
+                slope * (t - knots[j]) + x[j]
+            }
         })
         .collect()
 }
 
 /// Gaussian filter with standard deviation `sigma`, radius `4σ` rounded, and reflecting borders
-/// (`d c b a | a b c d | d c b a`, SciPy's `reflect` mode).
+/// (`d c b a | a b c d | d c b a`), as SciPy's `gaussian_filter1d` computes it: normalized
+/// weights, the centre first, then each symmetric pair from the outermost in.
 pub fn gaussian_filter(x: &[f64], sigma: f64) -> Vec<f64> {
     let radius = (4.0 * sigma + 0.5) as isize;
-    let kernel: Vec<f64> = (-radius..=radius).map(|k| (-(k * k) as f64 / (2.0 * sigma * sigma)).exp()).collect();
-    let total: f64 = kernel.iter().sum();
+    let phi: Vec<f64> = (-radius..=radius).map(|k| ((-0.5 / (sigma * sigma)) * (k * k) as f64).exp()).collect();
+    let total = numpy_sum(&phi);
+    let w: Vec<f64> = phi.iter().map(|p| p / total).collect();
+    let centre = radius as usize;
     let n = x.len() as isize;
-    let reflect = |mut i: isize| -> usize {
-        // Fold into [0, 2n) then mirror the upper half; works for any offset.
-        i = i.rem_euclid(2 * n);
-        (if i < n { i } else { 2 * n - 1 - i }) as usize
+    let at = |i: isize| -> f64 {
+        // Fold into [0, 2n), then mirror the upper half; works for any offset.
+        let i = i.rem_euclid(2 * n);
+        x[(if i < n { i } else { 2 * n - 1 - i }) as usize]
     };
     (0..n)
-        .map(|i| kernel.iter().enumerate().map(|(j, k)| k * x[reflect(i + j as isize - radius)]).sum::<f64>() / total)
+        .map(|i| {
+            let mut acc = x[i as usize] * w[centre];
+            for d in (1..=radius).rev() {
+                acc += (at(i - d) + at(i + d)) * w[centre - d as usize];
+            }
+            acc
+        })
         .collect()
 }
 
-/// One sample of class `digit`, following the reference transformations in order.
-pub fn sample(digit: usize, cfg: &Config, rng: &mut impl Rng) -> Vec<f64> {
+/// One sample of class `digit`, following the reference transformations in order and drawing
+/// from `rng` exactly as upstream draws from NumPy's global `RandomState`.
+pub fn sample(digit: usize, cfg: &Config, rng: &mut RandomState) -> Vec<f64> {
     let len = 12 + cfg.max_padding;
     // 1. template (+1e-8 so that no template point is exactly 0), then p appended zeros.
-    let padding = cfg.min_padding + (rng.random::<f64>() * (cfg.max_padding - cfg.min_padding + 1) as f64) as usize;
+    let padding = cfg.min_padding + (rng.random_sample() * (cfg.max_padding - cfg.min_padding + 1) as f64) as usize;
     let mut x: Vec<f64> = template(digit).iter().map(|v| v + 1e-8).collect();
     x.extend(std::iter::repeat_n(0.0, padding));
     // 2. resample to 72 points.
     let x = resample(&x, len);
     // 3. scale the amplitude.
-    let scale = 1.0 + cfg.scale_coeff * (rng.random::<f64>() - 0.5);
+    let scale = 1.0 + cfg.scale_coeff * (rng.random_sample() - 0.5);
     let x: Vec<f64> = x.iter().map(|v| v * scale).collect();
-    // 4. circular shift right by k.
-    let k = rng.random_range(0..cfg.max_translation);
+    // 4. circular shift right by k (`choice(max_translation)`).
+    let k = rng.interval(cfg.max_translation.max(1) as u32 - 1) as usize;
     let mut shifted = vec![0.0; len];
     for (i, v) in x.iter().enumerate() {
         shifted[(i + k) % len] = *v;
     }
     // 5. the exact zeros (the padding) become smoothed Gaussian noise.
-    let noise: Vec<f64> = (0..len).map(|_| cfg.corr_noise_scale * rng.sample::<f64, _>(StandardNormal)).collect();
+    let noise: Vec<f64> = (0..len).map(|_| cfg.corr_noise_scale * rng.gauss()).collect();
     let noise = gaussian_filter(&noise, cfg.corr_noise_sigma);
     let mut x: Vec<f64> = shifted.iter().zip(&noise).map(|(v, n)| if *v == 0.0 { *n } else { *v }).collect();
     // 6. i.i.d. noise everywhere.
-    for v in &mut x {
-        *v += cfg.iid_noise_scale * rng.sample::<f64, _>(StandardNormal);
+    let iid: Vec<f64> = (0..len).map(|_| cfg.iid_noise_scale * rng.gauss()).collect();
+    for (v, e) in x.iter_mut().zip(&iid) {
+        *v += e;
     }
     // 7. shear by a ramp from −½ to ½.
-    let c = cfg.shear_scale * (rng.random::<f64>() - 0.5);
-    for (i, v) in x.iter_mut().enumerate() {
-        *v -= c * (i as f64 / (len - 1) as f64 - 0.5);
+    let c = cfg.shear_scale * (rng.random_sample() - 0.5);
+    for (v, r) in x.iter_mut().zip(linspace(-0.5, 0.5, len)) {
+        *v -= c * r;
     }
     // 8. resample to the final length.
     resample(&x, cfg.final_len)
 }
 
-/// Generates the dataset: classes in turn, permuted, optionally position-shuffled, standardized
-/// with the global mean and std of all values, then split into train and test.
-pub fn generate(cfg: &Config) -> Dataset {
+/// The dataset before standardization: every sample with its label, training samples first.
+/// Classes are generated in turn, then permuted, then (the "shuffled" variant) the positions
+/// permuted, all from one `RandomState(seed)`.
+pub fn generate_raw(cfg: &Config) -> Vec<(Vec<f64>, u32)> {
     let total = cfg.train + cfg.test;
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut rng = RandomState::new(cfg.seed);
     let mut rows: Vec<(Vec<f64>, u32)> = Vec::with_capacity(total);
     for digit in 0..10 {
         let count = total / 10 + usize::from(digit < total % 10);
@@ -169,43 +233,92 @@ pub fn generate(cfg: &Config) -> Dataset {
             rows.push((sample(digit, cfg, &mut rng), digit as u32));
         }
     }
-    // Fisher-Yates, deterministic from the same generator.
-    for i in (1..rows.len()).rev() {
-        let j = rng.random_range(0..=i);
-        rows.swap(i, j);
-    }
+    // `permutation(n)` applied to the rows equals shuffling the rows with the same swaps.
+    rng.shuffle(&mut rows);
     if cfg.shuffle_positions {
-        let mut perm: Vec<usize> = (0..cfg.final_len).collect();
-        for i in (1..perm.len()).rev() {
-            let j = rng.random_range(0..=i);
-            perm.swap(i, j);
-        }
+        let perm = rng.permutation(cfg.final_len);
         for (x, _) in &mut rows {
             *x = perm.iter().map(|&p| x[p]).collect();
         }
     }
-    let values = (total * cfg.final_len) as f64;
-    let mean = rows.iter().flat_map(|(x, _)| x).sum::<f64>() / values;
-    let std = (rows.iter().flat_map(|(x, _)| x).map(|v| (v - mean).powi(2)).sum::<f64>() / values).sqrt();
+    rows
+}
+
+/// Standardizes `rows` in place with the global mean and (population) standard deviation of
+/// all their values, as upstream's `(xs - xs.mean()) / xs.std()`.
+pub fn standardize(rows: &mut [(Vec<f64>, u32)]) {
+    let all: Vec<f64> = rows.iter().flat_map(|(x, _)| x.iter().copied()).collect();
+    let mean = numpy_sum(&all) / all.len() as f64;
+    let deviations: Vec<f64> = all.iter().map(|v| (v - mean).powi(2)).collect();
+    let std = (numpy_sum(&deviations) / all.len() as f64).sqrt();
+    for (x, _) in rows {
+        for v in x {
+            *v = (*v - mean) / std;
+        }
+    }
+}
+
+/// The first `train` rows as the training split, the rest as the test split, in f32.
+fn dataset(rows: &[(Vec<f64>, u32)], train: usize, final_len: usize, name: &str, provenance: String) -> Dataset {
     let split = |rows: &[(Vec<f64>, u32)]| Split {
-        features: rows.iter().flat_map(|(x, _)| x.iter().map(|v| ((v - mean) / std) as f32)).collect(),
+        features: rows.iter().flat_map(|(x, _)| x.iter().map(|&v| v as f32)).collect(),
         labels: rows.iter().map(|(_, y)| *y).collect(),
     };
     Dataset {
-        name: "mnist1d".into(),
-        sample_shape: vec![cfg.final_len],
+        name: name.into(),
+        sample_shape: vec![final_len],
         classes: 10,
         class_names: (0..10).map(|d| d.to_string()).collect(),
-        train: split(&rows[..cfg.train]),
-        test: split(&rows[cfg.train..]),
-        provenance: format!(
-            "MNIST-1D generated by flatland (Greydanus & Kobak defaults), seed {}, {} train / {} test{}",
-            cfg.seed,
-            cfg.train,
-            cfg.test,
-            if cfg.shuffle_positions { ", positions shuffled" } else { "" }
-        ),
+        train: split(&rows[..train]),
+        test: split(&rows[train..]),
+        provenance,
     }
+}
+
+/// Generates the dataset: [`generate_raw`], [`standardize`]d, split into train and test.
+pub fn generate(cfg: &Config) -> Dataset {
+    let mut rows = generate_raw(cfg);
+    standardize(&mut rows);
+    let provenance = format!(
+        "MNIST-1D generated by flatland (Greydanus & Kobak defaults, NumPy's legacy stream), seed {}, {} train / {} test{}",
+        cfg.seed,
+        cfg.train,
+        cfg.test,
+        if cfg.shuffle_positions { ", positions shuffled" } else { "" }
+    );
+    dataset(&rows, cfg.train, cfg.final_len, "mnist1d", provenance)
+}
+
+/// The files of upstream's frozen split, as `.npy` (converted from `mnist1d_data.pkl`).
+pub const FROZEN_FILES: [&str; 4] = ["x.npy", "y.npy", "x_test.npy", "y_test.npy"];
+
+/// Upstream's frozen split from `x.npy`, `y.npy`, `x_test.npy`, `y_test.npy` in `dir`: the values
+/// as stored (already standardized upstream: they equal [`standardize`]d raw signals).
+pub fn load_frozen(dir: &Path) -> Result<Dataset, DataError> {
+    let mut rows = Vec::new();
+    let mut train = 0;
+    let mut len = 0;
+    for (xn, yn) in [("x.npy", "y.npy"), ("x_test.npy", "y_test.npy")] {
+        let x = crate::npy::read(&dir.join(xn))?;
+        let labels = crate::npy::read(&dir.join(yn))?.labels(&dir.join(yn), 10)?;
+        let &[n, l] = x.shape.as_slice() else {
+            return Err(DataError::new(&dir.join(xn), format!("shape {:?}; expected (samples, 40)", x.shape)));
+        };
+        if labels.len() != n || l == 0 || (len != 0 && l != len) {
+            return Err(DataError::new(
+                &dir.join(yn),
+                format!("{} labels for {n} signals of {l} values", labels.len()),
+            ));
+        }
+        len = l;
+        rows.extend(x.values.chunks(l).map(<[f64]>::to_vec).zip(labels));
+        if train == 0 {
+            train = rows.len();
+        }
+    }
+    let provenance =
+        format!("MNIST-1D frozen upstream split (greydanus/mnist1d mnist1d_data.pkl) in {}", dir.display());
+    Ok(dataset(&rows, train, len, "mnist1d-frozen", provenance))
 }
 
 #[cfg(test)]
@@ -296,7 +409,7 @@ mod tests {
             scale_coeff: 0.0,
             ..Config::default()
         };
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut rng = RandomState::new(1);
         let x = sample(3, &cfg, &mut rng);
         assert_eq!(x.len(), 40);
         assert!(x.iter().any(|v| v.abs() > 0.05), "template should be visible");

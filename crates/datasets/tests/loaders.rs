@@ -77,6 +77,49 @@ fn real_optdigits_counts() {
     assert_eq!(d.test.class_counts(10), vec![178, 182, 177, 183, 181, 182, 181, 179, 174, 180]);
 }
 
+#[test]
+#[ignore = "needs ../shared/data beside the checkout; run: cargo test --release --workspace -- --ignored"]
+fn generated_mnist1d_equals_upstreams_frozen_split() {
+    use datasets::{mnist1d, npy};
+    let dir = shared("mnist1d");
+    // The frozen arrays are standardized (PROVENANCE.md calls them raw, but they equal the raw
+    // signals after upstream's `(xs - xs.mean()) / xs.std()`): compare after standardizing.
+    let mut rows = mnist1d::generate_raw(&mnist1d::Config::default());
+    mnist1d::standardize(&mut rows);
+    let (train, test) = rows.split_at(4000);
+    let mut largest = 0.0f64;
+    for (part, (xn, yn)) in [(train, ("x.npy", "y.npy")), (test, ("x_test.npy", "y_test.npy"))] {
+        let x = npy::read(&dir.join(xn)).unwrap();
+        let y = npy::read(&dir.join(yn)).unwrap().labels(&dir.join(yn), 10).unwrap();
+        assert_eq!(x.shape, vec![part.len(), 40], "{xn}");
+        let labels: Vec<u32> = part.iter().map(|(_, l)| *l).collect();
+        assert_eq!(labels, y, "{yn}: labels in the same order");
+        for (i, ((row, _), want)) in part.iter().zip(x.values.chunks(40)).enumerate() {
+            for (a, b) in row.iter().zip(want) {
+                assert!((a - b).abs() <= 1e-12, "{xn} row {i}: generated {a}, frozen {b}");
+                largest = largest.max((a - b).abs());
+            }
+        }
+    }
+    eprintln!("largest |generated − frozen| = {largest:e}");
+    // PROVENANCE.md's check values.
+    let first = [-0.33200567, -0.47191037, -0.77869708, -1.00974083, -0.88235257];
+    for (a, b) in rows[0].0.iter().zip(first) {
+        assert!((a - b).abs() < 5e-9, "x[0] starts {:?}", &rows[0].0[..5]);
+    }
+    // Standardized, the frozen files and the generator give the same f32 data.
+    let frozen = mnist1d::load_frozen(&dir).unwrap();
+    let generated = mnist1d::generate(&mnist1d::Config::default());
+    assert_eq!(frozen.train.labels, generated.train.labels);
+    assert_eq!(frozen.test.labels, generated.test.labels);
+    assert_eq!(frozen.sample_shape, generated.sample_shape);
+    let differ = |a: &[f32], b: &[f32]| a.iter().zip(b).filter(|(a, b)| a != b).count();
+    let count = differ(&frozen.train.features, &generated.train.features)
+        + differ(&frozen.test.features, &generated.test.features);
+    eprintln!("f32 values that differ between the frozen split and the generator: {count} of 200000");
+    assert!(count <= 10, "{count} f32 values differ");
+}
+
 fn idx_images(n: u32, rows: u32, cols: u32, payload: usize) -> Vec<u8> {
     let mut b = Vec::new();
     for v in [0x0803, n, rows, cols] {

@@ -1,6 +1,6 @@
 //! The MNIST-1D baselines of Greydanus & Kobak (2020/2024), used to check that flatland's
 //! generator makes data as hard as the reference: logistic regression, a residual MLP and a
-//! strided 1-D CNN, all on 40-point signals with 10 classes.
+//! strided 1-D CNN, on 40-point signals with 10 classes (other lengths and classes for other data).
 
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv1d, Conv1dConfig};
@@ -15,14 +15,41 @@ use crate::{Classifier, DropoutRng, init};
 /// Which baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum BaselineSpec {
-    /// One dense layer 40 → 10.
+pub enum BaselineKind {
+    /// One dense layer n → classes.
     LogReg,
-    /// 40 → 100 (ReLU) → h + ReLU(dense 100 → 100) → 10.
+    /// n → 100 (ReLU) → h + ReLU(dense 100 → 100) → classes.
     Mlp,
     /// conv(1→25, k5, s2, p1) → ReLU → conv(25→25, k3, s2, p1) → ReLU → conv(25→25, k3, s2, p1)
-    /// → ReLU → flatten (125) → 10.
+    /// → ReLU → flatten → classes, over the sample as one 1-D signal.
     Cnn,
+}
+
+/// A baseline with its input length and classes (40 and 10 on MNIST-1D, the `LOG_REG`, `MLP`
+/// and `CNN` constants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaselineSpec {
+    /// Which baseline.
+    pub kind: BaselineKind,
+    /// Input features (the signal's length).
+    pub input: usize,
+    /// Output classes.
+    pub classes: usize,
+}
+
+impl BaselineSpec {
+    /// Logistic regression on MNIST-1D: 40 → 10.
+    pub const LOG_REG: BaselineSpec = BaselineSpec { kind: BaselineKind::LogReg, input: 40, classes: 10 };
+    /// The residual MLP on MNIST-1D.
+    pub const MLP: BaselineSpec = BaselineSpec { kind: BaselineKind::Mlp, input: 40, classes: 10 };
+    /// The strided CNN on MNIST-1D (flatten 125).
+    pub const CNN: BaselineSpec = BaselineSpec { kind: BaselineKind::Cnn, input: 40, classes: 10 };
+
+    /// Length of the CNN's output signal: three strided convolutions (k 5, 3, 3; stride 2;
+    /// padding 1) take 40 points to 19, 10, 5.
+    pub fn cnn_length(&self) -> usize {
+        [5, 3, 3].iter().fold(self.input, |len, k| (len + 2).saturating_sub(*k) / 2 + 1)
+    }
 }
 
 /// A baseline network (only the layers its kind uses are present).
@@ -47,23 +74,24 @@ fn conv1d(c_in: usize, c_out: usize, kernel: usize, rng: &mut impl Rng, device: 
 impl BaselineSpec {
     /// Builds the network with weights drawn from `rng` (PyTorch's default init, as the reference).
     pub fn init(&self, rng: &mut impl Rng, device: &Device) -> Baseline {
-        match self {
-            BaselineSpec::LogReg => {
-                Baseline { convs: vec![], hidden: vec![], output: init::linear(40, 10, rng, device) }
+        let (n, classes) = (self.input, self.classes);
+        match self.kind {
+            BaselineKind::LogReg => {
+                Baseline { convs: vec![], hidden: vec![], output: init::linear(n, classes, rng, device) }
             }
-            BaselineSpec::Mlp => Baseline {
+            BaselineKind::Mlp => Baseline {
                 convs: vec![],
-                hidden: vec![init::linear(40, 100, rng, device), init::linear(100, 100, rng, device)],
-                output: init::linear(100, 10, rng, device),
+                hidden: vec![init::linear(n, 100, rng, device), init::linear(100, 100, rng, device)],
+                output: init::linear(100, classes, rng, device),
             },
-            BaselineSpec::Cnn => Baseline {
+            BaselineKind::Cnn => Baseline {
                 convs: vec![
                     conv1d(1, 25, 5, rng, device),
                     conv1d(25, 25, 3, rng, device),
                     conv1d(25, 25, 3, rng, device),
                 ],
                 hidden: vec![],
-                output: init::linear(125, 10, rng, device),
+                output: init::linear(25 * self.cnn_length(), classes, rng, device),
             },
         }
     }
@@ -71,7 +99,7 @@ impl BaselineSpec {
 
 impl Classifier for Baseline {
     /// # Shapes
-    /// - `x`: `[batch, 40]` → `[batch, 10]`
+    /// - `x`: `[batch, n]` → `[batch, classes]` (MNIST-1D: n = 40, classes = 10)
     fn forward(&self, x: Tensor<2>, _dropout: Option<&mut DropoutRng>) -> Tensor<2> {
         if !self.convs.is_empty() {
             let [batch, len] = x.dims();

@@ -132,14 +132,6 @@ impl Protocol {
         }
     }
 
-    /// The protocol's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::Torch => "torch",
-            Protocol::Keras => "keras",
-        }
-    }
-
     /// The protocol whose items `config` and `norm` have, if one has them all.
     pub fn of(config: &TrainConfig, norm: Option<crate::init::BatchNormSettings>) -> Option<Protocol> {
         [Protocol::Torch, Protocol::Keras].into_iter().find(|&p| {
@@ -321,6 +313,61 @@ pub trait WithNet {
 }
 
 impl NetSpec {
+    /// This network's shape for samples of `sample_shape` in `classes` classes: the F family
+    /// and plain dense nets take the flattened sample; the C families take an image as it is
+    /// (`[c, h, w]`; `[h, w]` is one channel) and a 1-D signal as an image of height 1, but need
+    /// a `spatial` sample (not stacked features) big enough for their pools. With the data a
+    /// network was defined for, the shape is unchanged. An error says what does not fit.
+    pub fn adapted(&self, sample_shape: &[usize], classes: usize, spatial: bool) -> Result<NetSpec, String> {
+        let flat: usize = sample_shape.iter().product();
+        if flat == 0 || classes < 2 {
+            return Err(format!("samples of shape {sample_shape:?} in {classes} classes cannot be learned"));
+        }
+        let image = || -> Result<[usize; 3], String> {
+            if !spatial {
+                return Err(format!(
+                    "a convolutional network needs samples with a spatial layout (images or 1-D signals); these are feature vectors of {flat}"
+                ));
+            }
+            match *sample_shape {
+                [w] => Ok([1, 1, w]),
+                [h, w] => Ok([1, h, w]),
+                [c, h, w] => Ok([c, h, w]),
+                _ => Err(format!(
+                    "a convolutional network takes samples of 1 to 3 dimensions; these have shape {sample_shape:?}"
+                )),
+            }
+        };
+        Ok(match self {
+            NetSpec::Mlp(s) => NetSpec::Mlp(MlpSpec { input: flat, classes, ..s.clone() }),
+            NetSpec::Dense(s) => NetSpec::Dense(DenseSpec { input: flat, classes, ..s.clone() }),
+            NetSpec::Shallow(s) => NetSpec::Shallow(ShallowSpec { input: image()?, classes, ..s.clone() }),
+            NetSpec::Vgg(s) => {
+                let input = image()?;
+                let need = 1usize << s.stacks.len();
+                let [_, h, w] = input;
+                if w < need || (h != 1 && h < need) {
+                    return Err(format!(
+                        "a VGG net of {} stacks halves each side {} times; samples of {h} × {w} are too small (at least {need})",
+                        s.stacks.len(),
+                        s.stacks.len()
+                    ));
+                }
+                NetSpec::Vgg(VggSpec { input, classes, ..s.clone() })
+            }
+            NetSpec::Baseline(b) => {
+                let adapted = BaselineSpec { input: flat, classes, ..*b };
+                if b.kind == crate::baselines::BaselineKind::Cnn {
+                    image()?;
+                    if adapted.cnn_length() < 1 || flat < 5 {
+                        return Err(format!("the baseline CNN needs signals of at least 5 points; these have {flat}"));
+                    }
+                }
+                NetSpec::Baseline(adapted)
+            }
+        })
+    }
+
     /// Builds the network with weights drawn from `init_seed` on the autodiff wrapper of `device`
     /// and hands it to `f`.
     pub fn build<F: WithNet>(&self, init_seed: u64, device: &Device, f: F) -> F::Output {
@@ -681,13 +728,7 @@ pub fn batch_statistics_logits<M: Classifier>(
     drop(model.valid());
     let saved = weights_of(model);
     let probe = crate::objective::training_mode(crate::objective::untracked(model.clone()));
-    let ad = device.clone().autodiff();
-    let idx: Vec<usize> = (0..split.len()).collect();
-    let mut out = Vec::with_capacity(split.len());
-    for part in idx.chunks(chunk.max(1)) {
-        let (x, _) = batch(split, part, sample_len, &ad);
-        out.extend(probe.forward(x, None).into_data().try_to_vec::<f32>().expect("f32 logits"));
-    }
+    let out = logits(&probe, split, sample_len, chunk, &device.clone().autodiff());
     // The passes queued updates of the running statistics, which every clone shares (Burn's
     // `RunningState`): apply them, then write the trained values back over them.
     drop(probe.valid());

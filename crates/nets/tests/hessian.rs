@@ -79,7 +79,7 @@ fn tiny_nets() -> Vec<(NetSpec, Dataset)> {
             }),
             random_data(16, 3, 60),
         ),
-        (NetSpec::Baseline(BaselineSpec::LogReg), random_data(40, 10, 60)),
+        (NetSpec::Baseline(BaselineSpec::LOG_REG), random_data(40, 10, 60)),
     ]
 }
 
@@ -148,7 +148,7 @@ fn hessian_products_match_the_dense_hessian_on_every_family() {
 #[test]
 fn baseline_products_are_symmetric_and_match_second_differences_of_the_loss() {
     let data = datasets::mnist1d::generate(&datasets::mnist1d::Config { train: 100, test: 50, ..Default::default() });
-    for spec in [NetSpec::Baseline(BaselineSpec::Mlp), NetSpec::Baseline(BaselineSpec::Cnn)] {
+    for spec in [NetSpec::Baseline(BaselineSpec::MLP), NetSpec::Baseline(BaselineSpec::CNN)] {
         let config = TrainConfig { eval_batch: 100, ..TrainConfig::adam(20, 3, 1e-2) };
         let run = spec.train(&data, &config, RunSeeds { init: 3, order: 4 }, None, &flex(), &mut |_, _| {});
         let x = run.weights.params_f64();

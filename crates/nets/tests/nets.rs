@@ -212,3 +212,33 @@ fn stopping_rule_ends_training_once_the_loss_stops_improving() {
         assert!(e - best_so_far < 3, "should have stopped at epoch {e}");
     }
 }
+
+/// `--data`: each family takes a dataset's shape, and keeps the paper's shape on the paper's data.
+#[test]
+fn networks_adapt_to_the_datas_shape_and_keep_the_papers_on_its_data() {
+    let f1 = NetSpec::Mlp(mlp::f1());
+    let c1 = NetSpec::Shallow(shallow::c1());
+    let c2 = NetSpec::Vgg(vgg::c2());
+    // The paper's data: unchanged.
+    assert_eq!(f1.adapted(&[1, 28, 28], 10, true).unwrap(), f1);
+    assert_eq!(c1.adapted(&[3, 32, 32], 10, true).unwrap(), c1);
+    assert_eq!(c2.adapted(&[3, 32, 32], 10, true).unwrap(), c2);
+    // F1 on CIFAR-100: flattened input, 100 classes.
+    let NetSpec::Mlp(m) = f1.adapted(&[3, 32, 32], 100, true).unwrap() else { panic!() };
+    assert_eq!((m.input, m.classes, m.width, m.depth), (3072, 100, mlp::f1().width, mlp::f1().depth));
+    // C1 on a 1-D signal: a height-1 image; on a 2-D sample: one channel.
+    let NetSpec::Shallow(s) = c1.adapted(&[40], 10, true).unwrap() else { panic!() };
+    assert_eq!(s.input, [1, 1, 40]);
+    let NetSpec::Shallow(s) = c1.adapted(&[8, 8], 10, true).unwrap() else { panic!() };
+    assert_eq!(s.input, [1, 8, 8]);
+    // Refused, with the reason: features without a spatial layout; a VGG too deep for 8 × 8.
+    let err = c1.adapted(&[360], 1973, false).unwrap_err();
+    assert!(err.contains("spatial layout"), "{err}");
+    let err = c2.adapted(&[1, 8, 8], 10, true).unwrap_err();
+    assert!(err.contains("too small (at least 32)"), "{err}");
+    // The adapted nets build and map a batch to logits of the data's classes.
+    let device = flex();
+    let NetSpec::Mlp(m) = f1.adapted(&[3, 4, 4], 7, true).unwrap() else { panic!() };
+    let model = m.init(&mut ChaCha8Rng::seed_from_u64(0), &device);
+    assert_eq!(logits_shape(&model, 48, &device), [3, 7]);
+}

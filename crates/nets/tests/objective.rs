@@ -96,7 +96,7 @@ fn gradient_agrees_with_central_differences() {
     // Without batch norm the loss is smooth enough at this scale for a 2 % check (the f32 loss
     // rounds at ~1e-7, a few tenths of a percent of these differences).
     for spec in
-        [NetSpec::Baseline(nets::baselines::BaselineSpec::Mlp), NetSpec::Baseline(nets::baselines::BaselineSpec::Cnn)]
+        [NetSpec::Baseline(nets::baselines::BaselineSpec::MLP), NetSpec::Baseline(nets::baselines::BaselineSpec::CNN)]
     {
         let run = trained(&spec, &data);
         let mut obj = spec.training_loss(&run.weights, &data, 64, BatchNormMode::Running, &flex());
@@ -225,9 +225,9 @@ fn burn_vs_ours(mut burn_opt: burn::optim::ModuleOptimizer, rule: optim::Rule) -
     use burn::optim::GradientsParams;
     use nets::Classifier;
     let data = mnist1d::generate(&mnist1d::Config { train: 64, test: 8, ..Default::default() });
-    let spec = NetSpec::Baseline(nets::baselines::BaselineSpec::Mlp);
+    let spec = NetSpec::Baseline(nets::baselines::BaselineSpec::MLP);
     let ad = flex().autodiff();
-    let mut model = nets::baselines::BaselineSpec::Mlp.init(&mut ChaCha8Rng::seed_from_u64(4), &ad);
+    let mut model = nets::baselines::BaselineSpec::MLP.init(&mut ChaCha8Rng::seed_from_u64(4), &ad);
     let start = nets::objective::weights_of(&model);
     let idx: Vec<usize> = (0..data.train.len()).collect();
     let lr = match rule {
@@ -296,7 +296,7 @@ fn update_rules_match_burn_optimizers() {
 fn training_with_the_flat_adam_rule_matches_burns_adam() {
     // A network without batch norm or dropout, the same batches: the two trainings agree.
     let data = data();
-    let spec = NetSpec::Baseline(nets::baselines::BaselineSpec::Mlp);
+    let spec = NetSpec::Baseline(nets::baselines::BaselineSpec::MLP);
     let config = TrainConfig {
         batch_size: 50,
         epochs: 2,
@@ -388,7 +388,7 @@ fn double_precision_agrees_with_single_and_is_smooth_at_small_steps() {
     let data = data();
     let mut rng = ChaCha8Rng::seed_from_u64(13);
     let mut all = specs();
-    all.push(NetSpec::Baseline(nets::baselines::BaselineSpec::Cnn));
+    all.push(NetSpec::Baseline(nets::baselines::BaselineSpec::CNN));
     all.push(NetSpec::Dense(nets::dense::DenseSpec { input: 40, hidden: vec![25], classes: 10 }));
     for spec in all {
         let run = trained(&spec, &data);

@@ -62,8 +62,13 @@ pub struct Args {
     /// evaluation batch of 5000 normalized by its own statistics).
     #[arg(long, default_value = "torch", value_parser = ["torch", "keras"])]
     pub protocol: String,
-    /// Folder holding the real datasets, one subfolder each (mnist, cifar-10, cifar-100, timit)
-    /// [default: $FLATLAND_DATA, else the platform cache folder]. Paper scale only.
+    /// Train every network on this data instead of the scale's own (F nets take the flattened
+    /// sample, C nets images as they are and 1-D signals as height-1 images): mnist1d,
+    /// mnist1d-frozen, mnist, fashion-mnist, cifar-10, cifar-100, optdigits, timit, npy:DIR.
+    #[arg(long, value_parser = crate::data::data_name)]
+    pub data: Option<String>,
+    /// Folder holding the real datasets, one subfolder each (mnist, cifar-10, cifar-100, timit, …)
+    /// [default: $FLATLAND_DATA, else the platform cache folder].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     #[command(flatten)]
@@ -200,31 +205,25 @@ pub fn run(args: Args) -> Result<Report> {
         usage!("--learning-rate {lr}: accepted: a finite number above 0");
     }
     let (backend, device, jobs) = args.grid.validate()?;
-    let chosen: Vec<&(&str, NetSpec, DataSpec)> =
-        names.iter().map(|name| spec.nets.iter().find(|(n, ..)| n == name).expect("validated")).collect();
-    // Load every dataset first: missing ones fail here, all named, before any training.
-    let specs: Vec<DataSpec> = chosen.iter().map(|(_, _, d)| d.clone()).collect();
-    let data = crate::data::load_all(&specs, &DataDir::resolve(args.data_dir.as_deref()))?;
-    let mut env = crate::env::Env::capture(backend, &device, jobs);
-    for (spec, d) in &data {
-        env = env.with_data(spec.name(), d);
-    }
+    let chosen: Vec<(String, NetSpec, DataSpec)> = names
+        .iter()
+        .map(|name| spec.nets.iter().find(|(n, ..)| n == name).expect("validated"))
+        .map(|(n, net, d)| (n.to_string(), net.clone(), d.clone()))
+        .collect();
+    // Load every dataset first: missing ones and networks that do not fit their data fail
+    // here, all named, before any training.
+    let dir = DataDir::resolve(args.data_dir.as_deref());
+    let (chosen, data) = crate::data::on_data(chosen, args.data.as_deref(), &dir)?;
+    let env = crate::env::Env::capture(backend, &device, jobs).with_datasets(&data, &dir)?;
     let opts = args.grid.options(jobs, env)?;
 
     let epochs = args.epochs.unwrap_or(spec.epochs);
     let master = args.grid.seed;
     let protocol = if args.protocol == "keras" { Protocol::Keras } else { Protocol::Torch };
     let mut cells = Vec::new();
-    for (name, net, data_spec) in chosen {
+    for (name, net, data_spec) in &chosen {
         let dataset = crate::data::find(&data, data_spec)?;
-        let mut net = net.clone().with_batch_norm(protocol.batch_norm());
-        // F2's input and classes follow the user's TIMIT features.
-        if let NetSpec::Mlp(m) = &mut net
-            && *data_spec == DataSpec::Timit
-        {
-            m.input = dataset.sample_len();
-            m.classes = dataset.classes;
-        }
+        let net = net.clone().with_batch_norm(protocol.batch_norm());
         for regime in [Regime::SB, Regime::LB] {
             let batch_size = match regime {
                 Regime::SB => spec.sb,
@@ -259,6 +258,10 @@ pub fn run(args: Args) -> Result<Report> {
             }
         }
     }
+    let runs: Vec<crate::predict::Run<'_>> =
+        cells.iter().map(|c| crate::predict::Run::of(&c.spec, &c.train, &c.data, &data)).collect::<Result<_>>()?;
+    let what = if spec.measure { "training only: sharpness and curvature come on top" } else { "every run to its cap" };
+    crate::predict::print("keskar", &runs, what, &device, jobs)?;
     let study = Keskar { cells, data, device: device.clone() };
     let records = harness::run_grid(&study, &opts)?;
     let dir = harness::study_dir::<Keskar>(&opts.out);
