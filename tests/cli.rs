@@ -1240,6 +1240,13 @@ fn a_study_trains_on_a_users_npy_folder_with_adapted_nets_and_records_the_files(
             r["env"]["data_files"].as_array().unwrap().iter().map(|p| p[0].as_str().unwrap()).collect();
         assert_eq!(names, ["npy/x_test.npy", "npy/x_train.npy", "npy/y_test.npy", "npy/y_train.npy"]);
     }
+    // The MNIST-1D baselines on the same data: trained, with no published figure to compare with.
+    let result = run(&["mnist1d", "--seeds", "1", "--epochs", "1", "--data", &spec, "--out", out.to_str().unwrap()]);
+    assert!(result.status.success(), "stderr: {}", text(&result.stderr));
+    let table = fs::read_to_string(out.join("mnist1d/table.md")).unwrap();
+    assert!(table.starts_with("# MNIST-1D baselines on npy (no published figures to compare with)"), "{table}");
+    // Logistic regression: 12 inputs, 3 classes.
+    assert!(table.contains("| logistic regression | 39 | 1 |"), "{table}");
 }
 
 #[test]

@@ -117,6 +117,11 @@ impl DataSpec {
         }
     }
 
+    /// MNIST-1D, generated or upstream's frozen split (the same data).
+    pub fn is_mnist1d(&self) -> bool {
+        matches!(self, DataSpec::Mnist1d { .. } | DataSpec::Mnist1dFrozen)
+    }
+
     /// The folder the dataset is read from.
     pub fn folder(&self, dir: &DataDir) -> PathBuf {
         match self {
@@ -133,30 +138,53 @@ impl DataSpec {
         !matches!(self, DataSpec::Timit)
     }
 
-    /// SHA-256 of every file the dataset was read from, as ("<dataset>/<file>", hex), for the
-    /// records (generated data: none). Hidden files and `SHA256SUMS` are not data.
+    /// The files the dataset's loader reads, under their original names (a `.gz` name also
+    /// stands for its uncompressed form, and a plain one for its `.gz`).
+    fn files_read(&self) -> Vec<String> {
+        let idx = [
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        ];
+        let names: Vec<&str> = match self {
+            DataSpec::Mnist1d { .. } => vec![],
+            DataSpec::Mnist1dFrozen => mnist1d::FROZEN_FILES.to_vec(),
+            DataSpec::Npy { .. } => npy::USER_FILES.to_vec(),
+            DataSpec::Mnist | DataSpec::FashionMnist => idx.to_vec(),
+            DataSpec::Cifar10 => vec![
+                "data_batch_1.bin",
+                "data_batch_2.bin",
+                "data_batch_3.bin",
+                "data_batch_4.bin",
+                "data_batch_5.bin",
+                "test_batch.bin",
+            ],
+            DataSpec::Cifar100 => vec!["train.bin", "test.bin"],
+            DataSpec::Optdigits => vec!["optdigits.tra", "optdigits.tes"],
+            DataSpec::Timit => vec!["header.json", "train.f32", "train.u16", "test.f32", "test.u16"],
+        };
+        names.into_iter().map(String::from).collect()
+    }
+
+    /// SHA-256 of the decompressed contents of every file the dataset was read from, as
+    /// ("<dataset>/<file>", hex), for the records (generated data: none).
     pub fn file_digests(&self, dir: &DataDir) -> Result<Vec<(String, String)>> {
         let folder = self.folder(dir);
-        let mut names: Vec<String> = match self {
-            DataSpec::Mnist1d { .. } => return Ok(Vec::new()),
-            DataSpec::Mnist1dFrozen => mnist1d::FROZEN_FILES.iter().map(|s| s.to_string()).collect(),
-            DataSpec::Npy { .. } => npy::USER_FILES.iter().map(|s| s.to_string()).collect(),
-            _ => std::fs::read_dir(&folder)
-                .with_context(|| format!("listing {}", folder.display()))?
-                .filter_map(|e| e.ok())
-                .filter(|e| e.path().is_file())
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| !n.starts_with('.') && n != datasets::catalog::SUMS_FILE)
-                .collect(),
-        };
-        names.sort();
-        names
-            .into_iter()
-            .map(|n| {
-                let hash = datasets::catalog::content_sha256(&folder.join(&n)).map_err(|e| anyhow!("{e}"))?;
-                Ok((format!("{}/{n}", self.name()), hash))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for name in self.files_read() {
+            let plain = name.strip_suffix(".gz").unwrap_or(&name).to_string();
+            let Some(path) =
+                [name.clone(), plain, format!("{name}.gz")].iter().map(|n| folder.join(n)).find(|p| p.is_file())
+            else {
+                continue;
+            };
+            let hash = datasets::catalog::content_sha256(&path).map_err(|e| anyhow!("{e}"))?;
+            let file = path.file_name().map_or(name.clone(), |f| f.to_string_lossy().into_owned());
+            out.push((format!("{}/{file}", self.name()), hash));
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// The files a user puts in the dataset's folder.
@@ -206,12 +234,14 @@ impl DataSpec {
                 None if matches!(self, DataSpec::Npy { .. }) => format!("The folder holds {}", self.expected_files()),
                 None => format!("Put the files there by hand: {}", self.expected_files()),
             };
-            anyhow!(
-                "dataset {} could not be loaded from {} (data folder chosen by {}; set --data-dir or FLATLAND_DATA to look elsewhere): {e}. {how}",
-                self.name(),
-                folder.display(),
-                dir.source,
-            )
+            let chosen = match self {
+                DataSpec::Npy { .. } => String::new(),
+                _ => format!(
+                    " (data folder chosen by {}; set --data-dir or FLATLAND_DATA to look elsewhere)",
+                    dir.source
+                ),
+            };
+            anyhow!("dataset {} could not be loaded from {}{chosen}: {e}. {how}", self.name(), folder.display())
         })
     }
 }

@@ -186,8 +186,9 @@ fn fetch_file(f: &RemoteFile, mirrors: &[String], folder: &Path) -> Result<()> {
 }
 
 /// Downloads `archive` from the first mirror that serves it intact (its MD5, and SHA-256 where
-/// known), extracts `files` from it, checks the members' published MD5s, and records the
-/// SHA-256 of each in `SHA256SUMS`. The archive itself is not kept.
+/// known), extracts its members (each checked against the published MD5 `files` gives it, if
+/// any, before any is put in place), and records the SHA-256 of each in `SHA256SUMS`. The
+/// archive itself is not kept.
 fn fetch_archive(archive: &Archive, files: &[RemoteFile], mirrors: &[String], folder: &Path) -> Result<()> {
     let part = folder.join(format!(".{}.part-{}", archive.name, std::process::id()));
     let mut failures = Vec::new();
@@ -197,7 +198,7 @@ fn fetch_archive(archive: &Archive, files: &[RemoteFile], mirrors: &[String], fo
             download(&url, &part).and_then(|_| check_md5(&part, Some(archive.md5))).and_then(|_| {
                 match archive.sha256 {
                     Some(expected) => {
-                        let actual = catalog::content_sha256(&part).map_err(|e| anyhow!("{e}"))?;
+                        let actual = catalog::file_sha256(&part).map_err(|e| anyhow!("{e}"))?;
                         if actual != expected {
                             bail!("SHA-256 is {actual}, expected {expected}");
                         }
@@ -212,21 +213,9 @@ fn fetch_archive(archive: &Archive, files: &[RemoteFile], mirrors: &[String], fo
             failures.push(format!("{url}: {err:#}"));
             continue;
         }
-        let unpacked = datasets::archive::unpack(&part, archive, folder);
+        let unpacked = datasets::archive::unpack(&part, archive, files, folder);
         fs::remove_file(&part).ok();
         let extracted = unpacked.map_err(|e| anyhow!("{url}: {e}"))?;
-        for f in files {
-            let got =
-                extracted.iter().find(|x| x.name == f.name).with_context(|| format!("{} not extracted", f.name))?;
-            if let Some(expected) = f.md5
-                && got.md5 != expected
-            {
-                for x in &extracted {
-                    fs::remove_file(folder.join(&x.name)).ok();
-                }
-                bail!("{}: MD5 of the extracted file is {}, expected {expected}; nothing was kept", f.name, got.md5);
-            }
-        }
         let sums: String = extracted.iter().map(|x| format!("{}  {}\n", x.sha256, x.name)).collect();
         crate::harness::write_atomic(&folder.join(catalog::SUMS_FILE), sums.as_bytes())?;
         eprintln!("{} verified ({} files extracted from {})", folder.display(), extracted.len(), archive.name);
@@ -341,7 +330,13 @@ mod tests {
     #[test]
     fn an_archive_is_verified_unpacked_and_its_files_recorded() {
         let good = tar_gz(&[("toy/train.bin", b"0123"), ("toy/readme.html", b"-"), ("toy/test.bin", b"45")]);
-        let archive = Archive { name: "toy.tar.gz", md5: md5_of(&good), sha256: None, members: MEMBERS };
+        // The archive's own SHA-256 (of its compressed bytes, as published for CIFAR-10's).
+        let sha = {
+            let dir = tempfile::tempdir().unwrap();
+            fs::write(dir.path().join("a"), &good).unwrap();
+            Box::leak(catalog::file_sha256(&dir.path().join("a")).unwrap().into_boxed_str())
+        };
+        let archive = Archive { name: "toy.tar.gz", md5: md5_of(&good), sha256: Some(sha), members: MEMBERS };
         // The first mirror serves a corrupt copy (refused by its MD5), the second the archive.
         let mut corrupt = good.clone();
         corrupt[40] ^= 1;
@@ -376,15 +371,18 @@ mod tests {
         let err = fetch_archive(&archive, FILES, &[base], dir.path()).unwrap_err();
         assert!(format!("{err:#}").contains("unexpected member '../x'"), "{err:#}");
         assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
-        // A member with the wrong published MD5: nothing is kept.
+        // A member with the wrong published MD5: nothing is extracted, and files already in
+        // the folder stay as they were.
+        fs::write(dir.path().join("train.bin"), b"mine").unwrap();
         let files =
             [RemoteFile { name: "train.bin", sha256: None, md5: Some("00000000000000000000000000000000") }, FILES[1]];
         let good = tar_gz(&[("toy/train.bin", b"0123"), ("toy/test.bin", b"45")]);
         let archive = Archive { name: "toy.tar.gz", md5: md5_of(&good), sha256: None, members: MEMBERS };
         let base = serve(vec![("toy.tar.gz".into(), good)], 1);
         let err = fetch_archive(&archive, &files, &[base], dir.path()).unwrap_err();
-        assert!(format!("{err:#}").contains("MD5 of the extracted file"), "{err:#}");
-        assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+        assert!(format!("{err:#}").contains("MD5 of member train.bin is"), "{err:#}");
+        assert_eq!(names(dir.path()), ["train.bin"], "only the file that was there");
+        assert_eq!(fs::read(dir.path().join("train.bin")).unwrap(), b"mine");
     }
 
     #[test]

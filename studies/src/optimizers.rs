@@ -132,9 +132,13 @@ pub fn run(args: Args) -> Result<Report> {
         _ => (20, 128),
     };
     let mut train_subset = None;
-    if !setup.nets.iter().all(|(_, _, d)| matches!(d, DataSpec::Mnist1d { .. })) {
-        for (_, d) in &mut setup.data {
-            train_subset = Some(d.keep_train(REAL_TRAIN));
+    if !setup.nets.iter().all(|(_, _, d)| d.is_mnist1d()) {
+        // The records' checksum is of the data trained on: the first REAL_TRAIN samples.
+        setup.opts.env.data.clear();
+        for (spec, d) in &mut setup.data {
+            let keep = d.keep_train(REAL_TRAIN);
+            train_subset = Some(keep);
+            setup.opts.env = setup.opts.env.clone().with_data(&format!("{} (first {keep} training samples)", spec.name()), d);
         }
         if args.figure.scale != Scale::Smoke {
             epochs = REAL_EPOCHS;

@@ -2,8 +2,8 @@
 //!
 //! Only the members the catalog names are written, each under its dataset file name (never
 //! under a path taken from the archive), first to a temporary name and renamed only once the
-//! whole archive has been read and every member found: a corrupt or unacceptable archive leaves
-//! nothing behind. A member whose path leaves the archive's top folder (absolute, `..`), a
+//! whole archive has been read, every member found and every published member MD5 matched: a
+//! corrupt or unacceptable archive leaves nothing behind and the folder as it was. A member whose path leaves the archive's top folder (absolute, `..`), a
 //! link or a device refuses the whole archive.
 
 use std::fs;
@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::DataError;
-use crate::catalog::{Archive, hex};
+use crate::catalog::{Archive, RemoteFile, hex};
 
 /// One extracted file: its name in the dataset's folder, its SHA-256 and MD5.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,25 +26,35 @@ pub struct Extracted {
     pub md5: String,
 }
 
-/// Extracts `spec`'s members of the gzip-compressed tar `archive` into `dest`.
-pub fn unpack(archive: &Path, spec: &Archive, dest: &Path) -> Result<Vec<Extracted>, DataError> {
+/// Extracts `spec`'s members of the gzip-compressed tar `archive` into `dest`, checking each
+/// against the published MD5 that `files` gives it, if any.
+pub fn unpack(archive: &Path, spec: &Archive, files: &[RemoteFile], dest: &Path) -> Result<Vec<Extracted>, DataError> {
     let mut temps: Vec<(PathBuf, PathBuf)> = Vec::new();
-    let result = extract_to_temps(archive, spec, dest, &mut temps);
-    match result {
-        Ok(extracted) => {
-            for (temp, target) in &temps {
-                fs::rename(temp, target)
-                    .map_err(|e| DataError::new(target, format!("cannot rename {}: {e}", temp.display())))?;
+    let extracted = extract_to_temps(archive, spec, dest, &mut temps).and_then(|extracted| {
+        for x in &extracted {
+            if let Some(expected) = files.iter().find(|f| f.name == x.name).and_then(|f| f.md5)
+                && x.md5 != expected
+            {
+                return Err(DataError::new(
+                    archive,
+                    format!("MD5 of member {} is {}, expected {expected}; nothing was extracted", x.name, x.md5),
+                ));
             }
-            Ok(extracted)
         }
-        Err(e) => {
-            for (temp, _) in &temps {
-                fs::remove_file(temp).ok();
-            }
-            Err(e)
+        Ok(extracted)
+    });
+    let renamed = extracted.and_then(|extracted| {
+        for (temp, target) in &temps {
+            fs::rename(temp, target)
+                .map_err(|e| DataError::new(target, format!("cannot rename {}: {e}", temp.display())))?;
         }
+        Ok(extracted)
+    });
+    // Whatever went wrong, no temporary file stays (a renamed one is gone from its old name).
+    for (temp, _) in &temps {
+        fs::remove_file(temp).ok();
     }
+    renamed
 }
 
 /// The top folder every member shares (`cifar-10-batches-bin`), from the catalog's members.
@@ -145,7 +155,7 @@ pub(crate) mod tests {
             .unwrap();
         let dest = dir.path().join("out");
         fs::create_dir(&dest).unwrap();
-        let got = unpack(&archive, &SPEC, &dest).unwrap();
+        let got = unpack(&archive, &SPEC, &[], &dest).unwrap();
         assert_eq!(got[0].name, "a.bin");
         // SHA-256 and MD5 of "abc" (FIPS 180-2 and RFC 1321 test vectors).
         assert_eq!(got[0].sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
@@ -172,14 +182,14 @@ pub(crate) mod tests {
         ];
         for (bytes, needle) in cases {
             fs::write(&archive, &bytes).unwrap();
-            let err = unpack(&archive, &SPEC, &dest).unwrap_err();
+            let err = unpack(&archive, &SPEC, &[], &dest).unwrap_err();
             assert!(err.problem.contains(needle), "{err}");
             assert_eq!(fs::read_dir(&dest).unwrap().count(), 0, "nothing left after: {err}");
         }
         // A truncated archive.
         let good = tar_gz(&[("toy/a.bin", &[7u8; 100_000]), ("toy/b.txt", b"")]);
         fs::write(&archive, &good[..good.len() / 2]).unwrap();
-        let err = unpack(&archive, &SPEC, &dest).unwrap_err();
+        let err = unpack(&archive, &SPEC, &[], &dest).unwrap_err();
         assert!(err.problem.contains("corrupt archive"), "{err}");
         assert_eq!(fs::read_dir(&dest).unwrap().count(), 0);
     }

@@ -214,10 +214,18 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// MD5 (hex) of the bytes of `path` as stored (not decompressed), read in chunks.
 pub fn file_md5(path: &Path) -> Result<String, DataError> {
-    use md5::{Digest as _, Md5};
+    raw_digest::<md5::Md5>(path)
+}
+
+/// SHA-256 (hex) of the bytes of `path` as stored (not decompressed): an archive's own hash.
+pub fn file_sha256(path: &Path) -> Result<String, DataError> {
+    raw_digest::<Sha256>(path)
+}
+
+fn raw_digest<D: Digest>(path: &Path) -> Result<String, DataError> {
     use std::io::Read;
     let mut file = std::fs::File::open(path).map_err(|e| DataError::new(path, format!("cannot open: {e}")))?;
-    let mut hasher = Md5::new();
+    let mut hasher = D::new();
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
         let got = file.read(&mut chunk).map_err(|e| DataError::new(path, format!("cannot read: {e}")))?;

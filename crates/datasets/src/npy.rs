@@ -104,8 +104,11 @@ pub fn load_dataset(dir: &Path) -> Result<Dataset, DataError> {
         if x.integer {
             return Err(DataError::new(&path(xn), "features are integers; save them as float32 or float64"));
         }
-        if x.shape.len() < 2 || x.shape[1..].contains(&0) {
-            return Err(DataError::new(&path(xn), format!("shape {:?}; expected (samples, features…)", x.shape)));
+        if x.shape.len() < 2 || x.shape.contains(&0) {
+            return Err(DataError::new(
+                &path(xn),
+                format!("shape {:?}; expected (samples, features…), none of them 0", x.shape),
+            ));
         }
         if let Some(i) = x.values.iter().position(|v| !v.is_finite()) {
             return Err(DataError::new(
@@ -133,6 +136,18 @@ pub fn load_dataset(dir: &Path) -> Result<Dataset, DataError> {
     let classes = train.labels.iter().chain(&test.labels).max().map_or(0, |&m| m as usize + 1);
     if classes < 2 {
         return Err(DataError::new(&path(USER_FILES[1]), "fewer than two classes in the labels"));
+    }
+    // Labels are class indices: more classes than samples means they are something else (and
+    // an output layer that wide would not fit in memory).
+    if classes > train.len() + test.len() {
+        return Err(DataError::new(
+            &path(USER_FILES[1]),
+            format!(
+                "labels run up to {}, more classes than the {} samples; labels must be class indices 0, 1, …",
+                classes - 1,
+                train.len() + test.len()
+            ),
+        ));
     }
     Ok(Dataset {
         name: "npy".into(),
@@ -209,6 +224,14 @@ mod tests {
         write_user(dir.path(), (&[2, 2], &[0.0; 4], &[0, 1]), (&[1, 3], &[0.0; 3], &[1]));
         let err = load_dataset(dir.path()).unwrap_err();
         assert!(err.problem.contains("samples of shape [3]"), "{err}");
+        // A label far beyond the number of samples (not a class index).
+        write_user(dir.path(), (&[2, 2], &[0.0; 4], &[0, 4_000_000_000]), (&[1, 2], &[0.0; 2], &[1]));
+        let err = load_dataset(dir.path()).unwrap_err();
+        assert!(err.problem.contains("more classes than the 3 samples"), "{err}");
+        // An empty split.
+        write_user(dir.path(), (&[2, 2], &[0.0; 4], &[0, 1]), (&[0, 2], &[], &[]));
+        let err = load_dataset(dir.path()).unwrap_err();
+        assert!(err.path.ends_with("x_test.npy") && err.problem.contains("none of them 0"), "{err}");
         // A non-finite feature.
         write_user(dir.path(), (&[2, 2], &[0.0, f32::NAN, 0.0, 0.0], &[0, 1]), (&[1, 2], &[0.0; 2], &[1]));
         let err = load_dataset(dir.path()).unwrap_err();
