@@ -294,6 +294,12 @@ fn bad_values_are_refused_before_any_work() {
     assert_refused(&["keskar", "--scale", "smoke", "--seeds", "0", "--out", o], &["--seeds 0"]);
     assert_refused(&["keskar", "--scale", "smoke", "--jobs", "0", "--out", o], &["--jobs 0"]);
     assert_refused(&["keskar", "--scale", "smoke", "--epochs", "0", "--out", o], &["--epochs 0"]);
+    assert_refused(&["keskar", "--scale", "smoke", "--sb", "0", "--out", o], &["--sb 0", "1 or more"]);
+    // The smoke data has 640 training samples.
+    assert_refused(
+        &["keskar", "--scale", "smoke", "--lb", "641", "--out", o],
+        &["--lb 641", "640 samples", "1 to 640"],
+    );
     assert!(!out.exists(), "nothing written for refused arguments");
 
     // An out dir that is a file cannot be created.
@@ -694,6 +700,32 @@ fn spin_glass_study_reports_the_spread_per_width() {
     assert!(one.status.success(), "{}", text(&one.stderr));
     assert_eq!(runs, fs::read_to_string(again.path().join("spin-glass/spin-glass-runs.csv")).unwrap());
     assert_refused(&["spin-glass", "--runs", "1", "--out", out], &["--runs 1"]);
+}
+
+#[test]
+#[ignore = "needs ../shared/data beside the checkout; run: cargo test --release --workspace -- --ignored"]
+fn keskar_on_the_cifar10_subset_states_its_sizes_in_every_table() {
+    let data = shared_data("cifar-10-subset");
+    let data_dir = data.parent().unwrap().to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--nets", "C1", "--seeds", "1", "--epochs", "1", "--lb", "400", "--data", "cifar-10-subset"];
+    let out = smoke(dir.path(), &[&args[..], &["--data-dir", data_dir]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let study = dir.path().join("keskar");
+    let sizes = "cifar-10-subset (4000 train / 1000 test)";
+    let table2 = fs::read_to_string(study.join("table2.md")).unwrap();
+    assert!(
+        table2.contains(&format!("| {sizes} | SB | 16 |")) && table2.contains(&format!("| {sizes} | LB | 400 |")),
+        "{table2}"
+    );
+    for table in ["table3.md", "table4.md", "curvature.md"] {
+        let md = fs::read_to_string(study.join(table)).unwrap();
+        assert!(md.contains(&format!("Data: C1 on {sizes}.")), "{table}: {md}");
+    }
+    // The record carries the SHA-256 of both files PROVENANCE.md gives.
+    let record = fs::read_to_string(&records(dir.path())[0]).unwrap();
+    assert!(record.contains("0993cf8b8e43bc207603aef9787006995746513f5e3fa5a52e06d1b069926330"), "{record}");
+    assert!(record.contains("8314c96d7cd65618193bab23acdd5d4c4af15bf6dd00a1781d55beedf3be1ef5"), "{record}");
 }
 
 #[test]

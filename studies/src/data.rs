@@ -33,6 +33,8 @@ pub enum DataSpec {
     FashionMnist,
     /// CIFAR-10 (binary batches in `<data dir>/cifar-10`).
     Cifar10,
+    /// CIFAR-10's first 4000 training and first 1000 test images (`<data dir>/cifar-10-subset`).
+    Cifar10Subset,
     /// CIFAR-100 with fine labels (`<data dir>/cifar-100`).
     Cifar100,
     /// UCI optdigits (`<data dir>/optdigits`).
@@ -48,7 +50,7 @@ pub enum DataSpec {
 
 /// The names `--data` accepts.
 pub const DATA_NAMES: &str =
-    "mnist1d, mnist1d-frozen, mnist, fashion-mnist, cifar-10, cifar-100, optdigits, timit, npy:DIR";
+    "mnist1d, mnist1d-frozen, mnist, fashion-mnist, cifar-10, cifar-10-subset, cifar-100, optdigits, timit, npy:DIR";
 
 /// Parses a `--data` value; `mnist1d` keeps the sizes of `generated` (the scale's own MNIST-1D).
 pub fn parse_data(value: &str, generated: &DataSpec) -> Result<DataSpec> {
@@ -61,6 +63,7 @@ pub fn parse_data(value: &str, generated: &DataSpec) -> Result<DataSpec> {
         "mnist" => DataSpec::Mnist,
         "fashion-mnist" => DataSpec::FashionMnist,
         "cifar-10" => DataSpec::Cifar10,
+        "cifar-10-subset" => DataSpec::Cifar10Subset,
         "cifar-100" => DataSpec::Cifar100,
         "optdigits" => DataSpec::Optdigits,
         "timit" => DataSpec::Timit,
@@ -110,10 +113,20 @@ impl DataSpec {
             DataSpec::Mnist => "mnist",
             DataSpec::FashionMnist => "fashion-mnist",
             DataSpec::Cifar10 => "cifar-10",
+            DataSpec::Cifar10Subset => "cifar-10-subset",
             DataSpec::Cifar100 => "cifar-100",
             DataSpec::Optdigits => "optdigits",
             DataSpec::Timit => "timit",
             DataSpec::Npy { .. } => "npy",
+        }
+    }
+
+    /// The name, with the split sizes where the name alone could be mistaken for the full
+    /// dataset (every table states them).
+    pub fn describe(&self) -> String {
+        match self {
+            DataSpec::Cifar10Subset => "cifar-10-subset (4000 train / 1000 test)".into(),
+            other => other.name().into(),
         }
     }
 
@@ -160,6 +173,7 @@ impl DataSpec {
                 "data_batch_5.bin",
                 "test_batch.bin",
             ],
+            DataSpec::Cifar10Subset => cifar::CIFAR10_SUBSET_FILES.to_vec(),
             DataSpec::Cifar100 => vec!["train.bin", "test.bin"],
             DataSpec::Optdigits => vec!["optdigits.tra", "optdigits.tes"],
             DataSpec::Timit => vec!["header.json", "train.f32", "train.u16", "test.f32", "test.u16"],
@@ -199,6 +213,11 @@ impl DataSpec {
                 "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz (or uncompressed)"
             }
             DataSpec::Cifar10 => "data_batch_1.bin … data_batch_5.bin, test_batch.bin (the binary version)",
+            DataSpec::Cifar10Subset => {
+                "data_batch_1_first4000.bin, test_batch_first1000.bin (from CIFAR-10's binary version: \
+                 head -c 12292000 data_batch_1.bin > data_batch_1_first4000.bin; \
+                 head -c 3073000 test_batch.bin > test_batch_first1000.bin)"
+            }
             DataSpec::Cifar100 => "train.bin, test.bin (the binary version)",
             DataSpec::Optdigits => "optdigits.tra, optdigits.tes",
             DataSpec::Timit => {
@@ -221,6 +240,7 @@ impl DataSpec {
             DataSpec::Mnist => idx::load(&folder, "mnist", &idx::MNIST_CLASSES),
             DataSpec::FashionMnist => idx::load(&folder, "fashion-mnist", &idx::FASHION_CLASSES),
             DataSpec::Cifar10 => cifar::load_cifar10(&folder),
+            DataSpec::Cifar10Subset => cifar::load_cifar10_subset(&folder),
             DataSpec::Cifar100 => cifar::load_cifar100(&folder, cifar::Labels::Fine),
             DataSpec::Optdigits => optdigits::load(&folder),
             DataSpec::Timit => timit::load(&folder),

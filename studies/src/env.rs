@@ -149,11 +149,16 @@ impl Env {
         dir: &crate::data::DataDir,
     ) -> anyhow::Result<Env> {
         for (spec, d) in data {
-            self = self.with_data(spec.name(), d);
-            for digest in spec.file_digests(dir)? {
-                if !self.data_files.contains(&digest) {
-                    self.data_files.push(digest);
-                }
+            self = self.with_data(spec.name(), d).with_files(spec, dir)?;
+        }
+        Ok(self)
+    }
+
+    /// Adds the SHA-256 of every file `spec`'s loader read from `dir` (generated data: none).
+    pub fn with_files(mut self, spec: &crate::data::DataSpec, dir: &crate::data::DataDir) -> anyhow::Result<Env> {
+        for digest in spec.file_digests(dir)? {
+            if !self.data_files.contains(&digest) {
+                self.data_files.push(digest);
             }
         }
         Ok(self)

@@ -27,7 +27,7 @@ pub struct FigureArgs {
     #[arg(long)]
     pub seeds: Option<usize>,
     /// Train on this data instead of the scale's own (networks adapt to its shape): mnist1d,
-    /// mnist1d-frozen, mnist, fashion-mnist, cifar-10, cifar-100, optdigits, timit, npy:DIR.
+    /// mnist1d-frozen, mnist, fashion-mnist, cifar-10, cifar-10-subset, cifar-100, optdigits, timit, npy:DIR.
     #[arg(long, value_parser = crate::data::data_name)]
     pub data: Option<String>,
     /// Folder holding real datasets [default: $FLATLAND_DATA, else the platform cache folder].

@@ -677,8 +677,8 @@ fn tick(v: f64) -> String {
 }
 
 /// The tick label of log₁₀ value `v` on an axis spanning under two decades, where powers of ten
-/// alone would leave one label or none: 10^v to two significant digits (within 1 % of the
-/// tick's value, a shift the eye cannot see on a log axis).
+/// alone would leave one label or none: 10^v to two significant digits (within 5 % of the tick's
+/// value, e.g. 316 shown as "320": a shift the eye cannot see on a log axis).
 fn log_tick_fine(v: f64) -> String {
     let x = 10f64.powf(v);
     let unit = 10f64.powi(x.log10().floor() as i32 - 1);

@@ -66,7 +66,7 @@ pub struct Args {
     pub variants: Option<Vec<String>>,
     /// Train the subjects on this data instead of the scale's own (networks adapt to its shape;
     /// LB stays 10 % of the training set at paper scale): mnist1d, mnist1d-frozen, mnist,
-    /// fashion-mnist, cifar-10, cifar-100, optdigits, timit, npy:DIR.
+    /// fashion-mnist, cifar-10, cifar-10-subset, cifar-100, optdigits, timit, npy:DIR.
     #[arg(long, value_parser = crate::data::data_name)]
     pub data: Option<String>,
     /// Folder holding real datasets (MNIST at paper scale) [default: $FLATLAND_DATA, else the

@@ -51,7 +51,7 @@ pub struct Args {
     #[arg(long, default_value_t = 3)]
     pub net_seeds: usize,
     /// Data of the network runs (their first 4000 training samples; the MLP adapts to its
-    /// shape): mnist1d (default), mnist1d-frozen, mnist, fashion-mnist, cifar-10, cifar-100,
+    /// shape): mnist1d (default), mnist1d-frozen, mnist, fashion-mnist, cifar-10, cifar-10-subset, cifar-100,
     /// optdigits, timit, npy:DIR.
     #[arg(long, value_parser = crate::data::data_name)]
     pub data: Option<String>,
@@ -218,8 +218,9 @@ pub fn run(args: Args) -> Result<Report> {
     let (_, spec, data_spec) = nets.remove(0);
     let mut data = loaded.remove(0).1;
     data.keep_train(NET_TRAIN);
-    let env = crate::env::Env::capture(backend, &device, jobs).with_data(&format!("{} (saddle-network)", data_spec.name()), &data);
-    let env = crate::env::Env { data_files: data_spec.file_digests(&dir)?, ..env };
+    let env = crate::env::Env::capture(backend, &device, jobs)
+        .with_data(&format!("{} (saddle-network)", data_spec.name()), &data)
+        .with_files(&data_spec, &dir)?;
     let opts = args.grid.options(jobs, env)?;
     let mut report = harness::execute(&Saddle { cells }, &opts)?;
     if args.net_steps == 0 {

@@ -39,8 +39,6 @@ pub struct ScaleSpec {
     pub patience: Option<usize>,
     /// Adam step size.
     pub learning_rate: f64,
-    /// Measure sharpness and curvature of every solution (Tables 3 and 4).
-    pub measure: bool,
 }
 
 /// Hyperparameters of each scale, with reasons.
@@ -107,7 +105,6 @@ pub fn scale_spec(scale: Scale) -> ScaleSpec {
                 epochs: 3,
                 patience: None,
                 learning_rate: 1e-3,
-                measure: true,
             }
         }
         // Minutes on 2 cores. F1 and C1 keep their families' layout (BN after every layer,
@@ -171,7 +168,6 @@ pub fn scale_spec(scale: Scale) -> ScaleSpec {
                 epochs: 60,
                 patience: None,
                 learning_rate: 1e-3,
-                measure: true,
             }
         }
         // The paper (§2.2): SB 256, LB 10 % of the training set, trained until the training
@@ -192,9 +188,6 @@ pub fn scale_spec(scale: Scale) -> ScaleSpec {
             epochs: 100,
             patience: Some(5),
             learning_rate: 1e-3,
-            // Not yet at paper scale: a full-MNIST gradient takes seconds, and the committed
-            // F1 records predate the measurements.
-            measure: false,
         },
     }
 }

@@ -58,7 +58,7 @@ pub struct Args {
     #[arg(long)]
     pub runs: Option<usize>,
     /// Training data: auto (MNIST at 10 × 10 if it is in the data folder, else generated
-    /// MNIST-1D), or mnist1d, mnist1d-frozen, mnist, fashion-mnist, cifar-10, cifar-100,
+    /// MNIST-1D), or mnist1d, mnist1d-frozen, mnist, fashion-mnist, cifar-10, cifar-10-subset, cifar-100,
     /// optdigits, timit, npy:DIR. One-channel images of at least 10 × 10 are area-averaged to
     /// 10 × 10; other data enters as it is, flattened.
     #[arg(long, default_value = "auto", value_parser = data_choice)]
@@ -224,8 +224,8 @@ pub fn run(args: Args) -> Result<Report> {
             });
         }
     }
-    let env = crate::env::Env::capture(backend, &device, jobs).with_data(&data.name, &data);
-    let env = crate::env::Env { data_files: data_spec.file_digests(&dir)?, ..env };
+    let env =
+        crate::env::Env::capture(backend, &device, jobs).with_data(&data.name, &data).with_files(&data_spec, &dir)?;
     let opts = args.grid.options(jobs, env)?;
     harness::execute(&SpinGlass { cells, data, device }, &opts)
 }

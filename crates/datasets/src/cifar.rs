@@ -111,6 +111,26 @@ pub fn load_cifar10(dir: &Path) -> Result<Dataset, DataError> {
     )
 }
 
+/// The CIFAR-10 subset's files: the first 4000 records of `data_batch_1.bin` and the first 1000
+/// of `test_batch.bin`, byte for byte (`head -c 12292000 data_batch_1.bin`, `head -c 3073000
+/// test_batch.bin`).
+pub const CIFAR10_SUBSET_FILES: [&str; 2] = ["data_batch_1_first4000.bin", "test_batch_first1000.bin"];
+
+/// The CIFAR-10 subset (4000 training, 1000 test images) from `dir` holding
+/// [`CIFAR10_SUBSET_FILES`]; any other length is refused, so a table that says 4000/1000 is.
+pub fn load_cifar10_subset(dir: &Path) -> Result<Dataset, DataError> {
+    let [train, test] = CIFAR10_SUBSET_FILES.map(|f| require(dir, f));
+    let (train, test) = (train?, test?);
+    let split = |path: PathBuf, want: usize| -> Result<Split, DataError> {
+        let s = read_records(std::slice::from_ref(&path), Labels::Cifar10)?;
+        if s.labels.len() != want {
+            return Err(DataError::new(&path, format!("{} records; the subset has {want}", s.labels.len())));
+        }
+        Ok(s)
+    };
+    dataset("cifar-10-subset", dir, split(train, 4000)?, split(test, 1000)?, &CIFAR10_CLASSES.map(String::from))
+}
+
 /// CIFAR-100 from `dir` holding `train.bin` and `test.bin`, with fine or coarse labels.
 pub fn load_cifar100(dir: &Path, labels: Labels) -> Result<Dataset, DataError> {
     let train = read_records(&[require(dir, "train.bin")?], labels)?;

@@ -304,6 +304,9 @@ pub fn load_frozen(dir: &Path) -> Result<Dataset, DataError> {
         let &[n, l] = x.shape.as_slice() else {
             return Err(DataError::new(&dir.join(xn), format!("shape {:?}; expected (samples, 40)", x.shape)));
         };
+        if n == 0 {
+            return Err(DataError::new(&dir.join(xn), "no samples; the split must hold at least one"));
+        }
         if labels.len() != n || l == 0 || (len != 0 && l != len) {
             return Err(DataError::new(
                 &dir.join(yn),
@@ -312,7 +315,7 @@ pub fn load_frozen(dir: &Path) -> Result<Dataset, DataError> {
         }
         len = l;
         rows.extend(x.values.chunks(l).map(<[f64]>::to_vec).zip(labels));
-        if train == 0 {
+        if xn == "x.npy" {
             train = rows.len();
         }
     }

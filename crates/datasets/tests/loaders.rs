@@ -65,6 +65,19 @@ fn real_cifar10_subset_records_and_labels() {
     assert!(train.features.iter().all(|v| (0.0..=1.0).contains(v)));
     let names = fs::read_to_string(dir.join("batches.meta.txt")).unwrap();
     assert_eq!(names.lines().collect::<Vec<_>>(), cifar::CIFAR10_CLASSES);
+    // The SHA-256 PROVENANCE.md gives, and the loader a study uses: the same records, scaled to
+    // [0, 1] (data_batch_1 image 0's red row 0 begins 59, 43, 50).
+    let sums = [
+        ("data_batch_1_first4000.bin", "0993cf8b8e43bc207603aef9787006995746513f5e3fa5a52e06d1b069926330"),
+        ("test_batch_first1000.bin", "8314c96d7cd65618193bab23acdd5d4c4af15bf6dd00a1781d55beedf3be1ef5"),
+    ];
+    for (file, sum) in sums {
+        assert_eq!(sha256_hex(&fs::read(dir.join(file)).unwrap()), sum, "{file}");
+    }
+    let d = cifar::load_cifar10_subset(&dir).unwrap();
+    assert_eq!((d.name.as_str(), d.sample_shape.as_slice(), d.classes), ("cifar-10-subset", &[3, 32, 32][..], 10));
+    assert_eq!((d.train.labels.clone(), d.test.labels.clone()), (train.labels, test.labels));
+    assert_eq!(d.train.features[..3], [59.0 / 255.0, 43.0 / 255.0, 50.0 / 255.0]);
 }
 
 #[test]
@@ -202,6 +215,17 @@ fn malformed_cifar_and_optdigits_are_refused() {
     let p = write(d, "c100.bin", &rec100);
     assert_eq!(cifar::read_records(std::slice::from_ref(&p), Labels::Fine).unwrap().labels, vec![99]);
     assert_eq!(cifar::read_records(&[p], Labels::Coarse).unwrap().labels, vec![19]);
+
+    // The CIFAR-10 subset holds exactly 4000 and 1000 records: one record short is refused.
+    let sub = d.join("subset");
+    fs::create_dir(&sub).unwrap();
+    write(&sub, "data_batch_1_first4000.bin", &vec![0u8; 3073 * 4000]);
+    write(&sub, "test_batch_first1000.bin", &vec![0u8; 3073 * 999]);
+    let e = err_text(cifar::load_cifar10_subset(&sub));
+    assert!(e.contains("test_batch_first1000.bin") && e.contains("999 records; the subset has 1000"), "{e}");
+    write(&sub, "test_batch_first1000.bin", &vec![0u8; 3073 * 1000]);
+    let ok = cifar::load_cifar10_subset(&sub).unwrap();
+    assert_eq!((ok.train.len(), ok.test.len()), (4000, 1000));
 
     let line = |label: &str| format!("{}{label}\n", "0,".repeat(64));
     let p = write(d, "ok.tra", line("7").as_bytes());

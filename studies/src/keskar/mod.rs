@@ -56,6 +56,13 @@ pub struct Args {
     /// Adam's step size (default: the scale's own, 1e-3 as in the paper's code).
     #[arg(long)]
     pub learning_rate: Option<f64>,
+    /// Small batch (default: the scale's own; 256 at paper scale).
+    #[arg(long)]
+    pub sb: Option<usize>,
+    /// Large batch (default: the scale's own; at paper scale 10 % of the training set, as in
+    /// the paper).
+    #[arg(long)]
+    pub lb: Option<usize>,
     /// Initialization and evaluation: `torch` (PyTorch's defaults: U(±1/√fan-in) init, batch norm
     /// ε 1e-5 and momentum 0.1, evaluation on running statistics) or `keras` (the paper's code:
     /// Glorot-uniform init, `BatchNormalization(mode=2)` with ε 1e-3 and momentum 0.99, each
@@ -64,10 +71,10 @@ pub struct Args {
     pub protocol: String,
     /// Train every network on this data instead of the scale's own (F nets take the flattened
     /// sample, C nets images as they are and 1-D signals as height-1 images): mnist1d,
-    /// mnist1d-frozen, mnist, fashion-mnist, cifar-10, cifar-100, optdigits, timit, npy:DIR.
+    /// mnist1d-frozen, mnist, fashion-mnist, cifar-10, cifar-10-subset, cifar-100, optdigits, timit, npy:DIR.
     #[arg(long, value_parser = crate::data::data_name)]
     pub data: Option<String>,
-    /// Folder holding the real datasets, one subfolder each (mnist, cifar-10, cifar-100, timit, …)
+    /// Folder holding the real datasets, one subfolder each (mnist, cifar-10, cifar-10-subset, cifar-100, timit, …)
     /// [default: $FLATLAND_DATA, else the platform cache folder].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -204,6 +211,11 @@ pub fn run(args: Args) -> Result<Report> {
     {
         usage!("--learning-rate {lr}: accepted: a finite number above 0");
     }
+    for (flag, value) in [("--sb", args.sb), ("--lb", args.lb)] {
+        if value == Some(0) {
+            usage!("{flag} 0: a batch holds at least one sample (accepted: 1 or more)");
+        }
+    }
     let (backend, device, jobs) = args.grid.validate()?;
     let chosen: Vec<(String, NetSpec, DataSpec)> = names
         .iter()
@@ -226,9 +238,18 @@ pub fn run(args: Args) -> Result<Report> {
         let net = net.clone().with_batch_norm(protocol.batch_norm());
         for regime in [Regime::SB, Regime::LB] {
             let batch_size = match regime {
-                Regime::SB => spec.sb,
-                Regime::LB => spec.lb.unwrap_or(dataset.train.len() / 10).max(1),
+                Regime::SB => args.sb.unwrap_or(spec.sb),
+                Regime::LB => args.lb.or(spec.lb).unwrap_or(dataset.train.len() / 10).max(1),
             };
+            if batch_size > dataset.train.len() {
+                let flag = if regime == Regime::SB { "--sb" } else { "--lb" };
+                usage!(
+                    "{flag} {batch_size}: larger than {name}'s training set on {} ({} samples); accepted: 1 to {}",
+                    data_spec.name(),
+                    dataset.train.len(),
+                    dataset.train.len()
+                );
+            }
             for seed_index in 0..args.seeds {
                 let i = seed_index.to_string();
                 let r = format!("{regime:?}");
@@ -248,9 +269,11 @@ pub fn run(args: Args) -> Result<Report> {
                         init: harness::derive_seed(master, &["keskar", name, "init", &i]),
                         order: harness::derive_seed(master, &["keskar", name, &r, "order", &i]),
                     },
-                    // Seed 0 also carries the diagnostics: the ε sweep, the whole training
-                    // set's value and the eigenvalue density.
-                    measure: spec.measure.then(|| {
+                    // Every scale measures on a fixed 1000-sample subset of the training set (at
+                    // paper scale a full-set gradient takes seconds, and the measurements take
+                    // ~100 of them); seed 0 also carries the diagnostics: the ε sweep, the whole
+                    // training set's value (the subset's bias) and the eigenvalue density.
+                    measure: Some({
                         let seed = harness::derive_seed(master, &["keskar", name, "measure", &i]);
                         if seed_index == 0 { MeasureConfig::keskar_diagnosed(seed) } else { MeasureConfig::keskar(seed) }
                     }),
@@ -260,8 +283,7 @@ pub fn run(args: Args) -> Result<Report> {
     }
     let runs: Vec<crate::predict::Run<'_>> =
         cells.iter().map(|c| crate::predict::Run::of(&c.spec, &c.train, &c.data, &data)).collect::<Result<_>>()?;
-    let what = if spec.measure { "training only: sharpness and curvature come on top" } else { "every run to its cap" };
-    crate::predict::print("keskar", &runs, what, &device, jobs)?;
+    crate::predict::print("keskar", &runs, "training only: sharpness and curvature come on top", &device, jobs)?;
     let study = Keskar { cells, data, device: device.clone() };
     let records = harness::run_grid(&study, &opts)?;
     let dir = harness::study_dir::<Keskar>(&opts.out);

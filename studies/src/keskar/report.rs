@@ -60,6 +60,17 @@ fn describe_mode(records: &[Record<Cell, Outcome>], mode: BatchNormMode) -> Stri
     }
 }
 
+/// "Data: F1 on mnist, C1 on cifar-10-subset (4000 train / 1000 test)." for the tables whose
+/// rows name only the network.
+fn data_line(records: &[Record<Cell, Outcome>], nets: &[&str]) -> String {
+    let each: Vec<String> = nets
+        .iter()
+        .filter_map(|&net| records.iter().find(|r| r.config.net == net))
+        .map(|r| format!("{} on {}", r.config.net, r.config.data.describe()))
+        .collect();
+    format!("Data: {}.", each.join(", "))
+}
+
 /// Two decimals, or three significant digits in scientific notation for magnitudes below 0.01
 /// that two decimals would show as 0.00.
 fn two_decimals(v: f64) -> String {
@@ -76,6 +87,8 @@ fn paired_cell(ratios: &[f64]) -> String {
 struct Row<'a> {
     net: &'a str,
     dataset: &'a str,
+    /// The data with its split sizes where its name alone could mislead.
+    data: String,
     regime: Regime,
     batch: usize,
     parameters: usize,
@@ -115,6 +128,7 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
             rows.push(Row {
                 net,
                 dataset: first.config.data.name(),
+                data: first.config.data.describe(),
                 regime,
                 batch: first.config.train.batch_size,
                 parameters: first.outcome.trained.parameters,
@@ -196,7 +210,7 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
             "| {} | {} | {} | {:?} | {} | {} | {} | {epochs} | {} | {} | {} | {} |",
             r.net,
             r.parameters,
-            r.dataset,
+            r.data,
             r.regime,
             r.batch,
             r.train.len() + r.diverged,
@@ -383,6 +397,7 @@ fn sharpness_table<'a>(
     let iterations = cfg.map(|m| m.lbfgsb_iterations).unwrap_or(0);
     let mut md = String::new();
     writeln!(md, "## Table {n}: sharpness in the {title}, {}\n", describe_mode(records, mode))?;
+    writeln!(md, "{}\n", data_line(records, nets))?;
     writeln!(md, "{}\n", fill(include_str!("text/sharpness.md"), &[("iterations", iterations.to_string())]))?;
     let mut header = String::from("| net | regime | runs |");
     let mut rule = String::from("|---|---|---:|");
@@ -882,7 +897,7 @@ fn curvature_tables(
     csv_path: &Path,
 ) -> Result<String> {
     let cfg = records.iter().find_map(|r| r.config.measure.as_ref());
-    let mut md = String::from("## Curvature of the training loss at the solutions\n\n");
+    let mut md = format!("## Curvature of the training loss at the solutions\n\n{}\n\n", data_line(records, nets));
     let text = fill(
         include_str!("text/curvature.md"),
         &[
