@@ -708,7 +708,8 @@ fn keskar_on_the_cifar10_subset_states_its_sizes_in_every_table() {
     let data = shared_data("cifar-10-subset");
     let data_dir = data.parent().unwrap().to_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let args = ["--nets", "C1", "--seeds", "1", "--epochs", "1", "--lb", "400", "--data", "cifar-10-subset"];
+    // F1 (the flattened image): a C net's curvature in f64 on 3 × 32 × 32 images takes minutes.
+    let args = ["--nets", "F1", "--seeds", "1", "--epochs", "1", "--lb", "400", "--data", "cifar-10-subset"];
     let out = smoke(dir.path(), &[&args[..], &["--data-dir", data_dir]].concat());
     assert!(out.status.success(), "{}", text(&out.stderr));
     let study = dir.path().join("keskar");
@@ -720,7 +721,7 @@ fn keskar_on_the_cifar10_subset_states_its_sizes_in_every_table() {
     );
     for table in ["table3.md", "table4.md", "curvature.md"] {
         let md = fs::read_to_string(study.join(table)).unwrap();
-        assert!(md.contains(&format!("Data: C1 on {sizes}.")), "{table}: {md}");
+        assert!(md.contains(&format!("Data: F1 on {sizes}.")), "{table}: {md}");
     }
     // The record carries the SHA-256 of both files PROVENANCE.md gives.
     let record = fs::read_to_string(&records(dir.path())[0]).unwrap();
@@ -1339,4 +1340,257 @@ fn mnist1d_baselines_on_the_frozen_split_equal_those_on_the_generated_data() {
     let generated = outcomes("mnist1d");
     assert_eq!(generated.len(), 3);
     assert_eq!(generated, outcomes("mnist1d-frozen"), "same data, same training, same numbers");
+}
+
+/// The environment of a running Slurm cluster (`tests/slurm/cluster.sh up` prints the
+/// `SLURM_CONF` to export; CI starts one). These tests run on purpose only:
+/// `cargo test --release -p studies --test cli -- --ignored slurm_`.
+fn slurm_conf() -> String {
+    std::env::var("SLURM_CONF")
+        .expect("SLURM_CONF is unset: start a cluster with tests/slurm/cluster.sh up and export it")
+}
+
+/// Waits until none of `jobs` is queued or running (bounded: a stuck job fails the test).
+fn wait_for_jobs(jobs: &[String], limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let out = Command::new("squeue")
+            .args(["-h", "-o", "%i %T", "-j", &jobs.join(",")])
+            .env("SLURM_CONF", slurm_conf())
+            .output()
+            .unwrap();
+        let queued = text(&out.stdout);
+        // squeue refuses ids it no longer knows: then nothing of them is left.
+        if queued.trim().is_empty() || !out.status.success() {
+            return;
+        }
+        assert!(start.elapsed() < limit, "jobs still queued after {limit:?}: {queued}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// The tables and plots a report writes, by name (the cost line of curvature.md, a wall time,
+/// left out).
+fn report_files(study: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = [
+        "table2.md",
+        "table2.csv",
+        "table3.md",
+        "table3.csv",
+        "table4.md",
+        "table4.csv",
+        "curvature.csv",
+        "diagnostics.md",
+        "figure3.svg",
+        "curves.svg",
+    ]
+    .iter()
+    .map(|f| (f.to_string(), fs::read(study.join(f)).unwrap_or_else(|e| panic!("{}: {e}", study.join(f).display()))))
+    .collect();
+    let curvature = fs::read_to_string(study.join("curvature.md")).unwrap();
+    files.push((
+        "curvature.md".into(),
+        curvature.lines().filter(|l| !l.starts_with("Cost:")).collect::<Vec<_>>().join("\n").into_bytes(),
+    ));
+    files
+}
+
+/// `studies slurm … --submit` in `out`; returns (array job, report job).
+fn submit(out: &Path, grid: &[&str], array: usize) -> (String, String) {
+    let o = out.to_str().unwrap();
+    let n = array.to_string();
+    let mut args = vec!["slurm", "keskar", "--scale", "smoke", "--out", o, "--array", &n, "--cpus", "1", "--submit"];
+    args.extend_from_slice(grid);
+    let run = studies().args(&args).env("SLURM_CONF", slurm_conf()).stdin(Stdio::null()).output().unwrap();
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let said = text(&run.stdout);
+    let after = |what: &str| {
+        said.split(what)
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{said}"))
+            .to_string()
+    };
+    (after("array job "), after("report job "))
+}
+
+#[test]
+#[ignore = "needs a Slurm cluster: tests/slurm/cluster.sh up, then SLURM_CONF exported (CI does both)"]
+fn slurm_array_of_the_smoke_grid_merges_to_the_local_tables() {
+    let grid = ["--seeds", "2"];
+    let local = tempfile::tempdir().unwrap();
+    let mut args = vec!["keskar", "--scale", "smoke", "--out", local.path().to_str().unwrap()];
+    args.extend_from_slice(&grid);
+    let run = run(&args);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    // The cluster's jobs write here: a folder every task can reach (the same machine).
+    let out = tempfile::tempdir().unwrap();
+    let (array, report) = submit(out.path(), &grid, 4);
+    wait_for_jobs(&[array.clone(), report.clone()], Duration::from_secs(600));
+    let study = out.path().join("keskar");
+    let logs = study.join("slurm/logs");
+    let report_log = fs::read_to_string(logs.join(format!("report_{report}.out"))).unwrap_or_default();
+    assert!(study.join("table2.md").exists(), "the report job wrote no tables; its log: {report_log}");
+    // Four shards, each with its manifest, and every cell's record exactly once.
+    for i in 0..4 {
+        let log = fs::read_to_string(logs.join(format!("{array}_{i}.out"))).unwrap();
+        assert!(log.contains(&format!("shard {i}/4 of keskar")), "{log}");
+        assert!(study.join(format!("grid.grid.shard-{i}-of-4.json")).exists());
+    }
+    assert_eq!(records(out.path()).len(), 8);
+    assert_eq!(
+        report_files(&study),
+        report_files(&local.path().join("keskar")),
+        "a sharded run reports what a local one does"
+    );
+}
+
+#[test]
+#[ignore = "needs a Slurm cluster: tests/slurm/cluster.sh up, then SLURM_CONF exported (CI does both)"]
+fn slurm_task_killed_and_resubmitted_alone_completes_the_grid() {
+    // Longer runs than the default smoke grid, so that a task can be killed mid-run.
+    let grid = ["--seeds", "2", "--epochs", "40"];
+    let out = tempfile::tempdir().unwrap();
+    let study = out.path().join("keskar");
+    let (array, report) = submit(out.path(), &grid, 4);
+    // Kill task 1 as soon as it runs (it has written its manifest, not all of its records).
+    let task = format!("{array}_1");
+    let start = Instant::now();
+    loop {
+        let state = Command::new("squeue")
+            .args(["-h", "-o", "%T", "-j", &task])
+            .env("SLURM_CONF", slurm_conf())
+            .output()
+            .unwrap();
+        if text(&state.stdout).trim() == "RUNNING" && study.join("grid.grid.shard-1-of-4.json").exists() {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(300), "task {task} never ran");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(Command::new("scancel").arg(&task).env("SLURM_CONF", slurm_conf()).status().unwrap().success());
+    // The report job waits on every task's success: it can never run now.
+    Command::new("scancel").arg(&report).env("SLURM_CONF", slurm_conf()).status().unwrap();
+    wait_for_jobs(std::slice::from_ref(&array), Duration::from_secs(600));
+    // The merge names what is missing and whose it is.
+    let o = out.path().to_str().unwrap();
+    let merge = run(&["report", "keskar", "--out", o]);
+    assert_eq!(merge.status.code(), Some(2), "{}", text(&merge.stderr));
+    let err = text(&merge.stderr);
+    assert!(err.contains("(shard 1/4)") && !err.contains("(shard 0/4)") && !err.contains("(shard 2/4)"), "{err}");
+    let before: Vec<PathBuf> = records(out.path());
+    // Resubmit task 1 alone, then the report.
+    let script = study.join("slurm/array.sbatch");
+    let again = Command::new("sbatch")
+        .args(["--parsable", "--array=1"])
+        .arg(&script)
+        .env("SLURM_CONF", slurm_conf())
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let again = text(&again.stdout).trim().split(';').next().unwrap().to_string();
+    wait_for_jobs(&[again], Duration::from_secs(600));
+    let merge = run(&["report", "keskar", "--out", o]);
+    assert!(merge.status.success(), "{}", text(&merge.stderr));
+    // Every cell once: the 8 records, the ones written before the kill untouched, and the
+    // local run's tables.
+    let after = records(out.path());
+    assert_eq!(after.len(), 8, "{after:?}");
+    assert!(before.iter().all(|p| after.contains(p)));
+    let local = tempfile::tempdir().unwrap();
+    let mut args = vec!["keskar", "--scale", "smoke", "--out", local.path().to_str().unwrap()];
+    args.extend_from_slice(&grid);
+    assert!(run(&args).status.success());
+    assert_eq!(report_files(&study), report_files(&local.path().join("keskar")));
+}
+
+#[test]
+fn shards_from_flags_and_from_a_slurm_environment_merge_to_the_whole_grid() {
+    let grid = ["--nets", "F1", "--seeds", "3", "--epochs", "2"];
+    let whole = tempfile::tempdir().unwrap();
+    let mut args = vec!["keskar", "--scale", "smoke", "--out", whole.path().to_str().unwrap()];
+    args.extend_from_slice(&grid);
+    assert!(run(&args).status.success());
+    let out = tempfile::tempdir().unwrap();
+    let o = out.path().to_str().unwrap();
+    let shard = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec!["keskar", "--scale", "smoke", "--out", o];
+        args.extend_from_slice(&grid);
+        args.extend_from_slice(extra);
+        let mut cmd = studies();
+        cmd.args(&args).stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let run = cmd.output().unwrap();
+        assert!(run.status.success(), "{}", text(&run.stderr));
+        text(&run.stdout)
+    };
+    // Shard 0 of 3 from the flag: its records only, no tables, and what to do next.
+    let said = shard(&["--shard", "0/3"], &[]);
+    assert!(said.contains("shard 0/3 of keskar") && said.contains("studies report keskar --out"), "{said}");
+    assert!(!out.path().join("keskar/table2.md").exists(), "a shard writes no tables");
+    // Before the other shards ran, the merge names what is missing and whose it is.
+    let early = run(&["report", "keskar", "--out", o]);
+    assert_eq!(early.status.code(), Some(2));
+    let err = text(&early.stderr);
+    assert!(
+        err.contains("4 of 6 cells have no record") && err.contains("(shard 1/3)") && err.contains("(shard 2/3)"),
+        "{err}"
+    );
+    assert!(err.contains("shards that never started: 1/3, 2/3"), "{err}");
+    // Shard 1 from a Slurm array's environment (--array=10-14:2, task 12), shard 2 from a
+    // Kubernetes Indexed Job's.
+    let slurm = [
+        ("SLURM_ARRAY_TASK_ID", "12"),
+        ("SLURM_ARRAY_TASK_MIN", "10"),
+        ("SLURM_ARRAY_TASK_STEP", "2"),
+        ("SLURM_ARRAY_TASK_COUNT", "3"),
+    ];
+    assert!(shard(&[], &slurm).contains("shard 1/3 of keskar"));
+    assert!(shard(&[], &[("JOB_COMPLETION_INDEX", "2"), ("FLATLAND_SHARDS", "3")]).contains("shard 2/3 of keskar"));
+    // Each seed's SB and LB ran in one shard, and every record exists once.
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.path().join("keskar/grid.grid.shard-0-of-3.json")).unwrap())
+            .unwrap();
+    let owners: Vec<u64> = manifest["owners"].as_array().unwrap().iter().map(|o| o.as_u64().unwrap()).collect();
+    let ids: Vec<&str> = manifest["records"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    for (id, owner) in ids.iter().zip(&owners) {
+        let partner = ids.iter().zip(&owners).find(|(other, _)| {
+            let seed = |s: &str| s.split('-').nth(2).unwrap().to_string();
+            *other != id && seed(other) == seed(id)
+        });
+        assert_eq!(partner.map(|p| p.1), Some(owner), "{id}: SB and LB of a seed share a shard");
+    }
+    assert_eq!(records(out.path()).len(), 6);
+    let merged = run(&["report", "keskar", "--out", o]);
+    assert!(merged.status.success(), "{}", text(&merged.stderr));
+    assert_eq!(report_files(&out.path().join("keskar")), report_files(&whole.path().join("keskar")));
+}
+
+#[test]
+fn dry_run_lists_the_grid_and_slurm_writes_its_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = dir.path().join("out");
+    let o = o.to_str().unwrap();
+    let dry = run(&["keskar", "--scale", "smoke", "--seeds", "2", "--out", o, "--shard", "1/2", "--dry-run"]);
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    let listing = text(&dry.stdout);
+    assert!(listing.contains("keskar grid (8 cells; dry run, nothing ran)"), "{listing}");
+    assert!(listing.contains("| F1-SB-seed0-") && listing.contains("| F1-seed0 |"), "{listing}");
+    assert!(listing.contains("Predicted:") && listing.contains("Suggested: --array 1"), "{listing}");
+    assert!(!dir.path().join("out").exists(), "a dry run writes nothing");
+    // Without --submit, `studies slurm` writes the scripts and says how to submit them.
+    let slurm = run(&["slurm", "keskar", "--scale", "smoke", "--out", o, "--array", "3", "--time", "00:10:00"]);
+    assert!(slurm.status.success(), "{}", text(&slurm.stderr));
+    let scripts = dir.path().join("out/keskar/slurm");
+    let array = fs::read_to_string(scripts.join("array.sbatch")).unwrap();
+    assert!(array.contains("#SBATCH --array=0-2") && array.contains("#SBATCH --time=00:10:00"), "{array}");
+    assert!(array.contains("--jobs 2 --shard \"${SLURM_ARRAY_TASK_ID}/3\""), "{array}");
+    assert!(fs::read_to_string(scripts.join("report.sbatch")).unwrap().contains(&format!("report keskar --out {o}")));
+    assert!(text(&slurm.stdout).contains("sbatch --dependency=afterok:$a"), "{}", text(&slurm.stdout));
+    // A typo in the study's flags fails here, not in every task.
+    assert_refused(&["slurm", "keskar", "--scale", "huge", "--array", "2", "--out", o], &["huge"]);
+    assert_refused(&["slurm", "nosuch", "--array", "2"], &["nosuch", "keskar"]);
+    assert_refused(&["keskar", "--scale", "smoke", "--shard", "3/3", "--out", o], &["--shard 3/3"]);
 }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use nets::{Backend, Device};
 
 use crate::env::Env;
+use crate::shard::{Shard, ShardManifest};
 
 /// Version of the record format; a record of another version is unreadable (kept aside as
 /// `.bad`, and its cell recomputed).
@@ -50,6 +51,27 @@ pub trait Study: Sync {
     /// Writes the study's tables and plots into `dir` from the grid's records (and, for a study
     /// of several grids, the other grids' records under `dir`), with no data, device or flags.
     fn report(records: &[Record<Self::Cell, Self::Outcome>], dir: &Path) -> Result<Report>;
+
+    /// Cells that must run in one shard share a group (default: every cell alone), e.g. the
+    /// two runs a later stage of the same shard compares.
+    fn shard_group(cell: &Self::Cell) -> String {
+        Self::label(cell)
+    }
+
+    /// A cell's relative cost from its config alone (every shard must compute the same), so
+    /// that shards get equal work; 1 where the study does not know.
+    fn cost(&self, _cell: &Self::Cell) -> f64 {
+        1.0
+    }
+
+    /// Predicted CPU seconds of a cell from a timing probe, for `--dry-run` (None: no probe).
+    fn predicted_seconds(&self, _cell: &Self::Cell) -> Option<f64> {
+        None
+    }
+
+    /// Whether the grid is built from the records this process holds (a stage after another,
+    /// such as Keskar's Figure 3): in a shard, its cells are all the shard's own.
+    const DERIVED: bool = false;
 }
 
 /// What a report says: its Markdown, and whether the study's scientific check held (a study
@@ -148,6 +170,14 @@ pub struct GridArgs {
     /// Use records made by other code or on another backend as they are (they say which).
     #[arg(long)]
     pub reuse_stale: bool,
+    /// Run only shard I of N of the grid (0 ≤ I < N), writing its records and no tables;
+    /// `studies report <study>` merges the shards [default: from a Slurm array task's or a
+    /// Kubernetes Indexed Job's environment, else the whole grid].
+    #[arg(long, value_parser = crate::shard::Shard::parse)]
+    pub shard: Option<Shard>,
+    /// Print the grid (each cell's record id, shard and predicted cost) and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// What to do with records that other code (or another backend) made.
@@ -198,8 +228,25 @@ impl GridArgs {
 
     /// The grid options for `env`, after checking that `--out` is writable.
     pub fn options(&self, jobs: usize, env: Env) -> Result<GridOptions> {
-        check_writable(&self.out)?;
-        Ok(GridOptions { out: self.out.clone(), jobs, master_seed: self.seed, env, stale: self.stale() })
+        let shard = match self.shard {
+            Some(s) => Some(s),
+            None => Shard::from_env(|k| std::env::var(k).ok())?,
+        };
+        if !self.dry_run {
+            check_writable(&self.out)?;
+        }
+        if self.reuse_stale {
+            allow_mixed_code();
+        }
+        Ok(GridOptions {
+            out: self.out.clone(),
+            jobs,
+            master_seed: self.seed,
+            env,
+            stale: self.stale(),
+            shard,
+            dry_run: self.dry_run,
+        })
     }
 }
 
@@ -215,7 +262,24 @@ pub struct GridOptions {
     pub env: Env,
     /// What to do with records other code made.
     pub stale: Stale,
+    /// The part of the grid this process runs (None: all of it).
+    pub shard: Option<Shard>,
+    /// List the grid and run nothing.
+    pub dry_run: bool,
 }
+
+/// A run that stopped on purpose before its report (`--dry-run`): main prints the text and
+/// exits 0.
+#[derive(Debug)]
+pub struct Stop(pub String);
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Stop {}
 
 /// The record file name of a cell: its label and a hash of its full config, so that runs with
 /// other settings never overwrite (or get mistaken for) each other.
@@ -376,17 +440,53 @@ fn set_aside(path: &Path) -> Result<PathBuf> {
 /// manifest, and returns the records of the whole grid in cell order.
 pub fn run_grid<S: Study>(study: &S, opts: &GridOptions) -> Result<Vec<Record<S::Cell, S::Outcome>>> {
     let dir = study_dir::<S>(&opts.out).join("records");
-    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let cells = study.cells();
     if cells.is_empty() {
         usage!("{}: the grid has no cells (check the flags that choose networks, seeds and sizes)", S::NAME);
     }
     let ids: Vec<String> = cells.iter().map(record_id::<S>).collect();
+    let owners: Vec<usize> = match opts.shard {
+        Some(shard) if !S::DERIVED => {
+            let groups: Vec<String> = cells.iter().map(S::shard_group).collect();
+            let costs: Vec<f64> = cells.iter().map(|c| study.cost(c)).collect();
+            crate::shard::assign(&groups, &costs, shard.count)
+        }
+        Some(shard) => vec![shard.index; cells.len()],
+        None => vec![0; cells.len()],
+    };
+    if opts.dry_run {
+        return Err(Stop(dry_run_listing(study, &cells, &ids, &owners, opts.shard)).into());
+    }
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mine: Vec<bool> = owners.iter().map(|&o| opts.shard.is_none_or(|s| s.index == o)).collect();
+    if let Some(shard) = opts.shard {
+        let manifest = ShardManifest {
+            study: S::NAME.into(),
+            stage: S::STAGE.into(),
+            shard,
+            whole_grid: !S::DERIVED,
+            records: ids.clone(),
+            owners: owners.clone(),
+        };
+        let path = crate::shard::manifest_path(&study_dir::<S>(&opts.out), S::STAGE, shard);
+        write_atomic(&path, &serde_json::to_vec_pretty(&manifest)?)?;
+        eprintln!(
+            "{} {}: shard {shard} runs {} of the grid's {} cells",
+            S::NAME,
+            S::STAGE,
+            mine.iter().filter(|&&m| m).count(),
+            cells.len()
+        );
+    }
     let paths: Vec<PathBuf> = ids.iter().map(|id| dir.join(format!("{id}.json"))).collect();
     let mut done: Vec<Option<Record<S::Cell, S::Outcome>>> = Vec::with_capacity(cells.len());
     let mut stale: Vec<(String, String)> = Vec::new();
     let mut other_kernels: Vec<String> = Vec::new();
-    for (c, p) in cells.iter().zip(&paths) {
+    for ((c, p), &mine) in cells.iter().zip(&paths).zip(&mine) {
+        if !mine {
+            done.push(None);
+            continue;
+        }
         done.push(match load_record::<S>(p, c, &opts.env)? {
             Found::Missing => None,
             Found::Current(r) => Some(r),
@@ -431,9 +531,10 @@ pub fn run_grid<S: Study>(study: &S, opts: &GridOptions) -> Result<Vec<Record<S:
             dir.display(),
         );
     }
-    let pending: Vec<usize> = (0..cells.len()).filter(|&i| done[i].is_none()).collect();
+    let pending: Vec<usize> = (0..cells.len()).filter(|&i| mine[i] && done[i].is_none()).collect();
+    let owned = mine.iter().filter(|&&m| m).count();
 
-    let progress = Progress::new(cells.len(), cells.len() - pending.len());
+    let progress = Progress::new(owned, owned - pending.len());
     let artifacts = study_dir::<S>(&opts.out).join("artifacts");
     let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.jobs).build().context("building the thread pool")?;
     type Finished<C, O> = Vec<Result<(usize, Record<C, O>)>>;
@@ -477,12 +578,76 @@ pub fn run_grid<S: Study>(study: &S, opts: &GridOptions) -> Result<Vec<Record<S:
         records[i] = Some(r);
     }
     let records: Vec<_> = records.into_iter().flatten().collect();
-    if records.len() != cells.len() {
-        bail!("{} of {} cells have no record", cells.len() - records.len(), cells.len());
+    if records.len() != owned {
+        bail!("{} of {owned} cells have no record", owned - records.len());
     }
-    let manifest = Manifest { study: S::NAME.into(), stage: S::STAGE.into(), records: ids };
-    write_atomic(&manifest_path::<S>(&opts.out), &serde_json::to_vec_pretty(&manifest)?)?;
+    // A shard's manifest was written when it started; the grid's is `studies report`'s to write.
+    if opts.shard.is_none() {
+        let manifest = Manifest { study: S::NAME.into(), stage: S::STAGE.into(), records: ids };
+        write_atomic(&manifest_path::<S>(&opts.out), &serde_json::to_vec_pretty(&manifest)?)?;
+        crate::shard::remove_manifests(&study_dir::<S>(&opts.out), S::STAGE)?;
+    }
     Ok(records)
+}
+
+/// The records of a study's grid.
+pub type Records<S> = Vec<Record<<S as Study>::Cell, <S as Study>::Outcome>>;
+
+/// The records of every cell of `study`'s grid when all are on disk (made by any shard), in
+/// cell order; `None` while one is missing or unreadable. For a stage that needs the whole of
+/// the grid before it (the optimizers' final runs need every tuning run).
+pub fn whole_grid<S: Study>(study: &S, out: &Path) -> Result<Option<Records<S>>> {
+    let dir = study_dir::<S>(out).join("records");
+    let mut records = Vec::new();
+    for cell in study.cells() {
+        let path = dir.join(format!("{}.json", record_id::<S>(&cell)));
+        let Ok(text) = fs::read_to_string(&path) else { return Ok(None) };
+        match parse_record::<S::Cell, S::Outcome>(&text) {
+            Ok(r) if r.config == cell => records.push(r),
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(records))
+}
+
+/// `--dry-run`'s text: every cell with its record id, shard and cost, the predicted CPU-hours
+/// where the study times a probe, and an array size to ask for.
+fn dry_run_listing<S: Study>(
+    study: &S,
+    cells: &[S::Cell],
+    ids: &[String],
+    owners: &[usize],
+    shard: Option<Shard>,
+) -> String {
+    use std::fmt::Write as _;
+    let mut text = format!("{} {} ({} cells; dry run, nothing ran)\n\n", S::NAME, S::STAGE, cells.len());
+    let predicted: Vec<Option<f64>> = cells.iter().map(|c| study.predicted_seconds(c)).collect();
+    let _ = writeln!(text, "| record id | group | shard | relative cost | predicted CPU-hours |");
+    let _ = writeln!(text, "|---|---|---:|---:|---:|");
+    for (i, cell) in cells.iter().enumerate() {
+        let shard = shard.map_or("–".into(), |s| format!("{}/{}", owners[i], s.count));
+        let hours = predicted[i].map_or("–".into(), |p| format!("{:.2}", p / 3600.0));
+        let _ =
+            writeln!(text, "| {} | {} | {shard} | {:.3e} | {hours} |", ids[i], S::shard_group(cell), study.cost(cell));
+    }
+    let groups = distinct(cells.iter().map(S::shard_group)).len();
+    if predicted.iter().all(Option::is_some) {
+        let total: f64 = predicted.iter().flatten().sum::<f64>() / 3600.0;
+        // About two CPU-hours per array task, never more tasks than groups of cells.
+        let array = ((total / 2.0).ceil() as usize).clamp(1, groups);
+        let _ = write!(
+            text,
+            "\nPredicted: {total:.1} CPU-hours in all (every run to its cap; one thread per cell). Suggested: \
+             --array {array} (about {:.1} CPU-hours per task; {groups} groups of cells at most).",
+            total / array as f64
+        );
+    } else {
+        let _ = write!(
+            text,
+            "\nThis study times no probe; {groups} groups of cells, so at most {groups} array tasks have work."
+        );
+    }
+    text
 }
 
 /// `<out>/<study>/<stage>.grid.json`.
@@ -490,22 +655,42 @@ fn manifest_path<S: Study>(out: &Path) -> PathBuf {
     study_dir::<S>(out).join(format!("{}.grid.json", S::STAGE))
 }
 
-/// Runs the grid and writes the report: the tail every study shares.
+/// Runs the grid and writes the report: the tail every study shares. A shard writes no report.
 pub fn execute<S: Study>(study: &S, opts: &GridOptions) -> Result<Report> {
     let records = run_grid(study, opts)?;
+    if let Some(shard) = opts.shard {
+        return Ok(shard_done::<S>(shard, records.len(), &opts.out));
+    }
     S::report(&records, &study_dir::<S>(&opts.out))
+}
+
+/// What a shard says when its cells are done: how to merge.
+pub fn shard_done<S: Study>(shard: Shard, cells: usize, out: &Path) -> Report {
+    Report::text(format!(
+        "shard {shard} of {}: {cells} cells have records in {}. Once every shard is done: studies report {} --out {}",
+        S::NAME,
+        study_dir::<S>(out).join("records").display(),
+        S::NAME,
+        out.display()
+    ))
 }
 
 /// The records of the last grid of `S` run into `dir` (a study folder), in cell order, as its
 /// manifest lists them.
 pub fn load_grid<S: Study>(dir: &Path) -> Result<Vec<Record<S::Cell, S::Outcome>>> {
     let path = dir.join(format!("{}.grid.json", S::STAGE));
+    // A grid run in shards: merge their manifests (every cell must have its record) into the
+    // grid's manifest, as a single run writes it.
+    if let Some(records) = crate::shard::merge(dir, S::STAGE)? {
+        let manifest = Manifest { study: S::NAME.into(), stage: S::STAGE.into(), records };
+        write_atomic(&path, &serde_json::to_vec_pretty(&manifest)?)?;
+    }
     let text = match fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) => usage!("{}: no grid manifest ({e}); run `studies {}` with this --out first", path.display(), S::NAME),
     };
     let manifest: Manifest = serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
-    manifest
+    let records: Vec<Record<S::Cell, S::Outcome>> = manifest
         .records
         .iter()
         .map(|id| {
@@ -513,7 +698,26 @@ pub fn load_grid<S: Study>(dir: &Path) -> Result<Vec<Record<S::Cell, S::Outcome>
             let text = fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
             parse_record(&text).with_context(|| format!("reading {}", file.display()))
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    let versions = distinct(records.iter().map(|r| format!("{} on {}", r.env.build.short(), r.env.backend)));
+    if versions.len() > 1 && !MIXED_CODE_OK.load(std::sync::atomic::Ordering::Relaxed) {
+        usage!(
+            "{}: the {} grid's records were made by different code or backends ({}); rerun the stale ones, or \
+             report them as they are with --reuse-stale",
+            dir.display(),
+            S::STAGE,
+            versions.join(", ")
+        );
+    }
+    Ok(records)
+}
+
+/// Whether a report may mix records of different code versions (`--reuse-stale`).
+static MIXED_CODE_OK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Lets reports mix records of different code versions (`--reuse-stale` of a run or a report).
+pub fn allow_mixed_code() {
+    MIXED_CODE_OK.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// `studies report`: rebuilds the tables and plots of `S` from the records under `out`.

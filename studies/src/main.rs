@@ -11,6 +11,8 @@ mod measurement;
 mod plot;
 mod predict;
 mod scale;
+mod shard;
+mod slurm;
 mod stats;
 
 use std::process::ExitCode;
@@ -74,6 +76,8 @@ macro_rules! studies {
             Data(datacmd::Args),
             /// Training throughput of F1 and parallel efficiency of the default grid.
             Bench(bench::Args),
+            /// Run a study's grid as a Slurm job array (one shard per task) plus a report job.
+            Slurm(slurm::Args),
         }
 
         /// Every study's name and description, in `studies list` order.
@@ -83,7 +87,12 @@ macro_rules! studies {
         fn run_study(command: Command) -> Result<Report> {
             match command {
                 $(Command::$variant(args) => $module::run(args),)*
-                Command::Report(args) => report(&args.study, &args.out),
+                Command::Report(args) => {
+                    if args.reuse_stale {
+                        harness::allow_mixed_code();
+                    }
+                    report(&args.study, &args.out)
+                }
                 Command::List => {
                     for (name, about) in STUDIES {
                         println!("{name:<11} {about}");
@@ -92,6 +101,7 @@ macro_rules! studies {
                 }
                 Command::Data(args) => datacmd::run(args).map(|()| Report::text(String::new())),
                 Command::Bench(args) => bench::run(args).map(|()| Report::text(String::new())),
+                Command::Slurm(args) => slurm::run(args, check_study_command).map(|()| Report::text(String::new())),
             }
         }
 
@@ -136,14 +146,34 @@ struct Cli {
     command: Command,
 }
 
+/// Checks that `args` (a study's name and flags) is a study command `studies` accepts.
+fn check_study_command(args: &[String]) -> Result<()> {
+    let name = args.first().map_or("", String::as_str);
+    if !STUDIES.iter().any(|(n, _)| *n == name) {
+        usage!(
+            "studies slurm {name}: not a study; accepted: {}",
+            STUDIES.iter().map(|s| s.0).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let argv = std::iter::once("studies".to_string()).chain(args.iter().cloned());
+    if let Err(e) = Cli::try_parse_from(argv) {
+        usage!("studies slurm: the study's flags do not parse: {}", e.render().to_string().trim());
+    }
+    Ok(())
+}
+
 /// Arguments of `studies report`.
 #[derive(clap::Args, Debug)]
 struct ReportArgs {
     /// The study whose tables to rebuild (see `studies list`).
     study: String,
-    /// Output folder the study wrote into (its records are under <OUT>/<study>/records/).
+    /// Output folder the study wrote into (its records are under <OUT>/<study>/records/). A grid
+    /// run in shards is merged first: every cell must have its record.
     #[arg(long, default_value = "results")]
     out: PathBuf,
+    /// Report records made by different code or backends together (refused otherwise).
+    #[arg(long)]
+    reuse_stale: bool,
 }
 
 /// Exit status: 0 success, 1 a failed run or a study whose scientific check failed, 2 a usage
@@ -162,6 +192,10 @@ fn main() -> ExitCode {
                 eprintln!("the study's check failed (see the report above)");
                 ExitCode::from(1)
             }
+        }
+        Err(err) if err.downcast_ref::<harness::Stop>().is_some() => {
+            println!("{err}");
+            ExitCode::SUCCESS
         }
         Err(err) => {
             eprintln!("error: {err:#}");

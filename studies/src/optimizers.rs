@@ -171,7 +171,23 @@ pub fn run(args: Args) -> Result<Report> {
     let n_seeds = setup.seeds;
     let tuning = Tuning { setup: &setup, cells: tuning };
     eprintln!("tuning the step size of each rule (seed 0)");
-    let tuned = harness::run_grid(&tuning, &setup.opts)?;
+    let mut tuned = harness::run_grid(&tuning, &setup.opts)?;
+    // A shard picks the step sizes from the whole tuning grid: once every shard's tuning runs
+    // are on disk (`studies slurm` runs a second array after the first), it goes on to its final
+    // runs; until then it stops here.
+    if let Some(shard) = setup.opts.shard {
+        match harness::whole_grid(&tuning, &setup.opts.out)? {
+            Some(all) => tuned = all,
+            None => {
+                return Ok(Report::text(format!(
+                    "shard {shard} of optimizers: its tuning runs are done; the final runs need every shard's \
+                     tuning runs: run the same command again once all shards have finished (the tuning runs \
+                     are then skipped), then: studies report optimizers --out {}",
+                    setup.opts.out.display()
+                )));
+            }
+        }
+    }
     // Phase 2: the best step size of each rule (lowest final training loss), every seed.
     let mut cells = Vec::new();
     for (net, spec, data) in &setup.nets {

@@ -30,13 +30,13 @@ impl<'a> Run<'a> {
     }
 }
 
-/// Prints `study: N runs; predicted at most M min on J jobs …` to stderr. An evaluation pass
-/// (forward only, every epoch, on both splits) is charged a third of a training step's cost
-/// per sample.
-pub fn print(study: &str, runs: &[Run<'_>], what: &str, device: &nets::Device, jobs: usize) -> Result<()> {
+/// Prints `study: N runs; predicted at most M min on J jobs …` to stderr and returns each run's
+/// predicted seconds on one thread. An evaluation pass (forward only, every epoch, on both
+/// splits) is charged a third of a training step's cost per sample.
+pub fn print(study: &str, runs: &[Run<'_>], what: &str, device: &nets::Device, jobs: usize) -> Result<Vec<f64>> {
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     let mut timed: Vec<(&NetSpec, usize, f64)> = Vec::new();
-    let mut seconds = 0.0;
+    let mut each = Vec::with_capacity(runs.len());
     for r in runs {
         let rate = match timed.iter().find(|(s, b, _)| *s == r.spec && *b == r.batch) {
             Some((.., rate)) => *rate,
@@ -46,13 +46,14 @@ pub fn print(study: &str, runs: &[Run<'_>], what: &str, device: &nets::Device, j
                 rate
             }
         };
-        seconds += r.epochs as f64 * (r.train as f64 + (r.train + r.test) as f64 / 3.0) / rate;
+        each.push(r.epochs as f64 * (r.train as f64 + (r.train + r.test) as f64 / 3.0) / rate);
     }
+    let seconds: f64 = each.iter().sum();
     eprintln!(
         "{study}: {} runs; predicted at most {:.0} min on {jobs} jobs ({what}; timed on one thread: {})",
         runs.len(),
         seconds / 60.0 / jobs.max(1) as f64,
         timed.iter().map(|(_, b, r)| format!("{r:.0} samples/s at batch {b}")).collect::<Vec<_>>().join(", ")
     );
-    Ok(())
+    Ok(each)
 }

@@ -230,6 +230,8 @@ impl Outcome {
 
 struct ProtocolGap {
     cells: Vec<Cell>,
+    /// Each cell's predicted training seconds on one thread (the timing probe), for `--dry-run`.
+    predicted: Vec<f64>,
     data: Vec<(DataSpec, Dataset)>,
     device: nets::Device,
 }
@@ -270,6 +272,15 @@ impl Study for ProtocolGap {
 
     fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
         report(records, dir)
+    }
+
+    /// Parameters × samples seen: proportional to a dense net's training work.
+    fn cost(&self, cell: &Cell) -> f64 {
+        cell.spec.parameter_count(&self.device) as f64 * (cell.train.epochs * cell.train_samples) as f64
+    }
+
+    fn predicted_seconds(&self, cell: &Cell) -> Option<f64> {
+        self.cells.iter().position(|c| c == cell).map(|i| self.predicted[i])
     }
 }
 
@@ -370,10 +381,10 @@ pub fn run(args: Args) -> Result<Report> {
     cells.retain(|c| chosen.iter().any(|v| c.variants.iter().any(|n| n == v.name())));
     let runs: Vec<crate::predict::Run<'_>> =
         cells.iter().map(|c| crate::predict::Run::of(&c.spec, &c.train, &c.data, &data)).collect::<Result<_>>()?;
-    crate::predict::print("protocol-gap", &runs, "every run to its cap", &device, jobs)?;
+    let predicted = crate::predict::print("protocol-gap", &runs, "every run to its cap", &device, jobs)?;
     let env = crate::env::Env::capture(backend, &device, jobs).with_datasets(&data, &dir)?;
     let opts = args.grid.options(jobs, env)?;
-    harness::execute(&ProtocolGap { cells, data, device }, &opts)
+    harness::execute(&ProtocolGap { cells, predicted, data, device }, &opts)
 }
 
 /// A row of `protocol-gap.csv`: one variant of one subject.

@@ -128,6 +128,7 @@ impl Study for Figure3<'_> {
     type Outcome = Outcome;
     const NAME: &'static str = "keskar";
     const STAGE: &'static str = "figure3";
+    const DERIVED: bool = true;
 
     fn cells(&self) -> Vec<Cell> {
         self.cells.clone()

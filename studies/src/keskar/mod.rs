@@ -119,6 +119,8 @@ pub struct Cell {
 /// The Keskar study: its grid and the shared data.
 pub struct Keskar {
     cells: Vec<Cell>,
+    /// Each cell's predicted training seconds on one thread (the timing probe), for `--dry-run`.
+    predicted: Vec<f64>,
     /// Every dataset the grid uses, loaded once.
     data: Vec<(DataSpec, Dataset)>,
     device: nets::Device,
@@ -178,6 +180,21 @@ impl Study for Keskar {
     fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
         report::report(records, dir)
     }
+
+    /// SB and LB of one seed run in one shard: Figure 3 compares the seed-0 pair there.
+    fn shard_group(cell: &Cell) -> String {
+        format!("{}-seed{}", cell.net, cell.seed_index)
+    }
+
+    /// Parameters × samples seen: proportional to a dense net's training work.
+    fn cost(&self, cell: &Cell) -> f64 {
+        let train = crate::data::find(&self.data, &cell.data).map_or(0, |d| d.train.len());
+        cell.spec.parameter_count(&self.device) as f64 * (cell.train.epochs * train) as f64
+    }
+
+    fn predicted_seconds(&self, cell: &Cell) -> Option<f64> {
+        self.cells.iter().position(|c| c == cell).map(|i| self.predicted[i])
+    }
 }
 
 /// Validates the arguments, builds the grid, runs it, runs Figure 3 on its seed-0 solutions,
@@ -227,7 +244,6 @@ pub fn run(args: Args) -> Result<Report> {
     let dir = DataDir::resolve(args.data_dir.as_deref());
     let (chosen, data) = crate::data::on_data(chosen, args.data.as_deref(), &dir)?;
     let env = crate::env::Env::capture(backend, &device, jobs).with_datasets(&data, &dir)?;
-    let opts = args.grid.options(jobs, env)?;
 
     let epochs = args.epochs.unwrap_or(spec.epochs);
     let master = args.grid.seed;
@@ -281,22 +297,48 @@ pub fn run(args: Args) -> Result<Report> {
             }
         }
     }
+    let opts = args.grid.options(jobs, env)?;
     let runs: Vec<crate::predict::Run<'_>> =
         cells.iter().map(|c| crate::predict::Run::of(&c.spec, &c.train, &c.data, &data)).collect::<Result<_>>()?;
-    crate::predict::print("keskar", &runs, "training only: sharpness and curvature come on top", &device, jobs)?;
-    let study = Keskar { cells, data, device: device.clone() };
+    let predicted =
+        crate::predict::print("keskar", &runs, "training only: sharpness and curvature come on top", &device, jobs)?;
+    let study = Keskar { cells, predicted, data, device: device.clone() };
     let records = harness::run_grid(&study, &opts)?;
     let dir = harness::study_dir::<Keskar>(&opts.out);
+    // In a shard, the lines whose two solutions this shard trained (seed 0 of a network is one
+    // shard group).
     let figure3 = Figure3 { cells: Figure3::lines(&records), data: &study.data, artifacts: dir.join("artifacts"), device };
     if !figure3.cells.is_empty() {
         harness::run_grid(&figure3, &opts)?;
     }
+    if let Some(shard) = opts.shard {
+        return Ok(harness::shard_done::<Keskar>(shard, records.len(), &opts.out));
+    }
     Keskar::report(&records, &dir)
 }
 
-/// `studies report keskar`: the tables and figures from the records under `out`.
+/// `studies report keskar`: the tables and figures from the records under `out` (a grid run in
+/// shards merged first), refused while a Figure 3 line the records call for is missing.
 pub fn report_saved(out: &Path) -> Result<Report> {
-    harness::report_saved::<Keskar>(out)
+    let dir = harness::study_dir::<Keskar>(out);
+    let records = harness::load_grid::<Keskar>(&dir)?;
+    let lines = Figure3::lines(&records);
+    if !lines.is_empty() {
+        let done: Vec<figure3::Cell> = match harness::load_grid::<Figure3>(&dir) {
+            Ok(slices) => slices.into_iter().map(|s| s.config).collect(),
+            Err(_) => Vec::new(),
+        };
+        let missing: Vec<&str> = lines.iter().filter(|l| !done.contains(l)).map(|l| l.net.as_str()).collect();
+        if !missing.is_empty() {
+            crate::usage!(
+                "{}: Figure 3 has no record for {} (its stage runs after the grid, in the shard that trained \
+                 seed 0): rerun that shard or the study with the same flags",
+                dir.display(),
+                missing.join(", ")
+            );
+        }
+    }
+    Keskar::report(&records, &dir)
 }
 
 

@@ -305,13 +305,15 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
         }
     }
     // Figure 3, when its stage ran on these records' solutions.
-    let slices: Vec<_> = match harness::load_grid::<Figure3>(dir) {
+    let mut slices: Vec<_> = match harness::load_grid::<Figure3>(dir) {
         Ok(slices) => slices
             .into_iter()
             .filter(|s| records.iter().any(|r| r.id == s.config.sb) && records.iter().any(|r| r.id == s.config.lb))
             .collect(),
         Err(_) => Vec::new(),
     };
+    // In the grid's order, however the shards that ran them listed them.
+    slices.sort_by_key(|s| records.iter().position(|r| r.id == s.config.sb));
     if !slices.is_empty() {
         plot::write_grid(&dir.join("figure3"), 3, &slice_panels(&slices, records))?;
     }
