@@ -849,9 +849,9 @@ pub fn derive_seed(master: u64, parts: &[&str]) -> u64 {
     nets::train::splitmix64_mix(z) >> 11
 }
 
-/// FNV-1a, a hash that is stable across Rust versions (record names must not change with the
-/// compiler).
-fn fnv1a(bytes: &[u8]) -> u64 {
+/// FNV-1a, a hash that is stable across Rust versions (record names and shard assignments must
+/// not change with the compiler or the machine).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 

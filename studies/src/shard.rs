@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::harness::fnv1a;
 use crate::usage;
 
 /// Shard `index` of `count` (0-based): the part of a grid one machine (one array task) runs.
@@ -117,11 +118,6 @@ pub fn assign(groups: &[String], costs: &[f64], count: usize) -> Vec<usize> {
         load[least] += totals[k];
     }
     groups.iter().map(|g| owner_of[names.iter().position(|n| *n == g).unwrap_or(0)]).collect()
-}
-
-/// FNV-1a: stable across Rust versions and machines, as every shard must agree.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// What one shard of a grid runs, written when it starts.
