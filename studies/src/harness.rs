@@ -839,6 +839,31 @@ pub fn distinct<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
     out
 }
 
+/// A sentence naming the machines of `records` when their CPU kernels chose differently
+/// (`env.machine.kernels`), with how many records each made; `None` when they all agree. Records
+/// of such machines are not bit-comparable, so a table mixing them says so.
+pub fn machine_mix<C, O>(records: &[Record<C, O>]) -> Option<String> {
+    let kernels = distinct(records.iter().map(|r| &r.env.machine.kernels));
+    if kernels.len() < 2 {
+        return None;
+    }
+    let parts: Vec<String> = kernels
+        .iter()
+        .map(|k| {
+            let on: Vec<_> = records.iter().filter(|r| &r.env.machine.kernels == *k).collect();
+            let simd = k.iter().find_map(|s| s.strip_prefix("element-wise SIMD level (macerator): ")).unwrap_or("?");
+            let l2 = on[0].env.machine.caches.iter().find_map(|c| c.strip_prefix("L2 Unified: ")).unwrap_or("?");
+            format!("{} on {} (SIMD level {simd}, L2 {l2})", on.len(), on[0].env.machine.cpu)
+        })
+        .collect();
+    Some(format!(
+        "The records come from {} machines whose CPU kernels chose differently (`env.machine.kernels`), so \
+         runs of different machines agree in distribution, not to the last bit: {}.",
+        kernels.len(),
+        parts.join("; ")
+    ))
+}
+
 /// Seed of one part of a run, derived from the master seed and a path of names
 /// (SplitMix64 over an FNV-1a hash of the names), below 2⁵³.
 pub fn derive_seed(master: u64, parts: &[&str]) -> u64 {
@@ -867,6 +892,35 @@ mod tests {
         assert_ne!(a, derive_seed(0, &["F1", "init", "1"]));
         // Part boundaries matter: ("ab", "c") is not ("a", "bc").
         assert_ne!(derive_seed(0, &["ab", "c"]), derive_seed(0, &["a", "bc"]));
+    }
+
+    #[test]
+    fn machine_mix_names_each_machine_only_when_kernels_differ() {
+        let record = |cpu: &str, level: &str, l2: &str| {
+            let mut env = Env::fixture();
+            env.machine.cpu = cpu.into();
+            env.machine.caches = vec![format!("L2 Unified: {l2}")];
+            env.machine.kernels = vec![format!("element-wise SIMD level (macerator): {level}")];
+            Record {
+                schema: 1,
+                study: "t".into(),
+                id: cpu.into(),
+                master_seed: 0,
+                config: (),
+                env,
+                wall_time_s: 0.0,
+                finished_unix_s: 0,
+                outcome: (),
+            }
+        };
+        let amd = || record("AMD EPYC", "V3", "512K");
+        assert_eq!(machine_mix(&[amd(), amd()]), None);
+        let mix = machine_mix(&[amd(), record("Intel Xeon", "V4", "2048K"), amd()]).unwrap();
+        assert!(mix.starts_with("The records come from 2 machines"), "{mix}");
+        assert!(
+            mix.ends_with(": 2 on AMD EPYC (SIMD level V3, L2 512K); 1 on Intel Xeon (SIMD level V4, L2 2048K)."),
+            "{mix}"
+        );
     }
 
     #[test]

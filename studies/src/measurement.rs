@@ -275,6 +275,12 @@ pub fn measure(
         Vec::new()
     };
     let has_norm = spec.batch_norm().is_some();
+    // The f64 objective of the curvature runs where f64 `exp` and `log` are exact: on `device`,
+    // or on flex where it is not (wgpu; see `nets::backend::exact_f64_exp_log`).
+    let f64_device = match nets::backend::exact_f64_exp_log(device) {
+        true => device.clone(),
+        false => nets::Backend::Flex.device().unwrap_or_else(|| device.clone()),
+    };
     let mut out = Vec::new();
     for &mode in &cfg.batch_norm {
         // Without batch norm both settings are the same function: measure it once.
@@ -298,7 +304,7 @@ pub fn measure(
         let adaptive = cfg.adaptive_epsilons.iter().map(|&eps| sharpness(&mut obj, &Subspace::Adaptive, eps)).collect();
         // Curvature from products of f64 gradients (see `fd_step`); sharpness needs only
         // gradients and stays in f32.
-        let mut hess = objective(spec, weights, samples, cfg, mode, device).0.double_precision();
+        let mut hess = objective(spec, weights, samples, cfg, mode, &f64_device).0.double_precision();
         let mut rng = ChaCha8Rng::seed_from_u64(harness::derive_seed(cfg.seed, &["hessian"]));
         let top_eigenvalue = (cfg.lanczos_steps > 0).then(|| {
             curvature::top_eigenvalue(&mut hess, &x, cfg.lanczos_steps, cfg.lanczos_tol, cfg.fd_step, &mut rng)

@@ -87,6 +87,21 @@ impl FromStr for Backend {
     }
 }
 
+/// Whether `device` computes f64 `exp` and `log` correctly (to 1e-12). The f64 objective needs
+/// both (softmax cross-entropy). On wgpu over Vulkan they are not: SPIR-V's GLSL.std.450 `Exp`
+/// and `Log` are defined for 16- and 32-bit floats only, and lavapipe returns wrong values for
+/// f64 operands (`crates/nets/tests/wgpu.rs` shows which operations differ from flex).
+pub fn exact_f64_exp_log(device: &Device) -> bool {
+    let x = [0.5f64, 2.0];
+    let t = Tensor::<1>::from_data(TensorData::new(x.to_vec(), [2]), device).cast(burn::tensor::DType::F64);
+    let read = |t: Tensor<1>| t.into_data().convert::<f64>().try_to_vec::<f64>().unwrap_or_default();
+    let (exp, log) = (read(t.clone().exp()), read(t.log()));
+    let close = |got: &[f64], want: fn(f64) -> f64| {
+        got.len() == x.len() && got.iter().zip(x).all(|(g, v)| (g - want(v)).abs() <= 1e-12 * want(v).abs().max(1.0))
+    };
+    close(&exp, f64::exp) && close(&log, f64::ln)
+}
+
 /// A timer of an n × n single-precision matrix multiply on `device`: after one untimed
 /// multiply, each call times one more and gives its GFLOP/s (the threads are those of the
 /// current rayon pool).

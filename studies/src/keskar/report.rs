@@ -192,6 +192,9 @@ pub fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
     );
     // A blank line after each prose paragraph: a Markdown table cannot start inside one.
     writeln!(md, "{header}\n")?;
+    if let Some(mix) = harness::machine_mix(records) {
+        writeln!(md, "{mix}\n")?;
+    }
     writeln!(
         md,
         "| net | params | data | regime | batch | runs | diverged | epochs run | train acc | test acc | paper train | paper test |"
