@@ -4,53 +4,20 @@
 use datasets::{Dataset, mnist1d};
 use measure::Objective;
 use nets::Backend;
-use nets::init::BatchNormSettings;
-use nets::mlp::MlpSpec;
 use nets::objective::{BatchNormMode, Weights};
-use nets::shallow::ShallowSpec;
 use nets::train::{NetSpec, RunSeeds, TrainConfig, Trained};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+mod common;
+use common::{data, specs};
 
 fn flex() -> nets::Device {
     Backend::Flex.device().expect("flex is a default feature")
 }
 
-fn data() -> Dataset {
-    mnist1d::generate(&mnist1d::Config { train: 200, test: 100, ..Default::default() })
-}
-
 fn trained(spec: &NetSpec, data: &Dataset) -> Trained {
-    let config = TrainConfig {
-        batch_size: 25,
-        epochs: 3,
-        learning_rate: 1e-3,
-        eval_batch: 64,
-        shuffle: true,
-        patience: None,
-        adam: Default::default(),
-        init: Default::default(),
-        evaluation: BatchNormMode::Running,
-        ghost_batch: None,
-    };
-    spec.train(data, &config, RunSeeds { init: 1, order: 2 }, None, &flex(), &mut |_, _| {})
-}
-
-fn specs() -> Vec<NetSpec> {
-    vec![
-        // Batch norm after every hidden layer.
-        NetSpec::Mlp(MlpSpec { input: 40, width: 24, depth: 2, classes: 10, norm: BatchNormSettings::default() }),
-        // Batch norm and dropout.
-        NetSpec::Shallow(ShallowSpec {
-            input: [1, 1, 40],
-            channels: 4,
-            kernel: 5,
-            dense: [16, 8],
-            dropout: 0.5,
-            classes: 10,
-            norm: BatchNormSettings::default(),
-        }),
-    ]
+    common::trained(spec, data, Backend::Flex)
 }
 
 #[test]
@@ -139,18 +106,7 @@ fn warm_start_resumes_from_the_given_weights() {
     let data = data();
     let spec = &specs()[0];
     let run = trained(spec, &data);
-    let config = TrainConfig {
-        batch_size: 100,
-        epochs: 1,
-        learning_rate: 1e-3,
-        eval_batch: 64,
-        shuffle: true,
-        patience: None,
-        adam: Default::default(),
-        init: Default::default(),
-        evaluation: BatchNormMode::Running,
-        ghost_batch: None,
-    };
+    let config = TrainConfig { batch_size: 100, epochs: 1, ..common::config() };
     let mut at_start: Option<Weights> = None;
     let warm =
         spec.train(&data, &config, RunSeeds { init: 5, order: 6 }, Some(&run.weights), &flex(), &mut |m, weights| {
