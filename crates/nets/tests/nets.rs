@@ -12,6 +12,8 @@ use nets::{Backend, Classifier};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+mod common;
+
 fn flex() -> nets::Device {
     Backend::Flex.device().expect("flex is a default feature")
 }
@@ -94,20 +96,8 @@ fn plain_relu_net_counts_and_shapes() {
 
 fn tiny_run(backend: Backend, spec: &NetSpec, epochs: usize) -> Vec<nets::train::EpochMetrics> {
     let data = mnist1d::generate(&mnist1d::Config { train: 128, test: 64, ..Default::default() });
-    let config = TrainConfig {
-        batch_size: 32,
-        epochs,
-        learning_rate: 1e-3,
-        eval_batch: 64,
-        shuffle: true,
-        patience: None,
-        adam: Default::default(),
-        init: Default::default(),
-        evaluation: nets::objective::BatchNormMode::Running,
-        ghost_batch: None,
-    };
-    let device = backend.device().expect("backend compiled in");
-    spec.train(&data, &config, RunSeeds { init: 3, order: 4 }, None, &device, &mut |_, _| {}).curves
+    let config = TrainConfig { batch_size: 32, epochs, ..common::config() };
+    spec.train(&data, &config, RunSeeds { init: 3, order: 4 }, None, &common::device(backend), &mut |_, _| {}).curves
 }
 
 fn tiny_mlp() -> NetSpec {
@@ -149,18 +139,8 @@ fn dropout_nets_are_deterministic_in_parallel_threads() {
 #[test]
 fn flex_and_ndarray_train_alike() {
     // Same initial weights, batches and dropout masks; only float rounding differs.
-    for spec in [
-        tiny_mlp(),
-        NetSpec::Shallow(ShallowSpec {
-            input: [1, 1, 40],
-            channels: 4,
-            kernel: 5,
-            dense: [16, 8],
-            dropout: 0.5,
-            classes: 10,
-            norm: BatchNormSettings::default(),
-        }),
-    ] {
+    // The conv net of `common::specs`: batch norm and dropout.
+    for spec in [tiny_mlp(), common::specs().remove(1)] {
         let flex = tiny_run(Backend::Flex, &spec, 3);
         let ndarray = tiny_run(Backend::Ndarray, &spec, 3);
         for (f, n) in flex.iter().zip(&ndarray) {

@@ -13,7 +13,7 @@ mod common;
 use common::{data, specs};
 
 fn flex() -> nets::Device {
-    Backend::Flex.device().expect("flex is a default feature")
+    common::device(Backend::Flex)
 }
 
 fn trained(spec: &NetSpec, data: &Dataset) -> Trained {
@@ -253,18 +253,7 @@ fn training_with_the_flat_adam_rule_matches_burns_adam() {
     // A network without batch norm or dropout, the same batches: the two trainings agree.
     let data = data();
     let spec = NetSpec::Baseline(nets::baselines::BaselineSpec::MLP);
-    let config = TrainConfig {
-        batch_size: 50,
-        epochs: 2,
-        learning_rate: 1e-3,
-        eval_batch: 64,
-        shuffle: true,
-        patience: None,
-        adam: Default::default(),
-        init: Default::default(),
-        evaluation: BatchNormMode::Running,
-        ghost_batch: None,
-    };
+    let config = TrainConfig { batch_size: 50, epochs: 2, ..common::config() };
     let seeds = RunSeeds { init: 1, order: 2 };
     let burn = spec.train(&data, &config, seeds, None, &flex(), &mut |_, _| {});
     let ours = spec.train_with_rule(
