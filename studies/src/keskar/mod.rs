@@ -560,6 +560,48 @@ mod tests {
     }
 
     #[test]
+    fn a_maximization_that_took_no_step_is_left_out_and_counted() {
+        // LB seed 0's L-BFGS-B stopped at the box's centre under running statistics (φ = 0 there
+        // is the start, not a maximum), at both ε and on the whole set. Left out: LB's mean is
+        // that of 40 and 120, and the pairs are seeds 1 (40 / 20) and 2 (120 / 40).
+        let mut records = vec![
+            measured(Regime::SB, 0, 10.0, 1.0, 10.0),
+            measured(Regime::SB, 1, 20.0, 1.0, 10.0),
+            measured(Regime::SB, 2, 40.0, 1.0, 10.0),
+            measured(Regime::LB, 0, 40.0, 2.0, 10.0),
+            measured(Regime::LB, 1, 40.0, 2.0, 10.0),
+            measured(Regime::LB, 2, 120.0, 2.0, 10.0),
+        ];
+        let running = &mut records[3].outcome.measures[0];
+        for s in running.full_space.iter_mut().chain(running.full_set.as_mut()) {
+            (s.value, s.f_max, s.iterations, s.evaluations) = (0.0, s.f_x, 0, 1);
+            s.stop = measure::lbfgsb::Stop::ProjectedGradient;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        report::report(&records, dir.path()).unwrap();
+        let table3 = std::fs::read_to_string(dir.path().join("table3.md")).unwrap();
+        let row = "| F1 | LB | 3 | 80.00 ± 56.57 (1 stalled) | 205.14 | 80.00 ± 56.57 (1 stalled) | 42.90 |";
+        assert!(table3.contains(row), "{table3}");
+        // Ratio of the means 80 / 23.33; per seed √(2 · 3).
+        assert!(table3.contains("| F1 | 1e-3 | 3.4× | 2.45× ["), "{table3}");
+        assert!(table3.contains("| 2 | 167× |") && table3.contains("| 2 | 70× |"), "two pairs at each ε: {table3}");
+        assert!(table3.contains("| 3 | 167× |"), "three pairs under batch statistics: {table3}");
+        assert_eq!(table3.matches("\"Stalled\" counts runs").count(), 1, "only the running table: {table3}");
+        // Batch statistics did not stall: every run is in.
+        assert!(table3.contains("| F1 | LB | 3 | 200.00 ± 138.56 | 205.14 |"), "{table3}");
+        let csv = std::fs::read_to_string(dir.path().join("table3.csv")).unwrap();
+        assert!(csv.starts_with("net,matrix,batch_norm,regime,runs,stalled,epsilon,sharpness_mean,"), "{csv}");
+        assert!(csv.contains("\nF1,identity,running,LB,2,1,0.001,80.0,"), "{csv}");
+        // The sweep names the stalled points and computes no slope or bias through them; the
+        // diagnostics count the stop and leave the run out of φ / ceiling (ceiling 100 · ½ · 2 · 4
+        // / 1.1 = 363.64; 40 and 120 of it).
+        let diagnostics = std::fs::read_to_string(dir.path().join("diagnostics.md")).unwrap();
+        let sweep = "| F1 | LB | running | 0 | 1e-5: 4.00e-3, 1e-4: 0.40, 5e-4: stalled, 1e-3: stalled | 2.00 | – | stalled | – |";
+        assert!(diagnostics.contains(sweep), "{diagnostics}");
+        assert!(diagnostics.contains("ProjectedGradient 1, MaxIterations 2 | 363.64 | 0.22 [0.11–0.33] |"), "{diagnostics}");
+    }
+
+    #[test]
     fn a_diverged_record_round_trips_with_its_non_finite_loss() {
         let mut r = record(Regime::LB, 0, 10.0, 10.0);
         r.outcome.trained.curves[1].train_loss = f64::INFINITY;

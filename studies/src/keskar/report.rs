@@ -77,6 +77,14 @@ fn two_decimals(v: f64) -> String {
     if v == 0.0 || v.abs() >= 0.01 || !v.is_finite() { format!("{v:.2}") } else { format!("{v:.2e}") }
 }
 
+/// Whether L-BFGS-B took no step from its start, the box's centre (there its projected gradient
+/// was already below its tolerance, or f was not finite): φ is then 0 by construction, the start
+/// rather than a maximum, so the tables leave such a run out of every mean, ratio and pair, and
+/// count it.
+fn stalled(s: &Sharpness) -> bool {
+    s.iterations == 0
+}
+
 /// "g× [lo–hi]" for the geometric mean of paired ratios and its 95 % CI, or a dash.
 fn paired_cell(ratios: &[f64]) -> String {
     geometric_mean_ci(ratios)
@@ -357,10 +365,13 @@ struct SharpnessCsv<'a> {
     /// "running" or "batch".
     batch_norm: &'static str,
     regime: String,
+    /// Runs in the mean: measured, less the stalled ones.
     runs: usize,
+    /// Runs whose L-BFGS-B took no step (φ = 0 by construction), left out.
+    stalled: usize,
     epsilon: f64,
-    sharpness_mean: f64,
-    sharpness_std: f64,
+    sharpness_mean: Option<f64>,
+    sharpness_std: Option<f64>,
     paper_mean: Option<f64>,
 }
 
@@ -385,18 +396,13 @@ fn sharpness_table<'a>(
             a.name(),
         ),
     };
-    let values = |net: &str, regime: Regime, k: usize| -> (Vec<f64>, f64) {
-        let mut eps = 0.0;
-        let v = runs(records, net, regime)
-            .iter()
-            .filter_map(|r| r.outcome.measured(mode))
-            .filter_map(|m| space.get(m, k))
-            .map(|s| {
-                eps = s.epsilon;
-                s.value
-            })
-            .collect();
-        (v, eps)
+    // The values of the runs that took a step, how many stalled, and the ε.
+    let values = |net: &str, regime: Regime, k: usize| -> (Vec<f64>, usize, f64) {
+        let all: Vec<&Sharpness> =
+            runs(records, net, regime).iter().filter_map(|r| r.outcome.measured(mode)).filter_map(|m| space.get(m, k)).collect();
+        let eps = all.first().map_or(0.0, |s| s.epsilon);
+        let stalled_runs = all.iter().filter(|s| stalled(s)).count();
+        (all.iter().filter(|s| !stalled(s)).map(|s| s.value).collect(), stalled_runs, eps)
     };
     let epsilons: Vec<f64> = cfg.map(|m| m.epsilons.clone()).unwrap_or_default();
     let iterations = cfg.map(|m| m.lbfgsb_iterations).unwrap_or(0);
@@ -412,27 +418,35 @@ fn sharpness_table<'a>(
     }
     writeln!(md, "{header}\n{rule}")?;
     let paper_cell = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.2}"));
+    let mut any_stalled = false;
     for &net in nets {
         for regime in [Regime::SB, Regime::LB] {
             let mut row = String::new();
             let mut measured = 0;
             for k in 0..epsilons.len() {
-                let (v, eps) = values(net, regime, k);
-                measured = v.len();
-                if v.is_empty() {
+                let (v, stalled_runs, eps) = values(net, regime, k);
+                measured = v.len() + stalled_runs;
+                if measured == 0 {
                     continue;
                 }
+                any_stalled |= stalled_runs > 0;
                 let p = paper_sharpness(paper, net, regime, eps);
-                write!(row, " {} ± {} | {} |", two_decimals(mean(&v)), two_decimals(std(&v)), paper_cell(p))?;
+                let value = match (v.is_empty(), stalled_runs) {
+                    (true, _) => format!("({stalled_runs} stalled)"),
+                    (false, 0) => format!("{} ± {}", two_decimals(mean(&v)), two_decimals(std(&v))),
+                    (false, _) => format!("{} ± {} ({stalled_runs} stalled)", two_decimals(mean(&v)), two_decimals(std(&v))),
+                };
+                write!(row, " {value} | {} |", paper_cell(p))?;
                 csv.push(SharpnessCsv {
                     net,
                     matrix,
                     batch_norm: mode_name(mode),
                     regime: format!("{regime:?}"),
                     runs: v.len(),
+                    stalled: stalled_runs,
                     epsilon: eps,
-                    sharpness_mean: mean(&v),
-                    sharpness_std: std(&v),
+                    sharpness_mean: (!v.is_empty()).then(|| mean(&v)),
+                    sharpness_std: (!v.is_empty()).then(|| std(&v)),
                     paper_mean: p,
                 });
             }
@@ -448,18 +462,21 @@ fn sharpness_table<'a>(
     )?;
     for &net in nets {
         for k in 0..epsilons.len() {
-            let ((sb, eps), (lb, _)) = (values(net, Regime::SB, k), values(net, Regime::LB, k));
+            let ((sb, _, eps), (lb, ..)) = (values(net, Regime::SB, k), values(net, Regime::LB, k));
             if sb.is_empty() || lb.is_empty() {
                 continue;
             }
             let ratio = mean(&lb) / mean(&sb);
-            let pairs = paired_ratios(records, net, mode, |m| space.get(m, k).map(|s| s.value));
+            let pairs = paired_ratios(records, net, mode, |m| space.get(m, k).filter(|s| !stalled(s)).map(|s| s.value));
             let p = match (paper_sharpness(paper, net, Regime::SB, eps), paper_sharpness(paper, net, Regime::LB, eps)) {
                 (Some(s), Some(l)) => format!("{:.0}×", l / s),
                 _ => "–".into(),
             };
             writeln!(md, "| {net} | {eps:.0e} | {ratio:.1}× | {} | {} | {p} |", paired_cell(&pairs), pairs.len())?;
         }
+    }
+    if any_stalled {
+        writeln!(md, "\n{}", fill(include_str!("text/stalled.md"), &[]))?;
     }
     Ok(md)
 }
@@ -476,9 +493,10 @@ struct DiagnosticsCsv<'a> {
     f_max_mean: f64,
     stops: String,
     ceiling_mean: f64,
-    ratio_to_ceiling_mean: f64,
-    ratio_to_ceiling_min: f64,
-    ratio_to_ceiling_max: f64,
+    /// Over the runs that did not stall (empty if all did).
+    ratio_to_ceiling_mean: Option<f64>,
+    ratio_to_ceiling_min: Option<f64>,
+    ratio_to_ceiling_max: Option<f64>,
 }
 
 /// What qualifies the full-space sharpness (Table 3): f(x), f at the maximizer, why L-BFGS-B
@@ -510,7 +528,8 @@ fn diagnostics_table<'a>(
                     }
                     let ceiling: Vec<f64> =
                         ms.iter().map(|(s, lambda)| 100.0 * 0.5 * lambda * s.box_radius_sq / (1.0 + s.f_x)).collect();
-                    let ratio: Vec<f64> = ms.iter().zip(&ceiling).map(|((s, _), c)| s.value / c).collect();
+                    let ratio: Vec<f64> =
+                        ms.iter().zip(&ceiling).filter(|((s, _), _)| !stalled(s)).map(|((s, _), c)| s.value / c).collect();
                     let stop_of: Vec<String> = ms.iter().map(|(s, _)| format!("{:?}", s.stop)).collect();
                     let stops = harness::distinct(stop_of.iter().map(String::as_str))
                         .into_iter()
@@ -518,18 +537,21 @@ fn diagnostics_table<'a>(
                         .collect::<Vec<_>>()
                         .join(", ");
                     let (lo, hi) = crate::stats::min_max(ratio.iter().copied());
+                    let ratio_cell = if ratio.is_empty() {
+                        "–".to_string()
+                    } else {
+                        format!("{:.2} [{lo:.2}–{hi:.2}]", mean(&ratio))
+                    };
                     let f_x: Vec<f64> = ms.iter().map(|(s, _)| s.f_x).collect();
                     let f_max: Vec<f64> = ms.iter().map(|(s, _)| s.f_max).collect();
                     writeln!(
                         md,
-                        "| {net} | {regime:?} | {} | {epsilon:.0e} | {} | {:.3e} | {:.3e} | {stops} | {:.2} | \
-                         {:.2} [{lo:.2}–{hi:.2}] |",
+                        "| {net} | {regime:?} | {} | {epsilon:.0e} | {} | {:.3e} | {:.3e} | {stops} | {:.2} | {ratio_cell} |",
                         mode_name(mode),
                         ms.len(),
                         mean(&f_x),
                         mean(&f_max),
                         mean(&ceiling),
-                        mean(&ratio)
                     )?;
                     csv.push(DiagnosticsCsv {
                         net,
@@ -541,9 +563,9 @@ fn diagnostics_table<'a>(
                         f_max_mean: mean(&f_max),
                         stops,
                         ceiling_mean: mean(&ceiling),
-                        ratio_to_ceiling_mean: mean(&ratio),
-                        ratio_to_ceiling_min: lo,
-                        ratio_to_ceiling_max: hi,
+                        ratio_to_ceiling_mean: (!ratio.is_empty()).then(|| mean(&ratio)),
+                        ratio_to_ceiling_min: (!ratio.is_empty()).then_some(lo),
+                        ratio_to_ceiling_max: (!ratio.is_empty()).then_some(hi),
                     });
                 }
             }
@@ -563,6 +585,8 @@ struct SweepCsv<'a> {
     samples: &'static str,
     epsilon: f64,
     sharpness: f64,
+    /// L-BFGS-B took no step: `sharpness` is its start, 0.
+    stalled: bool,
     f_x: f64,
 }
 
@@ -600,22 +624,30 @@ fn sweep_table<'a>(
          φ on the whole training set (first ε) | whole / subset |\n|---|---|---|---:|---|---:|---:|---:|---:|\n",
     );
     let mut csv = Vec::new();
+    let mut any_stalled = false;
     let slope = |a: &Sharpness, b: &Sharpness| (b.value / a.value).ln() / (b.epsilon / a.epsilon).ln();
     for &net in nets {
         for regime in [Regime::SB, Regime::LB] {
             for &mode in modes {
                 let Some((r, m)) = swept(records, net, regime, mode) else { continue };
                 let points = sweep_points(m);
-                let listed: Vec<String> =
-                    points.iter().map(|s| format!("{:.0e}: {}", s.epsilon, two_decimals(s.value))).collect();
+                let value = |s: &Sharpness| if stalled(s) { "stalled".to_string() } else { two_decimals(s.value) };
+                any_stalled |= points.iter().copied().chain(m.full_set.as_ref()).any(stalled);
+                let listed: Vec<String> = points.iter().map(|s| format!("{:.0e}: {}", s.epsilon, value(s))).collect();
+                let slope_of = |a: &Sharpness, b: &Sharpness| {
+                    if stalled(a) || stalled(b) { "–".to_string() } else { format!("{:.2}", slope(a, b)) }
+                };
                 let n = points.len();
                 let (low, high) = if n >= 2 {
-                    (format!("{:.2}", slope(points[0], points[1])), format!("{:.2}", slope(points[n - 2], points[n - 1])))
+                    (slope_of(points[0], points[1]), slope_of(points[n - 2], points[n - 1]))
                 } else {
                     ("–".into(), "–".into())
                 };
                 let (whole, bias) = match (&m.full_set, m.full_space.first()) {
-                    (Some(f), Some(s)) => (two_decimals(f.value), format!("{:.2}×", f.value / s.value)),
+                    (Some(f), Some(s)) if !stalled(f) && !stalled(s) => {
+                        (two_decimals(f.value), format!("{:.2}×", f.value / s.value))
+                    }
+                    (Some(f), Some(_)) => (value(f), "–".into()),
                     _ => ("–".into(), "–".into()),
                 };
                 writeln!(
@@ -634,6 +666,7 @@ fn sweep_table<'a>(
                         samples: "subset",
                         epsilon: s.epsilon,
                         sharpness: s.value,
+                        stalled: stalled(s),
                         f_x: s.f_x,
                     });
                 }
@@ -646,11 +679,15 @@ fn sweep_table<'a>(
                         samples: "whole",
                         epsilon: f.epsilon,
                         sharpness: f.value,
+                        stalled: stalled(f),
                         f_x: f.f_x,
                     });
                 }
             }
         }
+    }
+    if any_stalled {
+        writeln!(md, "\n\"stalled\": L-BFGS-B took no step from the box's centre, so φ = 0 is its start (see Table 3).")?;
     }
     Ok((md, csv))
 }
@@ -664,7 +701,10 @@ fn sweep_panels(records: &[Record<Cell, Outcome>], nets: &[&str], modes: &[Batch
             let mut series = Vec::new();
             for (regime, color) in [(Regime::SB, PALETTE[0]), (Regime::LB, PALETTE[1])] {
                 let Some((r, m)) = swept(records, net, regime, mode) else { continue };
-                let points = sweep_points(m);
+                let points: Vec<&Sharpness> = sweep_points(m).into_iter().filter(|s| !stalled(s)).collect();
+                if points.is_empty() {
+                    continue;
+                }
                 if regime == Regime::SB
                     && let (Some(first), Some(last)) = (points.first(), points.last())
                 {
