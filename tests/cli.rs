@@ -1146,6 +1146,7 @@ fn studies_report_rebuilds_every_committed_table_and_plot_byte_for_byte() {
     let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
     for (study, out, folders) in [
         ("keskar", "", &["keskar"][..]),
+        ("keskar", "keskar-paper-f1", &["keskar"][..]),
         ("keskar", "keskar-paper-f1-keras", &["keskar"][..]),
         ("sweep", "", &["sweep"][..]),
         ("warmstart", "", &["warmstart"][..]),

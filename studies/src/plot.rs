@@ -670,6 +670,12 @@ fn tick(v: f64) -> String {
     if v.abs() < 1e-12 {
         return "0".into();
     }
+    // Six digits and more would not fit the label area: "-2.5e7", "1e6".
+    if v.abs() >= 1e5 {
+        let s = format!("{v:.2e}");
+        let (mantissa, exponent) = s.split_once('e').unwrap_or((&s, "0"));
+        return format!("{}e{exponent}", mantissa.trim_end_matches('0').trim_end_matches('.'));
+    }
     let decimals = if v.abs() >= 0.1 { 2 } else { (1 - v.abs().log10().floor() as i64) as usize };
     let s = format!("{v:.decimals$}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
@@ -738,5 +744,8 @@ mod tests {
         assert_eq!(tick(40.0), "40");
         assert_eq!(tick(0.5), "0.5");
         assert_eq!(tick(97.25), "97.25");
+        assert_eq!(tick(-25_000_000.0), "-2.5e7");
+        assert_eq!(tick(1e6), "1e6");
+        assert_eq!(tick(99_999.0), "99999");
     }
 }

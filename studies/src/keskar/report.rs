@@ -431,10 +431,15 @@ fn sharpness_table<'a>(
                 }
                 any_stalled |= stalled_runs > 0;
                 let p = paper_sharpness(paper, net, regime, eps);
+                // One value has no spread to show.
+                let spread = |v: &[f64]| match v.len() {
+                    1 => two_decimals(v[0]),
+                    _ => format!("{} ± {}", two_decimals(mean(v)), two_decimals(std(v))),
+                };
                 let value = match (v.is_empty(), stalled_runs) {
                     (true, _) => format!("({stalled_runs} stalled)"),
-                    (false, 0) => format!("{} ± {}", two_decimals(mean(&v)), two_decimals(std(&v))),
-                    (false, _) => format!("{} ± {} ({stalled_runs} stalled)", two_decimals(mean(&v)), two_decimals(std(&v))),
+                    (false, 0) => spread(&v),
+                    (false, _) => format!("{} ({stalled_runs} stalled)", spread(&v)),
                 };
                 write!(row, " {value} | {} |", paper_cell(p))?;
                 csv.push(SharpnessCsv {
@@ -446,7 +451,7 @@ fn sharpness_table<'a>(
                     stalled: stalled_runs,
                     epsilon: eps,
                     sharpness_mean: (!v.is_empty()).then(|| mean(&v)),
-                    sharpness_std: (!v.is_empty()).then(|| std(&v)),
+                    sharpness_std: (v.len() > 1).then(|| std(&v)),
                     paper_mean: p,
                 });
             }
