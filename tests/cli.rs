@@ -100,11 +100,13 @@ fn smoke_grid_writes_table_plot_and_records() {
     // reading of A.
     for (n, readings) in [(3, 1), (4, 2)] {
         let csv = fs::read_to_string(dir.path().join(format!("keskar/table{n}.csv"))).unwrap();
-        let header = "net,matrix,batch_norm,regime,runs,epsilon,sharpness_mean,sharpness_std,paper_mean\n";
+        let header = "net,matrix,batch_norm,regime,runs,stalled,epsilon,sharpness_mean,sharpness_std,paper_mean\n";
         assert!(csv.starts_with(header), "{csv}");
         assert_eq!(csv.lines().count(), 1 + 2 * 8 * readings, "{csv}");
         for row in csv.lines().skip(1) {
-            let v: f64 = row.split(',').nth(6).unwrap().parse().unwrap();
+            let cells: Vec<&str> = row.split(',').collect();
+            assert_eq!(cells[5], "0", "no maximization stalls on the smoke solutions: {row}");
+            let v: f64 = cells[7].parse().unwrap();
             assert!(v.is_finite() && v >= 0.0, "sharpness is a finite non-negative number: {row}");
         }
     }
