@@ -116,15 +116,8 @@ fn training_is_deterministic_and_learns() {
 #[test]
 fn dropout_nets_are_deterministic_in_parallel_threads() {
     // Each run draws dropout masks from its own generator, so threads do not interfere.
-    let spec = NetSpec::Shallow(ShallowSpec {
-        input: [1, 1, 40],
-        channels: 4,
-        kernel: 5,
-        dense: [16, 8],
-        dropout: 0.5,
-        classes: 10,
-        norm: BatchNormSettings::default(),
-    });
+    // The shared conv net: batch norm and dropout ½.
+    let spec = common::specs().remove(1);
     let alone = tiny_run(Backend::Flex, &spec, 2);
     let together: Vec<_> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..3).map(|_| s.spawn(|| tiny_run(Backend::Flex, &spec, 2))).collect();
