@@ -1167,6 +1167,7 @@ fn studies_report_rebuilds_every_committed_table_and_plot_byte_for_byte() {
         ("spin-glass", "", &["spin-glass"][..]),
         ("spin-glass", "spin-glass-mnist1d", &["spin-glass"][..]),
         ("protocol-gap", "", &["protocol-gap"][..]),
+        ("protocol-gap", "protocol-gap-paper", &["protocol-gap"][..]),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let mut expected = Vec::new();

@@ -602,6 +602,31 @@ mod tests {
     }
 
     #[test]
+    fn a_regime_whose_every_maximization_stalled_keeps_its_ratio_row_without_a_ratio() {
+        // Every LB run stalled under running statistics: nothing to divide, so the ratio row says
+        // so (no ratio, no pair) instead of leaving the table with a header and no rows.
+        let mut records = vec![
+            measured(Regime::SB, 0, 10.0, 1.0, 10.0),
+            measured(Regime::SB, 1, 20.0, 1.0, 10.0),
+            measured(Regime::LB, 0, 40.0, 2.0, 10.0),
+            measured(Regime::LB, 1, 40.0, 2.0, 10.0),
+        ];
+        for r in &mut records[2..] {
+            for s in r.outcome.measures[0].full_space.iter_mut() {
+                (s.value, s.f_max, s.iterations, s.evaluations) = (0.0, s.f_x, 0, 1);
+                s.stop = measure::lbfgsb::Stop::ProjectedGradient;
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        report::report(&records, dir.path()).unwrap();
+        let table3 = std::fs::read_to_string(dir.path().join("table3.md")).unwrap();
+        assert!(table3.contains("| F1 | LB | 2 | (2 stalled) | 205.14 |"), "{table3}");
+        assert!(table3.contains("| F1 | 1e-3 | – | – | 0 | 167× |"), "{table3}");
+        // Batch statistics did not stall: its ratio row is whole.
+        assert!(table3.contains("| F1 | 1e-3 | 2.7× | 2.83× [0.03–231.22] | 2 | 167× |"), "{table3}");
+    }
+
+    #[test]
     fn a_diverged_record_round_trips_with_its_non_finite_loss() {
         let mut r = record(Regime::LB, 0, 10.0, 10.0);
         r.outcome.trained.curves[1].train_loss = f64::INFINITY;

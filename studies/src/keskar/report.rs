@@ -467,17 +467,21 @@ fn sharpness_table<'a>(
     )?;
     for &net in nets {
         for k in 0..epsilons.len() {
-            let ((sb, _, eps), (lb, ..)) = (values(net, Regime::SB, k), values(net, Regime::LB, k));
-            if sb.is_empty() || lb.is_empty() {
+            let ((sb, sb_stalled, eps), (lb, lb_stalled, _)) = (values(net, Regime::SB, k), values(net, Regime::LB, k));
+            if sb.len() + sb_stalled == 0 || lb.len() + lb_stalled == 0 {
                 continue;
             }
-            let ratio = mean(&lb) / mean(&sb);
+            // A regime whose every maximization stalled has no mean to divide: the row stays, with no ratio.
+            let ratio = match sb.is_empty() || lb.is_empty() {
+                true => "–".to_string(),
+                false => format!("{:.1}×", mean(&lb) / mean(&sb)),
+            };
             let pairs = paired_ratios(records, net, mode, |m| space.get(m, k).filter(|s| !stalled(s)).map(|s| s.value));
             let p = match (paper_sharpness(paper, net, Regime::SB, eps), paper_sharpness(paper, net, Regime::LB, eps)) {
                 (Some(s), Some(l)) => format!("{:.0}×", l / s),
                 _ => "–".into(),
             };
-            writeln!(md, "| {net} | {eps:.0e} | {ratio:.1}× | {} | {} | {p} |", paired_cell(&pairs), pairs.len())?;
+            writeln!(md, "| {net} | {eps:.0e} | {ratio} | {} | {} | {p} |", paired_cell(&pairs), pairs.len())?;
         }
     }
     if any_stalled {
