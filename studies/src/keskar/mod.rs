@@ -559,24 +559,28 @@ mod tests {
         assert!(diagnostics.contains(row), "{diagnostics}");
     }
 
+    /// SB and LB runs of seeds 0, 1, … with these full-space φ; top eigenvalue 1 (SB) and 2 (LB), trace 10.
+    fn seeds(sb: &[f64], lb: &[f64]) -> Vec<Record<Cell, Outcome>> {
+        let runs = |regime, phis: &[f64], top| -> Vec<_> {
+            phis.iter().enumerate().map(|(seed, &phi)| measured(regime, seed, phi, top, 10.0)).collect()
+        };
+        [runs(Regime::SB, sb, 1.0), runs(Regime::LB, lb, 2.0)].concat()
+    }
+
+    /// Makes `s` a maximization that stopped at the box's centre before its first iteration.
+    fn stall(s: &mut measure::sharpness::Sharpness) {
+        (s.value, s.f_max, s.iterations, s.evaluations) = (0.0, s.f_x, 0, 1);
+        s.stop = measure::lbfgsb::Stop::ProjectedGradient;
+    }
+
     #[test]
     fn a_maximization_that_took_no_step_is_left_out_and_counted() {
         // LB seed 0's L-BFGS-B stopped at the box's centre under running statistics (φ = 0 there
         // is the start, not a maximum), at both ε and on the whole set. Left out: LB's mean is
         // that of 40 and 120, and the pairs are seeds 1 (40 / 20) and 2 (120 / 40).
-        let mut records = vec![
-            measured(Regime::SB, 0, 10.0, 1.0, 10.0),
-            measured(Regime::SB, 1, 20.0, 1.0, 10.0),
-            measured(Regime::SB, 2, 40.0, 1.0, 10.0),
-            measured(Regime::LB, 0, 40.0, 2.0, 10.0),
-            measured(Regime::LB, 1, 40.0, 2.0, 10.0),
-            measured(Regime::LB, 2, 120.0, 2.0, 10.0),
-        ];
+        let mut records = seeds(&[10.0, 20.0, 40.0], &[40.0, 40.0, 120.0]);
         let running = &mut records[3].outcome.measures[0];
-        for s in running.full_space.iter_mut().chain(running.full_set.as_mut()) {
-            (s.value, s.f_max, s.iterations, s.evaluations) = (0.0, s.f_x, 0, 1);
-            s.stop = measure::lbfgsb::Stop::ProjectedGradient;
-        }
+        running.full_space.iter_mut().chain(running.full_set.as_mut()).for_each(stall);
         let dir = tempfile::tempdir().unwrap();
         report::report(&records, dir.path()).unwrap();
         let table3 = std::fs::read_to_string(dir.path().join("table3.md")).unwrap();
@@ -605,17 +609,9 @@ mod tests {
     fn a_regime_whose_every_maximization_stalled_keeps_its_ratio_row_without_a_ratio() {
         // Every LB run stalled under running statistics: nothing to divide, so the ratio row says
         // so (no ratio, no pair) instead of leaving the table with a header and no rows.
-        let mut records = vec![
-            measured(Regime::SB, 0, 10.0, 1.0, 10.0),
-            measured(Regime::SB, 1, 20.0, 1.0, 10.0),
-            measured(Regime::LB, 0, 40.0, 2.0, 10.0),
-            measured(Regime::LB, 1, 40.0, 2.0, 10.0),
-        ];
+        let mut records = seeds(&[10.0, 20.0], &[40.0, 40.0]);
         for r in &mut records[2..] {
-            for s in r.outcome.measures[0].full_space.iter_mut() {
-                (s.value, s.f_max, s.iterations, s.evaluations) = (0.0, s.f_x, 0, 1);
-                s.stop = measure::lbfgsb::Stop::ProjectedGradient;
-            }
+            r.outcome.measures[0].full_space.iter_mut().for_each(stall);
         }
         let dir = tempfile::tempdir().unwrap();
         report::report(&records, dir.path()).unwrap();
