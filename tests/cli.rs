@@ -94,6 +94,8 @@ fn smoke_grid_writes_table_plot_and_records() {
     let md = fs::read_to_string(dir.path().join("keskar/table2.md")).unwrap();
     assert!(md.contains("Welch t"), "{md}");
     assert!(text(&out.stdout).starts_with(md.trim()), "the table is printed at the end");
+    // The prediction printed before the grid starts charges the measurements too.
+    assert!(text(&out.stderr).contains("of them measuring the solutions"), "{}", text(&out.stderr));
 
     // Tables 3 and 4 (sharpness), the curvature table and Figure 3.
     // F1 and C1, SB and LB, two ε each, under both batch-norm settings; Table 4 once for each

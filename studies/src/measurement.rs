@@ -149,6 +149,72 @@ impl MeasureConfig {
     }
 }
 
+/// What [`measure`] computes under a config, in the two units that price it: objective
+/// evaluations (loss and gradient in f32) on the measured samples, and Hessian-vector products
+/// (two f64 gradients each). For a run's predicted time, before it starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Work {
+    /// Objective evaluations, counted in evaluations on the measured samples (one on the whole
+    /// training set counts `train / samples`). Each L-BFGS-B maximization is charged
+    /// 2 evaluations per iteration and 1 at the start: its line searches mostly take 1 or 2 (the
+    /// committed records average 1.5 per iteration; a few take more).
+    pub evaluations: f64,
+    /// Hessian-vector products: every Lanczos step allowed, the symmetry check's 2, the trace's
+    /// probes, the difference-step sweep and the density's steps.
+    pub products: usize,
+}
+
+impl MeasureConfig {
+    /// The work of measuring one solution of a network with (`has_norm`) or without batch norm,
+    /// trained on `train` samples; a network without batch norm is measured once.
+    pub fn work(&self, has_norm: bool, train: usize) -> Work {
+        let settings = self.batch_norm.iter().filter(|&&m| has_norm || m == BatchNormMode::Running).count();
+        let per_maximization = (2 * self.lbfgsb_iterations + 1) as f64;
+        let subspaces = if self.subspace_dim > 0 { self.subspace_matrices.len() } else { 0 };
+        let samples = self.samples.map_or(train, |m| m.min(train)).max(1);
+        let whole_set = match self.full_set && !self.epsilons.is_empty() {
+            true => train as f64 / samples as f64,
+            false => 0.0,
+        };
+        let maximizations =
+            (self.epsilons.len() * (1 + subspaces) + self.sweep_epsilons.len() + self.adaptive_epsilons.len()) as f64
+                + whole_set;
+        let lanczos = if self.lanczos_steps > 0 { self.lanczos_steps + 2 } else { 0 };
+        let density = self.density.as_ref().map_or(0, |d| d.steps * d.probes);
+        Work {
+            evaluations: settings as f64 * per_maximization * maximizations,
+            products: settings * (lanczos + self.trace_probes + self.step_sweep.len() + density),
+        }
+    }
+}
+
+/// Seconds of one objective evaluation (f32) and of one Hessian-vector product (f64) of `spec`
+/// on the samples `cfg` measures on, timed once each at the network's initial weights on the
+/// current thread pool (their cost does not depend on the weights).
+pub fn unit_seconds(spec: &NetSpec, data: &Dataset, cfg: &MeasureConfig, device: &nets::Device) -> (f64, f64) {
+    use measure::Objective;
+    let subset;
+    let samples = match cfg.samples {
+        Some(m) if m < data.train.len() => {
+            subset = training_subset(data, m, 0);
+            &subset
+        }
+        _ => data,
+    };
+    let weights = spec.initial_weights(0, device);
+    let x = weights.params_f64();
+    let mut grad = vec![0.0; x.len()];
+    let mut obj = objective(spec, &weights, samples, cfg, BatchNormMode::Running, device).0;
+    let start = std::time::Instant::now();
+    obj.value_grad(&x, &mut grad);
+    let evaluation = start.elapsed().as_secs_f64();
+    let mut hess =
+        objective(spec, &weights, samples, cfg, BatchNormMode::Running, &f64_device(device)).0.double_precision();
+    let start = std::time::Instant::now();
+    curvature::hessian_vector(&mut hess, &x, &grad, cfg.fd_step);
+    (evaluation, start.elapsed().as_secs_f64())
+}
+
 /// Sharpness and curvature of one solution under one batch-norm setting.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measures {
@@ -275,12 +341,7 @@ pub fn measure(
         Vec::new()
     };
     let has_norm = spec.batch_norm().is_some();
-    // The f64 objective of the curvature runs where f64 `exp` and `log` are exact: on `device`,
-    // or on flex where it is not (wgpu; see `nets::backend::exact_f64_exp_log`).
-    let f64_device = match nets::backend::exact_f64_exp_log(device) {
-        true => device.clone(),
-        false => nets::Backend::Flex.device().unwrap_or_else(|| device.clone()),
-    };
+    let f64_device = f64_device(device);
     let mut out = Vec::new();
     for &mode in &cfg.batch_norm {
         // Without batch norm both settings are the same function: measure it once.
@@ -342,6 +403,15 @@ pub fn measure(
     out
 }
 
+/// The device of the f64 objective behind the curvature: `device` where f64 `exp` and `log` are
+/// exact, else flex (wgpu; see `nets::backend::exact_f64_exp_log`).
+fn f64_device(device: &nets::Device) -> nets::Device {
+    match nets::backend::exact_f64_exp_log(device) {
+        true => device.clone(),
+        false => nets::Backend::Flex.device().unwrap_or_else(|| device.clone()),
+    }
+}
+
 /// The training loss on `data` under batch-norm setting `mode`, and the evaluation batch under
 /// batch statistics (`cfg.eval_batch`, or all of `data` when it has fewer samples).
 fn objective<'d>(
@@ -377,5 +447,27 @@ pub fn measure_run(
             Ok(measure(spec, &trained.weights, data, cfg, device))
         }
         _ => Ok(Vec::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_work_counts_every_maximization_and_product_a_config_asks_for() {
+        // Per batch-norm setting: 2 ε × (the full space + 2 subspace readings) = 6 maximizations
+        // of 2 · 10 + 1 evaluations; 20 Lanczos steps + 2 symmetry products + 10 probes.
+        let plain = MeasureConfig::keskar(0);
+        assert_eq!(plain.work(true, 4000), Work { evaluations: 2.0 * 6.0 * 21.0, products: 2 * 32 });
+        // Without batch norm both settings are one function, measured once.
+        assert_eq!(plain.work(false, 4000), Work { evaluations: 6.0 * 21.0, products: 32 });
+        // The diagnostics add 4 sweep ε, the whole set (4000 / 1000 = 4 subsets' worth of one
+        // maximization), 7 difference steps and 2 × 40 density steps.
+        let diagnosed = MeasureConfig::keskar_diagnosed(0);
+        assert_eq!(diagnosed.work(true, 4000), Work { evaluations: 2.0 * 14.0 * 21.0, products: 2 * (32 + 7 + 80) });
+        // A training set smaller than the subset is measured whole: the whole-set check costs one.
+        assert_eq!(diagnosed.work(false, 500).evaluations, 11.0 * 21.0);
+        assert_eq!(MeasureConfig::sharpness_only(0).work(true, 4000), Work { evaluations: 21.0, products: 0 });
     }
 }

@@ -1,11 +1,15 @@
-//! A grid's predicted training time, printed before it starts, so that a long run (paper scale)
-//! can be planned: each distinct (network, batch size) is timed for a few steps on one thread,
-//! and every run is charged its epochs' training steps plus its evaluations.
+//! A grid's predicted time, printed before it starts, so that a long run (paper scale) can be
+//! planned: each distinct (network, batch size) is timed for a few steps on one thread, and
+//! every run is charged its epochs' training steps plus its evaluations; a run that measures its
+//! solution is charged that work too ([`crate::measurement::Work`]), priced by one objective
+//! evaluation and one Hessian-vector product timed per network.
 
 use anyhow::Result;
+use datasets::Dataset;
 use nets::train::{NetSpec, TrainConfig};
 
 use crate::data::{DataSpec, Loaded};
+use crate::measurement::MeasureConfig;
 
 /// One run to predict: network, batch size, epochs (the cap, under a stopping rule), and the
 /// training and test samples it sees.
@@ -20,13 +24,22 @@ pub struct Run<'a> {
     pub train: usize,
     /// Test samples.
     pub test: usize,
+    /// The data, and what is measured on the solution (none: nothing).
+    pub data: &'a Dataset,
+    pub measure: Option<&'a MeasureConfig>,
 }
 
 impl<'a> Run<'a> {
     /// The run of `spec` trained with `train` on `data`, among the `loaded` datasets.
-    pub fn of(spec: &'a NetSpec, train: &TrainConfig, data: &DataSpec, loaded: &[Loaded]) -> Result<Run<'a>> {
+    pub fn of(spec: &'a NetSpec, train: &TrainConfig, data: &DataSpec, loaded: &'a [Loaded]) -> Result<Run<'a>> {
         let d = crate::data::find(loaded, data)?;
-        Ok(Run { spec, batch: train.batch_size, epochs: train.epochs, train: d.train.len(), test: d.test.len() })
+        let (n, test) = (d.train.len(), d.test.len());
+        Ok(Run { spec, batch: train.batch_size, epochs: train.epochs, train: n, test, data: d, measure: None })
+    }
+
+    /// This run, measuring its solution under `cfg`.
+    pub fn measuring(self, cfg: Option<&'a MeasureConfig>) -> Run<'a> {
+        Run { measure: cfg, ..self }
     }
 }
 
@@ -36,7 +49,9 @@ impl<'a> Run<'a> {
 pub fn print(study: &str, runs: &[Run<'_>], what: &str, device: &nets::Device, jobs: usize) -> Result<Vec<f64>> {
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     let mut timed: Vec<(&NetSpec, usize, f64)> = Vec::new();
-    let mut each = Vec::with_capacity(runs.len());
+    // (network, measured samples) → seconds of one evaluation and of one product.
+    let mut units: Vec<(&NetSpec, Option<usize>, (f64, f64))> = Vec::new();
+    let (mut each, mut measuring) = (Vec::with_capacity(runs.len()), 0.0);
     for r in runs {
         let rate = match timed.iter().find(|(s, b, _)| *s == r.spec && *b == r.batch) {
             Some((.., rate)) => *rate,
@@ -46,14 +61,44 @@ pub fn print(study: &str, runs: &[Run<'_>], what: &str, device: &nets::Device, j
                 rate
             }
         };
-        each.push(r.epochs as f64 * (r.train as f64 + (r.train + r.test) as f64 / 3.0) / rate);
+        let mut seconds = r.epochs as f64 * (r.train as f64 + (r.train + r.test) as f64 / 3.0) / rate;
+        if let Some(cfg) = r.measure {
+            let (evaluation, product) = match units.iter().find(|(s, m, _)| *s == r.spec && *m == cfg.samples) {
+                Some((.., u)) => *u,
+                None => {
+                    let u = one.install(|| crate::measurement::unit_seconds(r.spec, r.data, cfg, device));
+                    units.push((r.spec, cfg.samples, u));
+                    u
+                }
+            };
+            let work = cfg.work(r.spec.batch_norm().is_some(), r.train);
+            let m = work.evaluations * evaluation + work.products as f64 * product;
+            measuring += m;
+            seconds += m;
+        }
+        each.push(seconds);
     }
+    let minutes = |s: f64| s / 60.0 / jobs.max(1) as f64;
     let seconds: f64 = each.iter().sum();
+    let measured = match measuring > 0.0 {
+        true => format!(", {:.0} of them measuring the solutions", minutes(measuring)),
+        false => String::new(),
+    };
+    let priced = units.iter().map(|(s, m, (e, p))| {
+        let on = m.map_or("the training set".to_string(), |m| format!("{m} samples"));
+        let n = s.parameter_count(device);
+        format!("{n}-parameter net on {on}: {e:.2} s per evaluation, {p:.2} s per Hessian-vector product")
+    });
     eprintln!(
-        "{study}: {} runs; predicted at most {:.0} min on {jobs} jobs ({what}; timed on one thread: {})",
+        "{study}: {} runs; predicted at most {:.0} min on {jobs} jobs{measured} ({what}; timed on one thread: {})",
         runs.len(),
-        seconds / 60.0 / jobs.max(1) as f64,
-        timed.iter().map(|(_, b, r)| format!("{r:.0} samples/s at batch {b}")).collect::<Vec<_>>().join(", ")
+        minutes(seconds),
+        timed
+            .iter()
+            .map(|(_, b, r)| format!("{r:.0} samples/s at batch {b}"))
+            .chain(priced)
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     Ok(each)
 }

@@ -298,10 +298,12 @@ pub fn run(args: Args) -> Result<Report> {
         }
     }
     let opts = args.grid.options(jobs, env)?;
-    let runs: Vec<crate::predict::Run<'_>> =
-        cells.iter().map(|c| crate::predict::Run::of(&c.spec, &c.train, &c.data, &data)).collect::<Result<_>>()?;
-    let predicted =
-        crate::predict::print("keskar", &runs, "training only: sharpness and curvature come on top", &device, jobs)?;
+    let runs: Vec<crate::predict::Run<'_>> = cells
+        .iter()
+        .map(|c| Ok(crate::predict::Run::of(&c.spec, &c.train, &c.data, &data)?.measuring(c.measure.as_ref())))
+        .collect::<Result<_>>()?;
+    let what = "every run to its cap, Figure 3 on top";
+    let predicted = crate::predict::print("keskar", &runs, what, &device, jobs)?;
     let study = Keskar { cells, predicted, data, device: device.clone() };
     let records = harness::run_grid(&study, &opts)?;
     let dir = harness::study_dir::<Keskar>(&opts.out);
