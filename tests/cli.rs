@@ -1152,6 +1152,7 @@ fn studies_report_rebuilds_every_committed_table_and_plot_byte_for_byte() {
         ("keskar", "", &["keskar"][..]),
         ("keskar", "keskar-paper-f1", &["keskar"][..]),
         ("keskar", "keskar-paper-f1-keras", &["keskar"][..]),
+        ("keskar", "keskar-paper-c1", &["keskar"][..]),
         ("sweep", "", &["sweep"][..]),
         ("warmstart", "", &["warmstart"][..]),
         ("trajectory", "", &["trajectory"][..]),
