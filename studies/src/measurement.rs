@@ -193,23 +193,15 @@ impl MeasureConfig {
 /// current thread pool (their cost does not depend on the weights).
 pub fn unit_seconds(spec: &NetSpec, data: &Dataset, cfg: &MeasureConfig, device: &nets::Device) -> (f64, f64) {
     use measure::Objective;
-    let subset;
-    let samples = match cfg.samples {
-        Some(m) if m < data.train.len() => {
-            subset = training_subset(data, m, 0);
-            &subset
-        }
-        _ => data,
-    };
+    let samples = measured_samples(data, cfg);
     let weights = spec.initial_weights(0, device);
     let x = weights.params_f64();
     let mut grad = vec![0.0; x.len()];
-    let mut obj = objective(spec, &weights, samples, cfg, BatchNormMode::Running, device).0;
+    let mut obj = objective(spec, &weights, &samples, cfg, BatchNormMode::Running, device).0;
     let start = std::time::Instant::now();
     obj.value_grad(&x, &mut grad);
     let evaluation = start.elapsed().as_secs_f64();
-    let mut hess =
-        objective(spec, &weights, samples, cfg, BatchNormMode::Running, &f64_device(device)).0.double_precision();
+    let mut hess = curvature_objective(spec, &weights, &samples, cfg, BatchNormMode::Running, device);
     let start = std::time::Instant::now();
     curvature::hessian_vector(&mut hess, &x, &grad, cfg.fd_step);
     (evaluation, start.elapsed().as_secs_f64())
@@ -298,6 +290,17 @@ impl Outcome {
     }
 }
 
+/// The samples `cfg` measures on: a fixed subset of `data`'s training split (`cfg.samples`), or
+/// all of `data` when that split is no larger.
+fn measured_samples<'d>(data: &'d Dataset, cfg: &MeasureConfig) -> std::borrow::Cow<'d, Dataset> {
+    match cfg.samples {
+        Some(m) if m < data.train.len() => {
+            std::borrow::Cow::Owned(training_subset(data, m, harness::derive_seed(cfg.seed, &["samples"])))
+        }
+        _ => std::borrow::Cow::Borrowed(data),
+    }
+}
+
 /// `data` with its training split cut to `m` samples drawn without replacement from `seed` (in
 /// their original order).
 fn training_subset(data: &Dataset, m: usize, seed: u64) -> Dataset {
@@ -322,14 +325,7 @@ pub fn measure(
     cfg: &MeasureConfig,
     device: &nets::Device,
 ) -> Vec<Measures> {
-    let subset;
-    let samples = match cfg.samples {
-        Some(m) if m < data.train.len() => {
-            subset = training_subset(data, m, harness::derive_seed(cfg.seed, &["samples"]));
-            &subset
-        }
-        _ => data,
-    };
+    let samples = &measured_samples(data, cfg);
     let x = weights.params_f64();
     let subspace_seed = harness::derive_seed(cfg.seed, &["subspace"]);
     let subspaces: Vec<(SubspaceMatrix, Subspace)> = if cfg.subspace_dim > 0 {
@@ -341,7 +337,6 @@ pub fn measure(
         Vec::new()
     };
     let has_norm = spec.batch_norm().is_some();
-    let f64_device = f64_device(device);
     let mut out = Vec::new();
     for &mode in &cfg.batch_norm {
         // Without batch norm both settings are the same function: measure it once.
@@ -365,7 +360,7 @@ pub fn measure(
         let adaptive = cfg.adaptive_epsilons.iter().map(|&eps| sharpness(&mut obj, &Subspace::Adaptive, eps)).collect();
         // Curvature from products of f64 gradients (see `fd_step`); sharpness needs only
         // gradients and stays in f32.
-        let mut hess = objective(spec, weights, samples, cfg, mode, &f64_device).0.double_precision();
+        let mut hess = curvature_objective(spec, weights, samples, cfg, mode, device);
         let mut rng = ChaCha8Rng::seed_from_u64(harness::derive_seed(cfg.seed, &["hessian"]));
         let top_eigenvalue = (cfg.lanczos_steps > 0).then(|| {
             curvature::top_eigenvalue(&mut hess, &x, cfg.lanczos_steps, cfg.lanczos_tol, cfg.fd_step, &mut rng)
@@ -403,13 +398,21 @@ pub fn measure(
     out
 }
 
-/// The device of the f64 objective behind the curvature: `device` where f64 `exp` and `log` are
-/// exact, else flex (wgpu; see `nets::backend::exact_f64_exp_log`).
-fn f64_device(device: &nets::Device) -> nets::Device {
-    match nets::backend::exact_f64_exp_log(device) {
+/// The f64 objective of the curvature (see `fd_step`): on `device` where f64 `exp` and `log` are
+/// exact, else on flex (wgpu; see `nets::backend::exact_f64_exp_log`).
+fn curvature_objective<'d>(
+    spec: &NetSpec,
+    weights: &Weights,
+    data: &'d Dataset,
+    cfg: &MeasureConfig,
+    mode: BatchNormMode,
+    device: &nets::Device,
+) -> nets::objective::TrainingLoss<'d> {
+    let f64_device = match nets::backend::exact_f64_exp_log(device) {
         true => device.clone(),
         false => nets::Backend::Flex.device().unwrap_or_else(|| device.clone()),
-    }
+    };
+    objective(spec, weights, data, cfg, mode, &f64_device).0.double_precision()
 }
 
 /// The training loss on `data` under batch-norm setting `mode`, and the evaluation batch under

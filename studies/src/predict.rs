@@ -20,21 +20,17 @@ pub struct Run<'a> {
     pub batch: usize,
     /// Epochs, or the cap of a stopping rule.
     pub epochs: usize,
-    /// Training samples.
-    pub train: usize,
-    /// Test samples.
-    pub test: usize,
-    /// The data, and what is measured on the solution (none: nothing).
+    /// The data it trains on and is evaluated on.
     pub data: &'a Dataset,
+    /// What is measured on the solution (none: nothing).
     pub measure: Option<&'a MeasureConfig>,
 }
 
 impl<'a> Run<'a> {
     /// The run of `spec` trained with `train` on `data`, among the `loaded` datasets.
     pub fn of(spec: &'a NetSpec, train: &TrainConfig, data: &DataSpec, loaded: &'a [Loaded]) -> Result<Run<'a>> {
-        let d = crate::data::find(loaded, data)?;
-        let (n, test) = (d.train.len(), d.test.len());
-        Ok(Run { spec, batch: train.batch_size, epochs: train.epochs, train: n, test, data: d, measure: None })
+        let data = crate::data::find(loaded, data)?;
+        Ok(Run { spec, batch: train.batch_size, epochs: train.epochs, data, measure: None })
     }
 
     /// This run, measuring its solution under `cfg`.
@@ -61,7 +57,8 @@ pub fn print(study: &str, runs: &[Run<'_>], what: &str, device: &nets::Device, j
                 rate
             }
         };
-        let mut seconds = r.epochs as f64 * (r.train as f64 + (r.train + r.test) as f64 / 3.0) / rate;
+        let (train, test) = (r.data.train.len(), r.data.test.len());
+        let mut seconds = r.epochs as f64 * (train as f64 + (train + test) as f64 / 3.0) / rate;
         if let Some(cfg) = r.measure {
             let (evaluation, product) = match units.iter().find(|(s, m, _)| *s == r.spec && *m == cfg.samples) {
                 Some((.., u)) => *u,
@@ -71,7 +68,7 @@ pub fn print(study: &str, runs: &[Run<'_>], what: &str, device: &nets::Device, j
                     u
                 }
             };
-            let work = cfg.work(r.spec.batch_norm().is_some(), r.train);
+            let work = cfg.work(r.spec.batch_norm().is_some(), train);
             let m = work.evaluations * evaluation + work.products as f64 * product;
             measuring += m;
             seconds += m;
