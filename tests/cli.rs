@@ -616,7 +616,8 @@ fn protocol_gap_study_tabulates_every_variant_and_shares_unchanged_runs() {
     let out = dir.path().to_str().unwrap();
     let first = run(&["protocol-gap", "--scale", "smoke", "--seeds", "2", "--out", out]);
     assert!(first.status.success(), "{}", text(&first.stderr));
-    assert!(text(&first.stderr).contains("predicted at most"), "{}", text(&first.stderr));
+    let priced = "protocol-gap: 48 runs to run, predicted at most";
+    assert!(text(&first.stderr).contains(priced), "{}", text(&first.stderr));
     let csv = fs::read_to_string(dir.path().join("protocol-gap/protocol-gap.csv")).unwrap();
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("{name}: {header:?}"));
@@ -654,8 +655,18 @@ fn protocol_gap_study_tabulates_every_variant_and_shares_unchanged_runs() {
     let again = run(&["protocol-gap", "--scale", "smoke", "--seeds", "2", "--variants", "ghost-bn", "--out", out]);
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert_eq!(study_records(dir.path(), "protocol-gap").len(), 2 * 2 * (2 + 3 * 2 + 4), "no run trained twice");
+    assert!(!text(&again.stderr).contains("predicted"), "nothing to run, nothing priced: {}", text(&again.stderr));
     let md = fs::read_to_string(dir.path().join("protocol-gap/protocol-gap.md")).unwrap();
     assert!(md.contains("| paper |") && md.contains("| ghost-bn |") && !md.contains("| lr-sqrt |"), "{md}");
+    // The prediction prices only the runs without a record.
+    let ghost =
+        study_records(dir.path(), "protocol-gap").into_iter().find(|p| file_name(p).contains("ghost-bn")).unwrap();
+    fs::remove_file(&ghost).unwrap();
+    let resumed = run(&["protocol-gap", "--scale", "smoke", "--seeds", "2", "--variants", "ghost-bn", "--out", out]);
+    assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+    let priced = "protocol-gap: 1 run to run, predicted at most";
+    assert!(text(&resumed.stderr).contains(priced), "{}", text(&resumed.stderr));
+    assert!(ghost.exists());
     assert_refused(&["protocol-gap", "--variants", "warmup", "--out", out], &["warmup", "ghost-bn"]);
     assert_refused(&["protocol-gap", "--seeds", "1", "--out", out], &["--seeds 1"]);
 }
@@ -1047,6 +1058,18 @@ fn an_unreadable_record_is_kept_aside_named_and_recomputed() {
     let bad = PathBuf::from(format!("{}.bad", path.display()));
     assert_eq!(fs::read(&bad).unwrap(), b"{ not a record", "the unreadable file is kept, not overwritten");
     assert_eq!(without_timings_bytes(&fs::read(&path).unwrap()), without_timings_bytes(&good));
+
+    // A run that stops on stale records (a usage error) moves nothing aside.
+    fs::remove_file(&bad).unwrap();
+    fs::write(&path, b"{ not a record").unwrap();
+    let other = study_records(dir.path(), "toy")[0].clone();
+    let mut stale: serde_json::Value = serde_json::from_slice(&fs::read(&other).unwrap()).unwrap();
+    stale["env"]["build"]["source_hash"] = "0123456789abcdef".into();
+    fs::write(&other, serde_json::to_vec_pretty(&stale).unwrap()).unwrap();
+    let out = toy(dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_eq!(fs::read(&path).unwrap(), b"{ not a record", "the unreadable file stays where it was");
+    assert!(!bad.exists(), "and nothing is set aside");
 }
 
 /// A record's bytes as JSON without its timings.

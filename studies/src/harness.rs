@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use nets::{Backend, Device};
 
 use crate::env::Env;
+use crate::predict::Prediction;
 use crate::shard::{Shard, ShardManifest};
 
 /// Version of the record format; a record of another version is unreadable (kept aside as
@@ -64,9 +65,11 @@ pub trait Study: Sync {
         1.0
     }
 
-    /// Predicted CPU seconds of a cell from a timing probe, for `--dry-run` (None: no probe).
-    fn predicted_seconds(&self, _cell: &Self::Cell) -> Option<f64> {
-        None
+    /// The predicted one-thread time of each of `cells` from a timing probe (None: the study
+    /// times no probe): printed before a run starts, for the runs it will run, and listed per
+    /// cell by `--dry-run`.
+    fn predict(&self, _cells: &[&Self::Cell]) -> Result<Option<Prediction>> {
+        Ok(None)
     }
 
     /// Whether the grid is built from the records this process holds (a stage after another,
@@ -375,12 +378,14 @@ enum Found<C, O> {
     OtherKernels(Record<C, O>),
     /// A record other code, or another backend, made.
     Stale(Record<C, O>),
+    /// A file that is no record of this cell (corrupt, another schema, another config under the
+    /// same name), and why: its cell runs again once the file is set aside.
+    Unreadable(String),
 }
 
-/// Reads the record at `path` for `cell`. A record counts as this run's when the same code
-/// (`source_hash`) made it on the same backend; other code or another backend makes it stale.
-/// An unreadable one (corrupt, another schema, another config under the same name) is moved
-/// aside to `<path>.bad` (never overwritten) and named on stderr, and the cell counts as missing.
+/// Reads the record at `path` for `cell`, changing nothing on disk. A record counts as this
+/// run's when the same code (`source_hash`) made it on the same backend; other code or another
+/// backend makes it stale.
 fn load_record<S: Study>(path: &Path, cell: &S::Cell, env: &Env) -> Result<Found<S::Cell, S::Outcome>> {
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
@@ -400,13 +405,7 @@ fn load_record<S: Study>(path: &Path, cell: &S::Cell, env: &Env) -> Result<Found
         Ok(_) => "its config is not the cell's".to_string(),
         Err(e) => format!("{e:#}"),
     };
-    let bad = set_aside(path)?;
-    eprintln!(
-        "warning: record {} is unreadable ({problem}); kept as {} and its cell is recomputed",
-        path.display(),
-        bad.display()
-    );
-    Ok(Found::Missing)
+    Ok(Found::Unreadable(problem))
 }
 
 /// Parses a record, checking its schema version first (so an old record says so, rather than
@@ -455,33 +454,15 @@ pub fn run_grid<S: Study>(study: &S, opts: &GridOptions) -> Result<Vec<Record<S:
         None => vec![0; cells.len()],
     };
     if opts.dry_run {
-        return Err(Stop(dry_run_listing(study, &cells, &ids, &owners, opts.shard)).into());
+        return Err(Stop(dry_run_listing(study, &cells, &ids, &owners, opts.shard)?).into());
     }
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mine: Vec<bool> = owners.iter().map(|&o| opts.shard.is_none_or(|s| s.index == o)).collect();
-    if let Some(shard) = opts.shard {
-        let manifest = ShardManifest {
-            study: S::NAME.into(),
-            stage: S::STAGE.into(),
-            shard,
-            whole_grid: !S::DERIVED,
-            records: ids.clone(),
-            owners: owners.clone(),
-        };
-        let path = crate::shard::manifest_path(&study_dir::<S>(&opts.out), S::STAGE, shard);
-        write_atomic(&path, &serde_json::to_vec_pretty(&manifest)?)?;
-        eprintln!(
-            "{} {}: shard {shard} runs {} of the grid's {} cells",
-            S::NAME,
-            S::STAGE,
-            mine.iter().filter(|&&m| m).count(),
-            cells.len()
-        );
-    }
     let paths: Vec<PathBuf> = ids.iter().map(|id| dir.join(format!("{id}.json"))).collect();
     let mut done: Vec<Option<Record<S::Cell, S::Outcome>>> = Vec::with_capacity(cells.len());
     let mut stale: Vec<(String, String)> = Vec::new();
     let mut other_kernels: Vec<String> = Vec::new();
+    let mut unreadable: Vec<(&Path, String)> = Vec::new();
     for ((c, p), &mine) in cells.iter().zip(&paths).zip(&mine) {
         if !mine {
             done.push(None);
@@ -489,6 +470,10 @@ pub fn run_grid<S: Study>(study: &S, opts: &GridOptions) -> Result<Vec<Record<S:
         }
         done.push(match load_record::<S>(p, c, &opts.env)? {
             Found::Missing => None,
+            Found::Unreadable(problem) => {
+                unreadable.push((p, problem));
+                None
+            }
             Found::Current(r) => Some(r),
             Found::OtherKernels(r) => match opts.stale {
                 Stale::Rerun => None,
@@ -521,6 +506,35 @@ pub fn run_grid<S: Study>(study: &S, opts: &GridOptions) -> Result<Vec<Record<S:
             stale[0].0
         );
     }
+    if let Some(shard) = opts.shard {
+        let manifest = ShardManifest {
+            study: S::NAME.into(),
+            stage: S::STAGE.into(),
+            shard,
+            whole_grid: !S::DERIVED,
+            records: ids.clone(),
+            owners: owners.clone(),
+        };
+        let path = crate::shard::manifest_path(&study_dir::<S>(&opts.out), S::STAGE, shard);
+        write_atomic(&path, &serde_json::to_vec_pretty(&manifest)?)?;
+        eprintln!(
+            "{} {}: shard {shard} runs {} of the grid's {} cells",
+            S::NAME,
+            S::STAGE,
+            mine.iter().filter(|&&m| m).count(),
+            cells.len()
+        );
+    }
+    // Only a run that goes ahead touches the folder: an unreadable file is moved aside to
+    // `<path>.bad` (never overwritten) and its cell runs again.
+    for (path, problem) in unreadable {
+        let bad = set_aside(path)?;
+        eprintln!(
+            "warning: record {} is unreadable ({problem}); kept as {} and its cell is recomputed",
+            path.display(),
+            bad.display()
+        );
+    }
     if let Some(first) = other_kernels.first() {
         eprintln!(
             "warning: {} of {} records in {} were made by this code on a machine whose kernels chose otherwise \
@@ -533,6 +547,13 @@ pub fn run_grid<S: Study>(study: &S, opts: &GridOptions) -> Result<Vec<Record<S:
     }
     let pending: Vec<usize> = (0..cells.len()).filter(|&i| mine[i] && done[i].is_none()).collect();
     let owned = mine.iter().filter(|&&m| m).count();
+    // Priced after the resume check: only the runs that will run.
+    if !pending.is_empty() {
+        let todo: Vec<&S::Cell> = pending.iter().map(|&i| &cells[i]).collect();
+        if let Some(prediction) = study.predict(&todo)? {
+            eprintln!("{}", prediction.line(S::NAME, opts.jobs));
+        }
+    }
 
     let progress = Progress::new(owned, owned - pending.len());
     let artifacts = study_dir::<S>(&opts.out).join("artifacts");
@@ -618,10 +639,14 @@ fn dry_run_listing<S: Study>(
     ids: &[String],
     owners: &[usize],
     shard: Option<Shard>,
-) -> String {
+) -> Result<String> {
     use std::fmt::Write as _;
     let mut text = format!("{} {} ({} cells; dry run, nothing ran)\n\n", S::NAME, S::STAGE, cells.len());
-    let predicted: Vec<Option<f64>> = cells.iter().map(|c| study.predicted_seconds(c)).collect();
+    let prediction = study.predict(&cells.iter().collect::<Vec<_>>())?;
+    let predicted: Vec<Option<f64>> = match &prediction {
+        Some(p) => p.prices.iter().map(|price| Some(price.seconds())).collect(),
+        None => vec![None; cells.len()],
+    };
     let _ = writeln!(text, "| record id | group | shard | relative cost | predicted CPU-hours |");
     let _ = writeln!(text, "|---|---|---:|---:|---:|");
     for (i, cell) in cells.iter().enumerate() {
@@ -647,7 +672,7 @@ fn dry_run_listing<S: Study>(
             "\nThis study times no probe; {groups} groups of cells, so at most {groups} array tasks have work."
         );
     }
-    text
+    Ok(text)
 }
 
 /// `<out>/<study>/<stage>.grid.json`.

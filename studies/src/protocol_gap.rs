@@ -42,6 +42,7 @@ use crate::data::{DataDir, DataSpec};
 use crate::harness::{self, CellProgress, GridArgs, Record, Report, Study, fill};
 use crate::keskar::Regime;
 use crate::plot::{self, Forest, ForestRow};
+use crate::predict::{Prediction, Run};
 use crate::scale::{Scale, scale_spec};
 use crate::stats::{mean, welch_difference};
 use crate::usage;
@@ -230,8 +231,6 @@ impl Outcome {
 
 struct ProtocolGap {
     cells: Vec<Cell>,
-    /// Each cell's predicted training seconds on one thread (the timing probe), for `--dry-run`.
-    predicted: Vec<f64>,
     data: Vec<(DataSpec, Dataset)>,
     device: nets::Device,
 }
@@ -279,8 +278,10 @@ impl Study for ProtocolGap {
         cell.spec.parameter_count(&self.device) as f64 * (cell.train.epochs * cell.train_samples) as f64
     }
 
-    fn predicted_seconds(&self, cell: &Cell) -> Option<f64> {
-        self.cells.iter().position(|c| c == cell).map(|i| self.predicted[i])
+    fn predict(&self, cells: &[&Cell]) -> Result<Option<Prediction>> {
+        let runs: Vec<Run<'_>> =
+            cells.iter().map(|c| Run::of(&c.spec, &c.train, &c.data, &self.data)).collect::<Result<_>>()?;
+        crate::predict::price(&runs, "every run to its cap", &self.device).map(Some)
     }
 }
 
@@ -379,12 +380,9 @@ pub fn run(args: Args) -> Result<Report> {
         }
     }
     cells.retain(|c| chosen.iter().any(|v| c.variants.iter().any(|n| n == v.name())));
-    let runs: Vec<crate::predict::Run<'_>> =
-        cells.iter().map(|c| crate::predict::Run::of(&c.spec, &c.train, &c.data, &data)).collect::<Result<_>>()?;
-    let predicted = crate::predict::print("protocol-gap", &runs, "every run to its cap", &device, jobs)?;
     let env = crate::env::Env::capture(backend, &device, jobs).with_datasets(&data, &dir)?;
     let opts = args.grid.options(jobs, env)?;
-    harness::execute(&ProtocolGap { cells, predicted, data, device }, &opts)
+    harness::execute(&ProtocolGap { cells, data, device }, &opts)
 }
 
 /// A row of `protocol-gap.csv`: one variant of one subject.
@@ -434,6 +432,9 @@ fn report(records: &[Record<Cell, Outcome>], dir: &Path) -> Result<Report> {
             ]
         )
     )?;
+    if let Some(mix) = harness::machine_mix(records) {
+        writeln!(md, "{mix}\n")?;
+    }
     let mut csv = Vec::new();
     let mut forests = Vec::new();
     for net in &nets {

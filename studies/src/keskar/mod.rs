@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{DataDir, DataSpec};
 use crate::harness::{self, CellProgress, GridArgs, Record, Report, Study};
 use crate::measurement::{MeasureConfig, Outcome, measure_run};
+use crate::predict::{Prediction, Run};
 use crate::scale::{Scale, scale_spec};
 use crate::usage;
 use figure3::Figure3;
@@ -119,8 +120,6 @@ pub struct Cell {
 /// The Keskar study: its grid and the shared data.
 pub struct Keskar {
     cells: Vec<Cell>,
-    /// Each cell's predicted training seconds on one thread (the timing probe), for `--dry-run`.
-    predicted: Vec<f64>,
     /// Every dataset the grid uses, loaded once.
     data: Vec<(DataSpec, Dataset)>,
     device: nets::Device,
@@ -192,8 +191,12 @@ impl Study for Keskar {
         cell.spec.parameter_count(&self.device) as f64 * (cell.train.epochs * train) as f64
     }
 
-    fn predicted_seconds(&self, cell: &Cell) -> Option<f64> {
-        self.cells.iter().position(|c| c == cell).map(|i| self.predicted[i])
+    fn predict(&self, cells: &[&Cell]) -> Result<Option<Prediction>> {
+        let runs: Vec<Run<'_>> = cells
+            .iter()
+            .map(|c| Ok(Run::of(&c.spec, &c.train, &c.data, &self.data)?.measuring(c.measure.as_ref())))
+            .collect::<Result<_>>()?;
+        crate::predict::price(&runs, "every run to its cap, Figure 3 on top", &self.device).map(Some)
     }
 }
 
@@ -298,13 +301,7 @@ pub fn run(args: Args) -> Result<Report> {
         }
     }
     let opts = args.grid.options(jobs, env)?;
-    let runs: Vec<crate::predict::Run<'_>> = cells
-        .iter()
-        .map(|c| Ok(crate::predict::Run::of(&c.spec, &c.train, &c.data, &data)?.measuring(c.measure.as_ref())))
-        .collect::<Result<_>>()?;
-    let what = "every run to its cap, Figure 3 on top";
-    let predicted = crate::predict::print("keskar", &runs, what, &device, jobs)?;
-    let study = Keskar { cells, predicted, data, device: device.clone() };
+    let study = Keskar { cells, data, device: device.clone() };
     let records = harness::run_grid(&study, &opts)?;
     let dir = harness::study_dir::<Keskar>(&opts.out);
     // In a shard, the lines whose two solutions this shard trained (seed 0 of a network is one
