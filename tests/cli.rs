@@ -1062,14 +1062,28 @@ fn an_unreadable_record_is_kept_aside_named_and_recomputed() {
     // A run that stops on stale records (a usage error) moves nothing aside.
     fs::remove_file(&bad).unwrap();
     fs::write(&path, b"{ not a record").unwrap();
-    let other = study_records(dir.path(), "toy")[0].clone();
-    let mut stale: serde_json::Value = serde_json::from_slice(&fs::read(&other).unwrap()).unwrap();
-    stale["env"]["build"]["source_hash"] = "0123456789abcdef".into();
-    fs::write(&other, serde_json::to_vec_pretty(&stale).unwrap()).unwrap();
+    // Every other record stale, so that each shard below holds one too.
+    for other in study_records(dir.path(), "toy").into_iter().filter(|p| *p != path) {
+        let mut stale: serde_json::Value = serde_json::from_slice(&fs::read(&other).unwrap()).unwrap();
+        stale["env"]["build"]["source_hash"] = "0123456789abcdef".into();
+        fs::write(&other, serde_json::to_vec_pretty(&stale).unwrap()).unwrap();
+    }
     let out = toy(dir.path(), &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert_eq!(fs::read(&path).unwrap(), b"{ not a record", "the unreadable file stays where it was");
     assert!(!bad.exists(), "and nothing is set aside");
+    // Nor does a shard write its manifest.
+    for shard in ["0/2", "1/2"] {
+        let out = toy(dir.path(), &["--shard", shard]);
+        assert_eq!(out.status.code(), Some(2), "{shard}: {}", text(&out.stderr));
+    }
+    let shard_files: Vec<_> = fs::read_dir(dir.path().join("toy"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("shard"))
+        .collect();
+    assert!(shard_files.is_empty(), "{shard_files:?}");
+    assert!(!bad.exists());
 }
 
 /// A record's bytes as JSON without its timings.

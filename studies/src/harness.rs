@@ -550,7 +550,7 @@ pub fn run_grid<S: Study>(study: &S, opts: &GridOptions) -> Result<Vec<Record<S:
     // Priced after the resume check: only the runs that will run.
     if !pending.is_empty() {
         let todo: Vec<&S::Cell> = pending.iter().map(|&i| &cells[i]).collect();
-        if let Some(prediction) = study.predict(&todo)? {
+        if let Some(prediction) = predict(study, &todo)? {
             eprintln!("{}", prediction.line(S::NAME, opts.jobs));
         }
     }
@@ -631,6 +631,21 @@ pub fn whole_grid<S: Study>(study: &S, out: &Path) -> Result<Option<Records<S>>>
     Ok(Some(records))
 }
 
+/// `study.predict(cells)`, checked to price each of `cells`.
+fn predict<S: Study>(study: &S, cells: &[&S::Cell]) -> Result<Option<Prediction>> {
+    let prediction = study.predict(cells)?;
+    if let Some(p) = &prediction {
+        anyhow::ensure!(
+            p.prices.len() == cells.len(),
+            "{}: the prediction priced {} runs of {}",
+            S::NAME,
+            p.prices.len(),
+            cells.len()
+        );
+    }
+    Ok(prediction)
+}
+
 /// `--dry-run`'s text: every cell with its record id, shard and cost, the predicted CPU-hours
 /// where the study times a probe, and an array size to ask for.
 fn dry_run_listing<S: Study>(
@@ -642,7 +657,7 @@ fn dry_run_listing<S: Study>(
 ) -> Result<String> {
     use std::fmt::Write as _;
     let mut text = format!("{} {} ({} cells; dry run, nothing ran)\n\n", S::NAME, S::STAGE, cells.len());
-    let prediction = study.predict(&cells.iter().collect::<Vec<_>>())?;
+    let prediction = predict(study, &cells.iter().collect::<Vec<_>>())?;
     let predicted: Vec<Option<f64>> = match &prediction {
         Some(p) => p.prices.iter().map(|price| Some(price.seconds())).collect(),
         None => vec![None; cells.len()],

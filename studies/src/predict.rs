@@ -67,7 +67,8 @@ pub struct Prediction {
 
 impl Prediction {
     /// `study: N runs to run, predicted at most M min on J jobs …`: the runs' one-thread seconds
-    /// spread over `jobs` threads (never more threads than runs).
+    /// spread over `jobs` threads (never more threads than runs), and never less than the
+    /// longest run.
     pub fn line(&self, study: &str, jobs: usize) -> String {
         let runs = self.prices.len();
         let threads = jobs.clamp(1, runs.max(1));
@@ -77,11 +78,12 @@ impl Prediction {
             true => format!(", {:.0} of them measuring the solutions", minutes(measuring)),
             false => String::new(),
         };
+        let longest = self.prices.iter().map(Price::seconds).fold(0.0, f64::max) / 60.0;
         let plural = |n: usize, one: &str, more: &str| format!("{n} {}", if n == 1 { one } else { more });
         format!(
             "{study}: {} to run, predicted at most {:.0} min on {}{measured} ({})",
             plural(runs, "run", "runs"),
-            minutes(self.prices.iter().map(Price::seconds).sum()),
+            minutes(self.prices.iter().map(Price::seconds).sum()).max(longest),
             plural(threads, "job", "jobs"),
             self.basis
         )
