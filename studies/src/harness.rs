@@ -506,6 +506,7 @@ pub fn run_grid<S: Study>(study: &S, opts: &GridOptions) -> Result<Vec<Record<S:
             stale[0].0
         );
     }
+    let owned = mine.iter().filter(|&&m| m).count();
     if let Some(shard) = opts.shard {
         let manifest = ShardManifest {
             study: S::NAME.into(),
@@ -517,13 +518,7 @@ pub fn run_grid<S: Study>(study: &S, opts: &GridOptions) -> Result<Vec<Record<S:
         };
         let path = crate::shard::manifest_path(&study_dir::<S>(&opts.out), S::STAGE, shard);
         write_atomic(&path, &serde_json::to_vec_pretty(&manifest)?)?;
-        eprintln!(
-            "{} {}: shard {shard} runs {} of the grid's {} cells",
-            S::NAME,
-            S::STAGE,
-            mine.iter().filter(|&&m| m).count(),
-            cells.len()
-        );
+        eprintln!("{} {}: shard {shard} runs {owned} of the grid's {} cells", S::NAME, S::STAGE, cells.len());
     }
     // Only a run that goes ahead touches the folder: an unreadable file is moved aside to
     // `<path>.bad` (never overwritten) and its cell runs again.
@@ -546,7 +541,6 @@ pub fn run_grid<S: Study>(study: &S, opts: &GridOptions) -> Result<Vec<Record<S:
         );
     }
     let pending: Vec<usize> = (0..cells.len()).filter(|&i| mine[i] && done[i].is_none()).collect();
-    let owned = mine.iter().filter(|&&m| m).count();
     // Priced after the resume check: only the runs that will run.
     if !pending.is_empty() {
         let todo: Vec<&S::Cell> = pending.iter().map(|&i| &cells[i]).collect();
@@ -892,8 +886,23 @@ pub fn machine_mix<C, O>(records: &[Record<C, O>]) -> Option<String> {
         .map(|k| {
             let on: Vec<_> = records.iter().filter(|r| &r.env.machine.kernels == *k).collect();
             let simd = k.iter().find_map(|s| s.strip_prefix("element-wise SIMD level (macerator): ")).unwrap_or("?");
-            let l2 = on[0].env.machine.caches.iter().find_map(|c| c.strip_prefix("L2 Unified: ")).unwrap_or("?");
-            format!("{} on {} (SIMD level {simd}, L2 {l2})", on.len(), on[0].env.machine.cpu)
+            // L3 too: two machines of one CPU name can differ only there (and so in GEMM blocking).
+            let cache = |level: &str| {
+                on[0]
+                    .env
+                    .machine
+                    .caches
+                    .iter()
+                    .find_map(|c| c.strip_prefix(&format!("{level} Unified: ")))
+                    .unwrap_or("?")
+            };
+            format!(
+                "{} on {} (SIMD level {simd}, L2 {}, L3 {})",
+                on.len(),
+                on[0].env.machine.cpu,
+                cache("L2"),
+                cache("L3")
+            )
         })
         .collect();
     Some(format!(
@@ -936,11 +945,11 @@ mod tests {
 
     #[test]
     fn machine_mix_names_each_machine_only_when_kernels_differ() {
-        let record = |cpu: &str, level: &str, l2: &str| {
+        let record = |cpu: &str, level: &str, l2: &str, l3: &str| {
             let mut env = Env::fixture();
             env.machine.cpu = cpu.into();
-            env.machine.caches = vec![format!("L2 Unified: {l2}")];
-            env.machine.kernels = vec![format!("element-wise SIMD level (macerator): {level}")];
+            env.machine.caches = vec![format!("L2 Unified: {l2}"), format!("L3 Unified: {l3}")];
+            env.machine.kernels = vec![format!("element-wise SIMD level (macerator): {level}"), format!("L3 {l3}")];
             Record {
                 schema: 1,
                 study: "t".into(),
@@ -953,12 +962,16 @@ mod tests {
                 outcome: (),
             }
         };
-        let amd = || record("AMD EPYC", "V3", "512K");
+        let amd = || record("AMD EPYC", "V3", "512K", "32768K");
         assert_eq!(machine_mix(&[amd(), amd()]), None);
-        let mix = machine_mix(&[amd(), record("Intel Xeon", "V4", "2048K"), amd()]).unwrap();
-        assert!(mix.starts_with("The records come from 2 machines"), "{mix}");
+        let xeon = |l3| record("Intel Xeon", "V4", "2048K", l3);
+        let mix = machine_mix(&[amd(), xeon("491520K"), amd(), xeon("307200K")]).unwrap();
+        assert!(mix.starts_with("The records come from 3 machines"), "{mix}");
         assert!(
-            mix.ends_with(": 2 on AMD EPYC (SIMD level V3, L2 512K); 1 on Intel Xeon (SIMD level V4, L2 2048K)."),
+            mix.ends_with(
+                ": 2 on AMD EPYC (SIMD level V3, L2 512K, L3 32768K); 1 on Intel Xeon (SIMD level V4, L2 2048K, \
+                 L3 491520K); 1 on Intel Xeon (SIMD level V4, L2 2048K, L3 307200K)."
+            ),
             "{mix}"
         );
     }
