@@ -886,23 +886,12 @@ pub fn machine_mix<C, O>(records: &[Record<C, O>]) -> Option<String> {
         .map(|k| {
             let on: Vec<_> = records.iter().filter(|r| &r.env.machine.kernels == *k).collect();
             let simd = k.iter().find_map(|s| s.strip_prefix("element-wise SIMD level (macerator): ")).unwrap_or("?");
+            let machine = &on[0].env.machine;
             // L3 too: two machines of one CPU name can differ only there (and so in GEMM blocking).
             let cache = |level: &str| {
-                on[0]
-                    .env
-                    .machine
-                    .caches
-                    .iter()
-                    .find_map(|c| c.strip_prefix(&format!("{level} Unified: ")))
-                    .unwrap_or("?")
+                machine.caches.iter().find_map(|c| c.strip_prefix(&format!("{level} Unified: "))).unwrap_or("?")
             };
-            format!(
-                "{} on {} (SIMD level {simd}, L2 {}, L3 {})",
-                on.len(),
-                on[0].env.machine.cpu,
-                cache("L2"),
-                cache("L3")
-            )
+            format!("{} on {} (SIMD level {simd}, L2 {}, L3 {})", on.len(), machine.cpu, cache("L2"), cache("L3"))
         })
         .collect();
     Some(format!(
